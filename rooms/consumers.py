@@ -1,0 +1,210 @@
+"""The room socket: one per browser tab in a room, carrying calls and chat.
+
+A thin edge: it authenticates at connect, holds the handshake, decodes frames,
+enforces size and rate limits, and dispatches each frame type to the handler
+registered for it in ``rooms.protocol.HANDLERS``. Errors become error frames
+and the socket stays open.
+"""
+
+import asyncio
+import json
+import secrets
+from typing import Any
+
+import structlog
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.conf import settings
+
+from videochat import ratelimit
+from videochat.errors import AppError, BadRequest, RoomFull
+
+from . import presence, selectors
+from .protocol import HANDLERS, PROTOCOL_VERSION, CloseCode, room_group_name
+
+log = structlog.get_logger(__name__)
+
+HANDSHAKE_TIMEOUT_S = 10
+# Every frame costs one token; chat and signaling add their own limits.
+FRAME_LIMIT = ratelimit.Limit("frames", rate=50, burst=200)
+
+
+class UnknownType(AppError):
+    code = "unknown_type"
+    message = "Unknown message type."
+
+
+class NotReady(AppError):
+    code = "not_ready"
+    message = "Send hello first."
+
+
+class TooLarge(AppError):
+    code = "too_large"
+    message = "The frame is too large."
+
+
+class BadJson(AppError):
+    code = "bad_json"
+    message = "The frame is not a JSON object."
+
+
+class RoomConsumer(AsyncJsonWebsocketConsumer):
+    room: selectors.RoomInfo
+    member: selectors.MemberInfo
+    peer_id: str = ""
+    ready = False
+
+    # --- connection -------------------------------------------------------
+    async def connect(self) -> None:
+        slug = self.scope["url_route"]["kwargs"]["slug"]
+        user = self.scope.get("user")
+        access = await database_sync_to_async(selectors.socket_access)(
+            slug=slug, user=user, session=self.scope.get("session")
+        )
+        if access["room"] is None:
+            await self.close(code=CloseCode.NO_SUCH_ROOM)
+            return
+        if access["member"] is None:
+            anonymous = user is None or not user.is_authenticated
+            await self.close(code=CloseCode.UNAUTHENTICATED if anonymous else CloseCode.FORBIDDEN)
+            return
+        self.room = access["room"]
+        self.member = access["member"]
+        self.group = room_group_name(self.room["id"])
+        self.log = log.bind(room=self.room["slug"], member=self.member["id"])
+        await self.accept()
+        self.handshake_timer = asyncio.create_task(self._expect_hello())
+
+    async def _expect_hello(self) -> None:
+        await asyncio.sleep(HANDSHAKE_TIMEOUT_S)
+        if not self.ready:
+            await self.close(code=CloseCode.HANDSHAKE_TIMEOUT)
+
+    async def disconnect(self, code: int) -> None:
+        timer = getattr(self, "handshake_timer", None)
+        if timer:
+            timer.cancel()
+        if self.ready:
+            await self.leave_room(reason="disconnect")
+
+    # --- frames -----------------------------------------------------------
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None):
+        ref = None
+        try:
+            if text_data is None:
+                raise BadJson("Binary frames are not accepted.")
+            if len(text_data) > settings.WS_MAX_MESSAGE_BYTES:
+                raise TooLarge(limit=settings.WS_MAX_MESSAGE_BYTES)
+            try:
+                frame = json.loads(text_data)
+            except ValueError as exc:
+                raise BadJson() from exc
+            if not isinstance(frame, dict):
+                raise BadJson()
+            ref = frame.get("ref") if isinstance(frame.get("ref"), (str, int)) else None
+            await self.dispatch_frame(frame)
+        except AppError as exc:
+            await self.send_error(exc, ref=ref)
+
+    async def dispatch_frame(self, frame: dict[str, Any]) -> None:
+        frame_type = frame.get("type")
+        if not isinstance(frame_type, str):
+            raise BadRequest("Every frame needs a string 'type'.")
+        if frame_type == "hello":
+            await self.hello(frame)
+            return
+        if not self.ready:
+            raise NotReady()
+        handler = HANDLERS.get(frame_type)
+        if handler is None:
+            raise UnknownType(frame_type=frame_type[:64])
+        await ratelimit.hit(FRAME_LIMIT, self.rate_key)
+        await handler(self, frame)
+
+    async def hello(self, frame: dict[str, Any]) -> None:
+        if self.ready:
+            raise BadRequest("Already said hello.")
+        if frame.get("v") != PROTOCOL_VERSION:
+            await self.send_json(
+                BadRequest("Unsupported protocol version.", supported=[PROTOCOL_VERSION]).as_frame()
+            )
+            await self.close(code=CloseCode.BAD_HANDSHAKE)
+            return
+        self.peer_id = secrets.token_urlsafe(9)
+        state = presence.PeerState(
+            peer_id=self.peer_id,
+            member_id=self.member["id"],
+            display_name=self.member["display_name"],
+            role=self.member["role"],
+            audio=bool(frame.get("audio", True)),
+            video=bool(frame.get("video", True)),
+            screen=False,
+        )
+        if not await presence.presence_add(
+            room_id=self.room["id"], state=state, capacity=self.room["capacity"]
+        ):
+            await self.send_json(RoomFull(capacity=self.room["capacity"]).as_frame())
+            await self.close(code=CloseCode.ROOM_FULL)
+            return
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        self.ready = True
+        self.handshake_timer.cancel()
+        await self.send_json(
+            {
+                "type": "welcome",
+                "v": PROTOCOL_VERSION,
+                "peer_id": self.peer_id,
+                "member": self.member,
+                "room": self.room,
+                "participants": await presence.presence_list(room_id=self.room["id"]),
+            }
+        )
+        await self.broadcast({"type": "presence.join", "peer": state}, exclude_self=True)
+        self.log.info("room.joined", peer=self.peer_id)
+
+    async def leave_room(self, *, reason: str) -> None:
+        self.ready = False
+        await self.channel_layer.group_discard(self.group, self.channel_name)
+        if await presence.presence_remove(room_id=self.room["id"], peer_id=self.peer_id):
+            await self.broadcast(
+                {"type": "presence.leave", "peer_id": self.peer_id, "reason": reason}
+            )
+        self.log.info("room.left", peer=self.peer_id, reason=reason)
+
+    # --- sending ----------------------------------------------------------
+    @property
+    def rate_key(self) -> str:
+        user_id = self.member["user_id"]
+        return f"u{user_id}" if user_id else f"g{self.member['id']}"
+
+    async def send_error(self, error: AppError, *, ref: Any = None) -> None:
+        frame = error.as_frame()
+        if ref is not None:
+            frame["ref"] = ref
+        await self.send_json(frame)
+
+    async def broadcast(self, frame: dict[str, Any], *, exclude_self: bool = False) -> None:
+        """Send ``frame`` to everyone in the room (at most once: a wake-up, not a record)."""
+        await self.channel_layer.group_send(
+            self.group,
+            {
+                "type": "room.frame",
+                "frame": frame,
+                "exclude": self.channel_name if exclude_self else None,
+            },
+        )
+
+    # --- channel-layer events (server to server) ---------------------------
+    async def room_frame(self, event: dict[str, Any]) -> None:
+        if event.get("exclude") != self.channel_name:
+            await self.send_json(event["frame"])
+
+    async def peer_frame(self, event: dict[str, Any]) -> None:
+        await self.send_json(event["frame"])
+
+    async def peer_close(self, event: dict[str, Any]) -> None:
+        """Another part of the system asks this socket to go (kick, ban, logout)."""
+        if "frame" in event:
+            await self.send_json(event["frame"])
+        await self.close(code=event.get("code", CloseCode.FORBIDDEN))

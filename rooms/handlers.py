@@ -1,0 +1,34 @@
+"""Handlers for presence frames: heartbeats and media state."""
+
+from videochat.errors import BadRequest
+
+from . import presence
+from .consumers import RoomConsumer
+from .protocol import Frame, handles
+
+# A peer whose heartbeats stop for this long is removed (sockets that never
+# fire close: a sleeping laptop, a dead NAT mapping).
+PRESENCE_TIMEOUT_S = 30
+
+
+@handles("ping")
+async def ping(consumer: RoomConsumer, frame: Frame) -> None:
+    room_id = consumer.room["id"]
+    alive = await presence.presence_touch(room_id=room_id, peer_id=consumer.peer_id)
+    await consumer.send_json({"type": "pong", "t": frame.get("t"), "present": alive})
+    for gone in await presence.presence_reap(room_id=room_id, timeout_s=PRESENCE_TIMEOUT_S):
+        await consumer.broadcast(
+            {"type": "presence.leave", "peer_id": gone["peer_id"], "reason": "timeout"}
+        )
+
+
+@handles("presence.update")
+async def presence_update(consumer: RoomConsumer, frame: Frame) -> None:
+    changes = {k: frame[k] for k in ("audio", "video", "screen") if k in frame}
+    if not changes or not all(isinstance(v, bool) for v in changes.values()):
+        raise BadRequest("presence.update takes booleans audio, video, screen.")
+    state = await presence.presence_update(
+        room_id=consumer.room["id"], peer_id=consumer.peer_id, **changes
+    )
+    if state is not None:
+        await consumer.broadcast({"type": "presence.update", "peer": state})

@@ -1,0 +1,57 @@
+"""The room socket's wire protocol: names, close codes and the handler registry.
+
+Client frames are JSON objects with a dotted ``type`` (``chat.send``,
+``signal.offer``). Each type has one handler, registered here by the module
+that owns it (rooms.handlers, messaging.handlers, ...), so the consumer stays
+a thin edge. See docs/protocol.md.
+"""
+
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .consumers import RoomConsumer
+
+PROTOCOL_VERSION = 1
+
+
+class CloseCode:
+    """WebSocket close codes the server uses (4000-4999 are ours)."""
+
+    BAD_HANDSHAKE = 4400
+    UNAUTHENTICATED = 4401
+    FORBIDDEN = 4403
+    NO_SUCH_ROOM = 4404
+    HANDSHAKE_TIMEOUT = 4408
+    ROOM_FULL = 4409
+    KICKED = 4001
+    BANNED = 4003
+    REPLACED = 4005
+
+
+Frame = dict[str, Any]
+Handler = Callable[["RoomConsumer", Frame], Awaitable[None]]
+
+HANDLERS: dict[str, Handler] = {}
+
+
+def handles(type_name: str) -> Callable[[Handler], Handler]:
+    def register(fn: Handler) -> Handler:
+        if type_name in HANDLERS:
+            raise RuntimeError(f"two handlers for {type_name!r}")
+        HANDLERS[type_name] = fn
+        return fn
+
+    return register
+
+
+def room_group_name(room_id: int) -> str:
+    """The channel-layer group of a room; built only from its validated id."""
+    return f"room.{int(room_id)}"
+
+
+def peer_group_name(room_id: int, peer_id: str) -> str:
+    """A group holding one peer's current channel, so it can be reached after resume."""
+    if not peer_id.replace("-", "").replace("_", "").isalnum():
+        raise ValueError("bad peer id")
+    return f"peer.{int(room_id)}.{peer_id}"

@@ -1,0 +1,88 @@
+"""Reads for rooms. Return evaluated data so results can cross async boundaries."""
+
+from typing import TypedDict
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.sessions.backends.base import SessionBase
+
+from .models import Membership, Room
+
+GUEST_SESSION_KEY = "guest_memberships"
+
+
+class MemberRow(TypedDict):
+    id: int
+    display_name: str
+    role: str
+    is_guest: bool
+
+
+def rooms_for_user(*, user: AbstractBaseUser) -> list[Room]:
+    return list(Room.objects.filter(memberships__user=user).select_related("owner").distinct())
+
+
+def membership_for(
+    *, room: Room, user: AbstractBaseUser | AnonymousUser, session: SessionBase | None
+) -> Membership | None:
+    """The caller's membership: by account, else by a guest id kept in the session."""
+    if user.is_authenticated:
+        found = Membership.objects.filter(room=room, user=user).first()
+        if found:
+            return found
+    if session is not None:
+        guest_id = session.get(GUEST_SESSION_KEY, {}).get(str(room.pk))
+        if guest_id:
+            return Membership.objects.filter(pk=guest_id, room=room, user__isnull=True).first()
+    return None
+
+
+def room_members(*, room: Room) -> list[MemberRow]:
+    return [
+        MemberRow(id=m.pk, display_name=m.display_name, role=m.role, is_guest=m.user_id is None)
+        for m in room.memberships.all()
+    ]
+
+
+def room_active_invite(*, room: Room):
+    return next((i for i in room.invites.all() if i.is_usable()), None)
+
+
+class RoomInfo(TypedDict):
+    id: int
+    slug: str
+    name: str
+    capacity: int
+
+
+class MemberInfo(TypedDict):
+    id: int
+    user_id: int | None
+    display_name: str
+    role: str
+
+
+class SocketAccess(TypedDict):
+    room: RoomInfo | None
+    member: MemberInfo | None
+
+
+def socket_access(
+    *, slug: str, user: AbstractBaseUser | AnonymousUser, session: SessionBase | None
+) -> SocketAccess:
+    """What a connecting socket may do: the room (None if missing) and the caller's membership."""
+    room = Room.objects.filter(slug=slug).first()
+    if room is None:
+        return SocketAccess(room=None, member=None)
+    info = RoomInfo(id=room.pk, slug=room.slug, name=room.name, capacity=room.capacity)
+    membership = membership_for(room=room, user=user, session=session)
+    if membership is None:
+        return SocketAccess(room=info, member=None)
+    return SocketAccess(
+        room=info,
+        member=MemberInfo(
+            id=membership.pk,
+            user_id=membership.user_id,
+            display_name=membership.display_name,
+            role=membership.role,
+        ),
+    )

@@ -1,0 +1,123 @@
+"""The room socket's connect checks, handshake, errors and presence."""
+
+import json
+
+import pytest
+
+from rooms.protocol import PROTOCOL_VERSION, CloseCode
+from tests.fixtures.sockets import communicator, joined, receive_until, session_cookie_for
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+async def test_anonymous_is_refused_with_unauthenticated(room):
+    comm = await communicator(slug=room.slug)
+    connected, code = await comm.connect()
+    assert not connected and code == CloseCode.UNAUTHENTICATED
+
+
+async def test_non_member_is_refused_with_forbidden(room, outsider):
+    comm = await communicator(slug=room.slug, cookie=await session_cookie_for(outsider))
+    connected, code = await comm.connect()
+    assert not connected and code == CloseCode.FORBIDDEN
+
+
+async def test_missing_room_is_refused(owner):
+    comm = await communicator(slug="nowhere", cookie=await session_cookie_for(owner))
+    connected, code = await comm.connect()
+    assert not connected and code == CloseCode.NO_SUCH_ROOM
+
+
+@pytest.mark.parametrize("origin", ["http://evil.example", None])
+async def test_foreign_or_missing_origin_is_refused(room, owner, origin):
+    comm = await communicator(
+        slug=room.slug, cookie=await session_cookie_for(owner), origin=origin
+    )
+    connected, _ = await comm.connect()
+    assert not connected
+
+
+async def test_frames_before_hello_get_not_ready(room, owner):
+    comm = await communicator(slug=room.slug, cookie=await session_cookie_for(owner))
+    assert (await comm.connect())[0]
+    await comm.send_json_to({"type": "ping"})
+    assert (await comm.receive_json_from())["code"] == "not_ready"
+    await comm.disconnect()
+
+
+async def test_wrong_protocol_version_closes_with_bad_handshake(room, owner):
+    comm = await communicator(slug=room.slug, cookie=await session_cookie_for(owner))
+    assert (await comm.connect())[0]
+    await comm.send_json_to({"type": "hello", "v": 999})
+    error = await comm.receive_json_from()
+    assert error["code"] == "bad_request" and error["supported"] == [PROTOCOL_VERSION]
+    assert (await comm.receive_output())["code"] == CloseCode.BAD_HANDSHAKE
+    await comm.disconnect()
+
+
+async def test_welcome_lists_participants(room, owner):
+    async with joined(owner) as (_, welcome):
+        assert welcome["member"]["display_name"] == "olivia"
+        assert [p["peer_id"] for p in welcome["participants"]] == [welcome["peer_id"]]
+
+
+@pytest.mark.parametrize(
+    "raw, code",
+    [
+        ("not json", "bad_json"),
+        ("[1, 2]", "bad_json"),
+        ('{"no": "type"}', "bad_request"),
+        ('{"type": 5}', "bad_request"),
+        ('{"type": "nope.never", "ref": "r1"}', "unknown_type"),
+        ('{"type": "presence.update", "audio": "yes"}', "bad_request"),
+        (json.dumps({"type": "ping", "pad": "x" * 70000}), "too_large"),
+    ],
+)
+async def test_bad_frames_get_error_codes_and_socket_stays_open(room, owner, raw, code):
+    async with joined(owner) as (comm, _):
+        await comm.send_to(text_data=raw)
+        error = await comm.receive_json_from()
+        assert error["type"] == "error" and error["code"] == code
+        if "ref" in raw:
+            assert error["ref"] == "r1"
+        await comm.send_json_to({"type": "ping", "t": 1})
+        assert (await comm.receive_json_from())["type"] == "pong"
+
+
+async def test_presence_join_update_leave_seen_by_the_other(room, owner, member):
+    async with joined(owner) as (alice, welcome_a):
+        async with joined(member.user) as (bob, welcome_b):
+            joined_frame = await receive_until(alice, "presence.join")
+            assert joined_frame["peer"]["display_name"] == "marco"
+            assert {p["display_name"] for p in welcome_b["participants"]} == {"olivia", "marco"}
+            await bob.send_json_to({"type": "presence.update", "audio": False})
+            update = await receive_until(alice, "presence.update")
+            assert update["peer"]["peer_id"] == welcome_b["peer_id"]
+            assert update["peer"]["audio"] is False
+        leave = await receive_until(alice, "presence.leave")
+        assert leave["peer_id"] == welcome_b["peer_id"]
+
+
+async def test_capacity_refuses_the_extra_peer(room, owner, member):
+    room.capacity = 2
+    await room.asave()
+    async with joined(owner), joined(member.user):
+        comm = await communicator(slug=room.slug, cookie=await session_cookie_for(owner))
+        assert (await comm.connect())[0]
+        await comm.send_json_to({"type": "hello", "v": PROTOCOL_VERSION})
+        assert (await comm.receive_json_from())["code"] == "room_full"
+        assert (await comm.receive_output())["code"] == CloseCode.ROOM_FULL
+        await comm.disconnect()
+
+
+async def test_frame_flood_is_rate_limited_with_retry_after(room, owner):
+    async with joined(owner) as (comm, _):
+        codes = []
+        for i in range(260):
+            await comm.send_json_to({"type": "ping", "t": i})
+        for _ in range(260):
+            frame = await comm.receive_json_from()
+            codes.append(frame.get("code", frame["type"]))
+        assert "rate_limited" in codes
+        limited = codes.index("rate_limited")
+        assert limited >= 150  # the burst went through first

@@ -1,0 +1,31 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+
+from rooms import views as room_views
+
+from . import accounts, health
+
+urlpatterns = [
+    path("", room_views.home, name="home"),
+    path("healthz", health.healthz, name="healthz"),
+    path("accounts/signup/", accounts.signup, name="signup"),
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path(
+        "accounts/password/",
+        auth_views.PasswordChangeView.as_view(),
+        name="password_change",
+    ),
+    path(
+        "accounts/password/done/",
+        auth_views.PasswordChangeDoneView.as_view(),
+        name="password_change_done",
+    ),
+    path("rooms/new/", room_views.room_create, name="room_create"),
+    path("r/<slug:slug>/", room_views.room_detail, name="room"),
+    path("r/<slug:slug>/invite/rotate/", room_views.invite_rotate, name="invite_rotate"),
+    path("i/<str:token>/", room_views.invite_accept, name="invite"),
+    path("admin/rq/", include("django_rq.urls")),
+    path("admin/", admin.site.urls),
+]
