@@ -19,7 +19,7 @@ from django.conf import settings
 from videochat import ratelimit
 from videochat.errors import AppError, BadRequest, RoomFull
 
-from . import presence, selectors
+from . import admission, presence, selectors
 from .protocol import HANDLERS, PROTOCOL_VERSION, CloseCode, room_group_name
 
 log = structlog.get_logger(__name__)
@@ -130,6 +130,12 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
                 BadRequest("Unsupported protocol version.", supported=[PROTOCOL_VERSION]).as_frame()
             )
             await self.close(code=CloseCode.BAD_HANDSHAKE)
+            return
+        try:
+            await admission.admit(self, frame)
+        except AppError as exc:
+            await self.send_json(exc.as_frame())
+            await self.close(code=getattr(exc, "close_code", CloseCode.FORBIDDEN))
             return
         self.peer_id = secrets.token_urlsafe(9)
         state = presence.PeerState(

@@ -65,8 +65,6 @@ def test_bad_boolean_in_environment_fails_loudly():
 
 
 def test_checkservices_names_the_unreachable_store():
-    result = _manage(
-        "checkservices", DJANGO_DEBUG="1", MONGODB_URI="mongodb://127.0.0.1:1/"
-    )
+    result = _manage("checkservices", DJANGO_DEBUG="1", MONGODB_URI="mongodb://127.0.0.1:1/")
     assert result.returncode == 1
     assert "unreachable: mongodb" in result.stderr

@@ -30,9 +30,7 @@ async def test_missing_room_is_refused(owner):
 
 @pytest.mark.parametrize("origin", ["http://evil.example", None])
 async def test_foreign_or_missing_origin_is_refused(room, owner, origin):
-    comm = await communicator(
-        slug=room.slug, cookie=await session_cookie_for(owner), origin=origin
-    )
+    comm = await communicator(slug=room.slug, cookie=await session_cookie_for(owner), origin=origin)
     connected, _ = await comm.connect()
     assert not connected
 

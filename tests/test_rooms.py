@@ -11,9 +11,7 @@ pytestmark = pytest.mark.django_db
 
 def test_create_room_makes_owner_membership_and_invite(client, owner):
     client.force_login(owner)
-    response = client.post(
-        reverse("room_create"), {"name": "Team sync", "slug": "", "capacity": 6}
-    )
+    response = client.post(reverse("room_create"), {"name": "Team sync", "slug": "", "capacity": 6})
     assert response.status_code == 302
     room = Room.objects.get()
     assert room.slug == "team-sync"
