@@ -1,5 +1,7 @@
 """Writes for rooms, memberships and invites."""
 
+import re
+
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -8,6 +10,8 @@ from django.utils.text import slugify
 from videochat.errors import Conflict, InviteInvalid
 
 from .models import Invite, Membership, Role, Room
+
+_TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{16,64}")
 
 
 def suggest_slug(name: str) -> str:
@@ -45,6 +49,9 @@ def invite_revoke(*, invite: Invite) -> Invite:
 
 def invite_resolve(*, token: str) -> Invite:
     """The usable invite for ``token``, or InviteInvalid (no hint which part failed)."""
+    if not _TOKEN_RE.fullmatch(token):
+        # Never hand junk (NUL bytes, megabytes) to the database.
+        raise InviteInvalid()
     invite = Invite.objects.select_related("room").filter(token=token).first()
     if invite is None or not invite.is_usable():
         raise InviteInvalid()
