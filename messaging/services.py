@@ -1,0 +1,112 @@
+"""Writes for chat: create (idempotent by client id) and hide."""
+
+from typing import TypedDict
+
+import structlog
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from rooms.protocol import room_group_name
+from videochat.errors import BadRequest, NotFound
+
+from .conf import BODY_MAX_CHARS, CLIENT_ID_MAX_CHARS
+from .errors import BodyTooLong, EmptyBody
+from .models import ChatCounter, Message
+from .selectors import MessageDict, message_dict
+
+log = structlog.get_logger(__name__)
+
+
+class Created(TypedDict):
+    message: MessageDict
+    created: bool  # False: a resend; message is the original
+
+
+def _clean(*, body: object, client_id: object) -> tuple[str, str]:
+    if not isinstance(client_id, str) or not 1 <= len(client_id) <= CLIENT_ID_MAX_CHARS:
+        raise BadRequest(f"client_id must be a string of 1 to {CLIENT_ID_MAX_CHARS} characters.")
+    if not isinstance(body, str):
+        raise BadRequest("body must be a string.")
+    body = body.strip()
+    if not body:
+        raise EmptyBody()
+    if len(body) > BODY_MAX_CHARS:
+        raise BodyTooLong(limit=BODY_MAX_CHARS)
+    return body, client_id
+
+
+def _existing(*, room_id: int, author_id: int, client_id: str) -> Message | None:
+    return (
+        Message.objects.select_related("author")
+        .filter(room_id=room_id, author_id=author_id, client_id=client_id)
+        .first()
+    )
+
+
+def _counter_ensure(*, room_id: int) -> None:
+    if ChatCounter.objects.filter(room_id=room_id).exists():
+        return
+    try:
+        with transaction.atomic():
+            ChatCounter.objects.create(room_id=room_id)
+    except IntegrityError:
+        pass  # another writer created it first
+
+
+def message_create(*, room_id: int, author_id: int, body: object, client_id: object) -> Created:
+    """Write one message, or return the original for a client id already used.
+
+    The caller acknowledges only after this returns, i.e. after the commit:
+    an acknowledged message is durable.
+    """
+    body, client_id = _clean(body=body, client_id=client_id)
+    found = _existing(room_id=room_id, author_id=author_id, client_id=client_id)
+    if found is not None:
+        return Created(message=message_dict(found), created=False)
+    _counter_ensure(room_id=room_id)
+    with transaction.atomic():
+        counter = ChatCounter.objects.select_for_update().get(room_id=room_id)
+        # Checked again under the lock: two sockets of one tab may race a resend.
+        found = _existing(room_id=room_id, author_id=author_id, client_id=client_id)
+        if found is not None:
+            return Created(message=message_dict(found), created=False)
+        counter.last_seq += 1
+        counter.save(update_fields=["last_seq"])
+        message = Message.objects.create(
+            room_id=room_id,
+            seq=counter.last_seq,
+            author_id=author_id,
+            client_id=client_id,
+            body=body,
+        )
+    message = Message.objects.select_related("author").get(pk=message.pk)
+    return Created(message=message_dict(message), created=True)
+
+
+def _broadcast_sync(room_id: int, frame: dict) -> None:
+    # At most once: the durable record decides; a lost wake-up is repaired by
+    # the client's next sync. So a channel-layer failure is logged, not raised.
+    try:
+        async_to_sync(get_channel_layer().group_send)(
+            room_group_name(room_id), {"type": "room.frame", "frame": frame, "exclude": None}
+        )
+    except Exception:  # noqa: BLE001
+        log.warning("chat.broadcast_failed", room=room_id, frame_type=frame.get("type"))
+
+
+def message_hide(*, room_id: int, seq: int, by_member_id: int) -> MessageDict:
+    """Hide a message for moderation; its seq slot stays, served as {seq, hidden}."""
+    with transaction.atomic():
+        message = Message.objects.select_for_update().filter(room_id=room_id, seq=seq).first()
+        if message is None:
+            raise NotFound("No such message.", seq=seq)
+        if message.hidden_at is None:
+            message.hidden_at = timezone.now()
+            message.hidden_by_id = by_member_id
+            message.save(update_fields=["hidden_at", "hidden_by"])
+            transaction.on_commit(
+                lambda: _broadcast_sync(room_id, {"type": "chat.hidden", "seq": seq})
+            )
+    return message_dict(message)

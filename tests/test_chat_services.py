@@ -1,0 +1,133 @@
+"""Chat services and selectors against a real database (also run on PostgreSQL)."""
+
+import threading
+
+import pytest
+from django.db import connection
+
+from messaging import selectors, services
+from messaging.conf import BODY_MAX_CHARS
+from messaging.errors import BadSeq, BodyTooLong, EmptyBody
+from messaging.models import Message
+from videochat.errors import BadRequest
+
+pytestmark = pytest.mark.django_db
+
+
+def send(room, author, body="hi", client_id="c1"):
+    return services.message_create(
+        room_id=room.pk, author_id=author.pk, body=body, client_id=client_id
+    )
+
+
+@pytest.fixture
+def owner_m(room, owner):
+    return room.memberships.get(user=owner)
+
+
+def test_sequence_numbers_are_dense_per_room(room, owner_m, member):
+    seqs = [
+        send(room, a, client_id=f"c{i}")["message"]["seq"]
+        for i, a in enumerate([owner_m, member, owner_m])
+    ]
+    assert seqs == [1, 2, 3]
+
+
+def test_resend_with_same_client_id_returns_the_original(room, owner_m):
+    first = send(room, owner_m, body="hello", client_id="abc")
+    again = send(room, owner_m, body="hello (edited resend)", client_id="abc")
+    assert first["created"] and not again["created"]
+    assert again["message"] == first["message"]
+    assert Message.objects.count() == 1
+
+
+def test_same_client_id_from_another_author_is_another_message(room, owner_m, member):
+    a = send(room, owner_m, client_id="same")["message"]
+    b = send(room, member, client_id="same")["message"]
+    assert (a["seq"], b["seq"]) == (1, 2)
+
+
+@pytest.mark.parametrize("body", ["", "   \n\t "])
+def test_empty_body_is_refused(room, owner_m, body):
+    with pytest.raises(EmptyBody):
+        send(room, owner_m, body=body)
+
+
+def test_body_limit_is_inclusive(room, owner_m):
+    assert send(room, owner_m, body="x" * BODY_MAX_CHARS)["created"]
+    with pytest.raises(BodyTooLong) as info:
+        send(room, owner_m, body="x" * (BODY_MAX_CHARS + 1), client_id="c2")
+    assert info.value.data == {"limit": BODY_MAX_CHARS}
+
+
+@pytest.mark.parametrize("client_id", ["", "x" * 65, 5, None])
+def test_bad_client_id_is_refused(room, owner_m, client_id):
+    with pytest.raises(BadRequest):
+        send(room, owner_m, client_id=client_id)
+
+
+def test_messages_after_pages_in_order(room, owner_m):
+    for i in range(7):
+        send(room, owner_m, body=f"m{i}", client_id=f"c{i}")
+    first = selectors.messages_after(room_id=room.pk, after_seq=0, limit=3)
+    assert [m["seq"] for m in first["messages"]] == [1, 2, 3] and first["has_more"]
+    rest = selectors.messages_after(room_id=room.pk, after_seq=3, limit=10)
+    assert [m["body"] for m in rest["messages"]] == ["m3", "m4", "m5", "m6"]
+    assert not rest["has_more"] and rest["head"] == 7
+
+
+def test_messages_after_a_future_seq_is_bad_seq(room, owner_m):
+    send(room, owner_m)
+    assert selectors.messages_after(room_id=room.pk, after_seq=1)["messages"] == []
+    with pytest.raises(BadSeq) as info:
+        selectors.messages_after(room_id=room.pk, after_seq=2)
+    assert info.value.data == {"head": 1}
+
+
+def test_history_pages_backwards(room, owner_m):
+    for i in range(5):
+        send(room, owner_m, body=f"m{i}", client_id=f"c{i}")
+    newest = selectors.messages_before(room_id=room.pk, before_seq=None, limit=2)
+    assert [m["seq"] for m in newest["messages"]] == [4, 5] and newest["has_more"]
+    older = selectors.messages_before(room_id=room.pk, before_seq=4, limit=5)
+    assert [m["seq"] for m in older["messages"]] == [1, 2, 3] and not older["has_more"]
+
+
+def test_hidden_message_keeps_its_slot_without_content(room, owner_m, member):
+    send(room, member, body="rude", client_id="r")
+    send(room, owner_m, body="ok", client_id="o")
+    hidden = services.message_hide(room_id=room.pk, seq=1, by_member_id=owner_m.pk)
+    assert hidden == {"seq": 1, "hidden": True}
+    served = selectors.messages_after(room_id=room.pk, after_seq=0)["messages"]
+    assert served[0] == {"seq": 1, "hidden": True}
+    assert served[1]["body"] == "ok"
+    assert "rude" not in str(selectors.messages_before(room_id=room.pk, before_seq=None))
+    # A resend of the hidden message does not bring its body back.
+    assert send(room, member, body="rude", client_id="r")["message"] == {"seq": 1, "hidden": True}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_writers_get_distinct_dense_seqs(room, owner_m, member):
+    errors = []
+
+    def writer(author, prefix):
+        try:
+            for i in range(10):
+                send(room, author, body="x", client_id=f"{prefix}{i}")
+                send(room, author, body="x", client_id=f"{prefix}{i}")  # resend
+        except Exception as exc:  # noqa: BLE001
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [
+        threading.Thread(target=writer, args=(a, p))
+        for a, p in [(owner_m, "a"), (member, "b"), (owner_m, "c")]
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    seqs = sorted(Message.objects.filter(room=room).values_list("seq", flat=True))
+    assert seqs == list(range(1, 31))
