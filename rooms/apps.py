@@ -7,4 +7,4 @@ class RoomsConfig(AppConfig):
 
     def ready(self) -> None:
         # Registers the room socket's frame handlers.
-        from . import handlers  # noqa: F401
+        from . import handlers, signaling  # noqa: F401

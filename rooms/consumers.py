@@ -19,7 +19,7 @@ from django.conf import settings
 from videochat import ratelimit
 from videochat.errors import AppError, BadRequest, RoomFull
 
-from . import admission, presence, selectors
+from . import admission, presence, resume, selectors, turn
 from .protocol import HANDLERS, PROTOCOL_VERSION, CloseCode, room_group_name
 
 log = structlog.get_logger(__name__)
@@ -27,6 +27,11 @@ log = structlog.get_logger(__name__)
 HANDSHAKE_TIMEOUT_S = 10
 # Every frame costs one token; chat and signaling add their own limits.
 FRAME_LIMIT = ratelimit.Limit("frames", rate=50, burst=200)
+# Close codes a browser sends when the user left on purpose (leave button,
+# tab closed, navigation): no resume grace, the others see the leave at once.
+DELIBERATE_CLOSE_CODES = {1000, 1001}
+# Grace-period reapers must outlive the consumer that started them.
+_reapers: set[asyncio.Task] = set()
 
 
 class UnknownType(AppError):
@@ -54,6 +59,8 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
     member: selectors.MemberInfo
     peer_id: str = ""
     ready = False
+    # Set when the server itself closed the socket (kick, ban, replaced).
+    server_close_code: int | None = None
 
     # --- connection -------------------------------------------------------
     async def connect(self) -> None:
@@ -85,8 +92,23 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
         timer = getattr(self, "handshake_timer", None)
         if timer:
             timer.cancel()
-        if self.ready:
-            await self.leave_room(reason="disconnect")
+        if not self.ready:
+            return
+        server_code = self.server_close_code
+        if server_code == CloseCode.REPLACED:
+            # A resumed socket owns the peer now; nothing to undo.
+            self.ready = False
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+        elif code in DELIBERATE_CLOSE_CODES or server_code is not None:
+            reason = {CloseCode.KICKED: "kicked", CloseCode.BANNED: "banned"}
+            await self.leave_room(reason=reason.get(server_code, "disconnect"))
+        else:
+            await self.start_grace()
+
+    async def close(self, code: int | bool | None = None, reason: str | None = None) -> None:
+        if self.server_close_code is None and isinstance(code, int) and code is not True:
+            self.server_close_code = code
+        await super().close(code=code, reason=reason)
 
     # --- frames -----------------------------------------------------------
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None):
@@ -137,6 +159,10 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
             await self.send_json(exc.as_frame())
             await self.close(code=getattr(exc, "close_code", CloseCode.FORBIDDEN))
             return
+        resumed = await resume.session_resume(self, frame.get("resume"))
+        if resumed is not None:
+            await self.join_resumed(resumed)
+            return
         self.peer_id = secrets.token_urlsafe(9)
         state = presence.PeerState(
             peer_id=self.peer_id,
@@ -153,9 +179,29 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
             await self.send_json(RoomFull(capacity=self.room["capacity"]).as_frame())
             await self.close(code=CloseCode.ROOM_FULL)
             return
+        await presence.presence_bind(
+            room_id=self.room["id"], peer_id=self.peer_id, channel=self.channel_name
+        )
         await self.channel_layer.group_add(self.group, self.channel_name)
         self.ready = True
         self.handshake_timer.cancel()
+        await self.send_welcome(resumed=False)
+        await self.broadcast({"type": "presence.join", "peer": state}, exclude_self=True)
+        self.log.info("room.joined", peer=self.peer_id)
+
+    async def join_resumed(self, state: presence.PeerState) -> None:
+        """Same peer, new socket: no join for the others; held signals are delivered."""
+        self.peer_id = state["peer_id"]
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        self.ready = True
+        self.handshake_timer.cancel()
+        await self.send_welcome(resumed=True)
+        for held in await presence.pending_take(room_id=self.room["id"], peer_id=self.peer_id):
+            await self.send_json(held)
+        self.log.info("room.resumed", peer=self.peer_id)
+
+    async def send_welcome(self, *, resumed: bool) -> None:
+        room_id = self.room["id"]
         await self.send_json(
             {
                 "type": "welcome",
@@ -163,15 +209,52 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
                 "peer_id": self.peer_id,
                 "member": self.member,
                 "room": self.room,
-                "participants": await presence.presence_list(room_id=self.room["id"]),
+                "participants": await presence.presence_list(room_id=room_id),
+                "resumed": resumed,
+                "resume": {
+                    "token": resume.resume_token(
+                        room_id=room_id, peer_id=self.peer_id, member_id=self.member["id"]
+                    ),
+                    "grace_s": settings.CALL_RESUME_GRACE_S,
+                },
+                "ice": turn.ice_config_for(user_key=self.rate_key),
             }
         )
-        await self.broadcast({"type": "presence.join", "peer": state}, exclude_self=True)
-        self.log.info("room.joined", peer=self.peer_id)
+
+    async def start_grace(self) -> None:
+        """The socket dropped without a goodbye: hold the peer for a resume."""
+        self.ready = False
+        await self.channel_layer.group_discard(self.group, self.channel_name)
+        grace = settings.CALL_RESUME_GRACE_S
+        started = await presence.presence_unbind(
+            room_id=self.room["id"],
+            peer_id=self.peer_id,
+            channel=self.channel_name,
+            grace_s=grace,
+            timeout_s=presence.PRESENCE_TIMEOUT_S,
+        )
+        if started:
+            task = asyncio.create_task(self._reap_after(grace + 0.5))
+            _reapers.add(task)
+            task.add_done_callback(_reapers.discard)
+        self.log.info("room.grace", peer=self.peer_id, started=started)
+
+    async def _reap_after(self, delay: float) -> None:
+        # Every peer's ping also reaps; this covers a room where nobody else is.
+        await asyncio.sleep(delay)
+        for gone in await presence.presence_reap(
+            room_id=self.room["id"], timeout_s=presence.PRESENCE_TIMEOUT_S
+        ):
+            await self.broadcast(
+                {"type": "presence.leave", "peer_id": gone["peer_id"], "reason": "timeout"}
+            )
 
     async def leave_room(self, *, reason: str) -> None:
         self.ready = False
         await self.channel_layer.group_discard(self.group, self.channel_name)
+        owner = await presence.presence_channel(room_id=self.room["id"], peer_id=self.peer_id)
+        if owner not in (None, self.channel_name):
+            return  # a newer socket resumed this peer
         if await presence.presence_remove(room_id=self.room["id"], peer_id=self.peer_id):
             await self.broadcast(
                 {"type": "presence.leave", "peer_id": self.peer_id, "reason": reason}

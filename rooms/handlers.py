@@ -6,9 +6,7 @@ from . import presence
 from .consumers import RoomConsumer
 from .protocol import Frame, handles
 
-# A peer whose heartbeats stop for this long is removed (sockets that never
-# fire close: a sleeping laptop, a dead NAT mapping).
-PRESENCE_TIMEOUT_S = 30
+PRESENCE_TIMEOUT_S = presence.PRESENCE_TIMEOUT_S
 
 
 @handles("ping")
@@ -32,3 +30,10 @@ async def presence_update(consumer: RoomConsumer, frame: Frame) -> None:
     )
     if state is not None:
         await consumer.broadcast({"type": "presence.update", "peer": state})
+
+
+@handles("leave")
+async def leave(consumer: RoomConsumer, frame: Frame) -> None:
+    """The user left on purpose: the others see it now, with no resume grace."""
+    await consumer.leave_room(reason="left")
+    await consumer.close(code=1000)

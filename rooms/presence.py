@@ -3,12 +3,21 @@
 The channel layer is no presence database: it forgets silently. Each room has
 a hash ``presence:<room>`` of peer id -> JSON state and a sorted set
 ``presence:<room>:seen`` of peer id -> last heartbeat (Redis time, seconds).
+
+Signaling needs to reach one peer's socket, and a resumed session has a new
+socket: ``presence:<room>:chan`` maps peer id -> its current channel name
+(absent while the peer is disconnected but inside its resume grace period).
+Signals for a peer in grace wait in ``signal:<room>:<peer>`` until it resumes.
 """
 
 import json
 from typing import TypedDict
 
 from videochat.redis import get_redis
+
+# A peer whose heartbeats stop for this long is removed (sockets that never
+# fire close: a sleeping laptop, a dead NAT mapping). Clients ping every 10 s.
+PRESENCE_TIMEOUT_S = 30
 
 
 class PeerState(TypedDict):
@@ -23,6 +32,14 @@ class PeerState(TypedDict):
 
 def _keys(room_id: int) -> tuple[str, str]:
     return f"presence:{int(room_id)}", f"presence:{int(room_id)}:seen"
+
+
+def _chan_key(room_id: int) -> str:
+    return f"presence:{int(room_id)}:chan"
+
+
+def _pending_key(room_id: int, peer_id: str) -> str:
+    return f"signal:{int(room_id)}:{peer_id}"
 
 
 # Add a peer unless the room is at capacity; atomic across instances.
@@ -54,6 +71,7 @@ for _, peer in ipairs(stale) do
   local state = redis.call('HGET', KEYS[1], peer)
   redis.call('HDEL', KEYS[1], peer)
   redis.call('ZREM', KEYS[2], peer)
+  redis.call('HDEL', KEYS[3], peer)
   if state then table.insert(gone, state) end
 end
 return gone
@@ -91,7 +109,9 @@ async def presence_remove(*, room_id: int, peer_id: str) -> bool:
     async with redis.pipeline(transaction=True) as pipe:
         pipe.hdel(key, peer_id)
         pipe.zrem(seen, peer_id)
-        removed, _ = await pipe.execute()
+        pipe.hdel(_chan_key(room_id), peer_id)
+        pipe.delete(_pending_key(room_id, peer_id))
+        removed, *_ = await pipe.execute()
     return bool(removed)
 
 
@@ -109,5 +129,99 @@ async def presence_get(*, room_id: int, peer_id: str) -> PeerState | None:
 
 async def presence_reap(*, room_id: int, timeout_s: float) -> list[PeerState]:
     """Drop peers whose heartbeats stopped; returns who was dropped."""
-    gone = await get_redis().eval(_REAP, 2, *_keys(room_id), timeout_s)
+    gone = await get_redis().eval(_REAP, 3, *_keys(room_id), _chan_key(room_id), timeout_s)
     return [json.loads(g) for g in gone]
+
+
+# --- channels, grace and resume ----------------------------------------------
+
+# Take over a present peer for member ARGV[2] with channel ARGV[3]; returns
+# {state, previous channel or ''} or nil when the peer is gone or not theirs.
+_RESUME = """
+local raw = redis.call('HGET', KEYS[1], ARGV[1])
+if not raw then return nil end
+if tonumber(cjson.decode(raw)['member_id']) ~= tonumber(ARGV[2]) then return nil end
+local old = redis.call('HGET', KEYS[3], ARGV[1]) or ''
+local t = redis.call('TIME')
+redis.call('ZADD', KEYS[2], tonumber(t[1]) + tonumber(t[2]) / 1e6, ARGV[1])
+redis.call('HSET', KEYS[3], ARGV[1], ARGV[3])
+return {raw, old}
+"""
+
+# The socket ARGV[2] of peer ARGV[1] went away without saying goodbye. If it is
+# still the peer's current socket, forget it and backdate the heartbeat so the
+# reaper removes the peer ARGV[3] seconds from now unless it resumes.
+_UNBIND = """
+if redis.call('HGET', KEYS[3], ARGV[1]) ~= ARGV[2] then return 0 end
+redis.call('HDEL', KEYS[3], ARGV[1])
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1e6
+redis.call('ZADD', KEYS[2], now - tonumber(ARGV[4]) + tonumber(ARGV[3]), ARGV[1])
+return 1
+"""
+
+PENDING_LIMIT = 200
+
+
+async def presence_bind(*, room_id: int, peer_id: str, channel: str) -> None:
+    """Record the socket (channel name) that currently serves ``peer_id``."""
+    await get_redis().hset(_chan_key(room_id), peer_id, channel)
+
+
+async def presence_channel(*, room_id: int, peer_id: str) -> str | None:
+    return await get_redis().hget(_chan_key(room_id), peer_id)
+
+
+async def presence_is_bound(*, room_id: int, peer_id: str, channel: str) -> bool:
+    return await presence_channel(room_id=room_id, peer_id=peer_id) == channel
+
+
+async def presence_resume(
+    *, room_id: int, peer_id: str, member_id: int, channel: str
+) -> tuple[PeerState, str | None] | None:
+    """Move a still-present peer of ``member_id`` to ``channel``.
+
+    Returns its state and the channel it had (None if it was in grace), or
+    None when the peer was reaped or belongs to someone else.
+    """
+    found = await get_redis().eval(
+        _RESUME, 3, *_keys(room_id), _chan_key(room_id), peer_id, member_id, channel
+    )
+    if not found:
+        return None
+    raw, old = found
+    return json.loads(raw), (old or None)
+
+
+async def presence_unbind(
+    *, room_id: int, peer_id: str, channel: str, grace_s: float, timeout_s: float
+) -> bool:
+    """Start the grace period of a peer whose socket ``channel`` dropped.
+
+    False when another socket already took the peer over (a resume raced the
+    old socket's close) or the peer is gone: then nothing is to be done.
+    """
+    started = await get_redis().eval(
+        _UNBIND, 3, *_keys(room_id), _chan_key(room_id), peer_id, channel, grace_s, timeout_s
+    )
+    return bool(started)
+
+
+async def pending_push(*, room_id: int, peer_id: str, frame: dict, ttl_s: float) -> None:
+    """Hold a signal for a peer in grace; delivered when it resumes."""
+    key = _pending_key(room_id, peer_id)
+    async with get_redis().pipeline(transaction=True) as pipe:
+        pipe.rpush(key, json.dumps(frame))
+        pipe.ltrim(key, -PENDING_LIMIT, -1)
+        pipe.expire(key, max(1, int(ttl_s) + 1))
+        await pipe.execute()
+
+
+async def pending_take(*, room_id: int, peer_id: str) -> list[dict]:
+    key = _pending_key(room_id, peer_id)
+    async with get_redis().pipeline(transaction=True) as pipe:
+        pipe.lrange(key, 0, -1)
+        pipe.delete(key)
+        raw, _ = await pipe.execute()
+    return [json.loads(r) for r in raw]

@@ -210,6 +210,26 @@ CONTENT_SECURITY_POLICY = {
 }
 
 # --- Product limits --------------------------------------------------------
+# --- Calls: ICE servers and session resume (rooms/turn.py, docs/protocol.md) ---
+STUN_URLS = env.list("STUN_URLS", default=[])
+TURN_URLS = env.list("TURN_URLS", default=[])
+TURN_SECRET = env.str("TURN_SECRET", default="")
+TURN_TTL = env.int("TURN_TTL", default=3600)
+ICE_RELAY_ONLY = env_bool("ICE_RELAY_ONLY", default=False)
+for _url in STUN_URLS + TURN_URLS:
+    if not _url.startswith(("stun:", "stuns:", "turn:", "turns:")):
+        raise ImproperlyConfigured(f"STUN_URLS/TURN_URLS: {_url!r} is not a stun:/turn: URL")
+if TURN_URLS and not TURN_SECRET:
+    raise ImproperlyConfigured("TURN_SECRET must be set when TURN_URLS is")
+if not 60 <= TURN_TTL <= 7 * 86400:
+    raise ImproperlyConfigured(f"TURN_TTL={TURN_TTL} must be between 60 s and 7 days")
+if ICE_RELAY_ONLY and not TURN_URLS:
+    raise ImproperlyConfigured("ICE_RELAY_ONLY needs TURN_URLS (else no path)")
+# A peer whose socket dropped keeps its seat (and peer id) this long for a resume.
+CALL_RESUME_GRACE_S = env.float("CALL_RESUME_GRACE_S", default=15.0)
+if not 1 <= CALL_RESUME_GRACE_S <= 60:
+    raise ImproperlyConfigured("CALL_RESUME_GRACE_S must be between 1 and 60 seconds")
+
 ROOM_DEFAULT_CAPACITY = 6
 ROOM_MAX_CAPACITY = 12
 INVITE_TTL_DAYS = env.int("INVITE_TTL_DAYS", default=7)

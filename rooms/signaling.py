@@ -1,0 +1,118 @@
+"""Call signaling: offer, answer and ICE candidates go to ONE peer, never the room.
+
+The target must be present in the sender's room (Redis presence, shared by
+every instance); its current socket is looked up there and reached with
+``channel_layer.send``. A target inside its resume grace period has no socket:
+the frame waits in Redis and is delivered when it resumes. See the "Calls"
+section of docs/protocol.md.
+"""
+
+from typing import Any
+
+from channels.exceptions import ChannelFull
+from django.conf import settings
+
+from videochat.errors import AppError, BadRequest
+
+from . import presence, turn
+from .consumers import RoomConsumer
+from .protocol import Frame, handles
+
+# An SDP of a 6-way mesh with simulcast stays well under this; the socket's
+# own 64 KiB frame limit still applies on top.
+MAX_SDP_CHARS = 48_000
+MAX_CANDIDATE_CHARS = 2_000
+
+
+class UnknownPeer(AppError):
+    code = "unknown_peer"
+    message = "No such peer in this room."
+
+
+class PeerBusy(AppError):
+    code = "peer_busy"
+    message = "The peer cannot take more messages right now; try again."
+
+
+def _target(consumer: RoomConsumer, frame: Frame) -> str:
+    to = frame.get("to")
+    if not isinstance(to, str) or not 0 < len(to) <= 64:
+        raise BadRequest("'to' must be a peer id.")
+    if to == consumer.peer_id:
+        raise BadRequest("A peer cannot signal itself.")
+    return to
+
+
+def _sdp(frame: Frame) -> str:
+    sdp = frame.get("sdp")
+    if not isinstance(sdp, str) or not sdp or len(sdp) > MAX_SDP_CHARS:
+        raise BadRequest(f"'sdp' must be a non-empty string under {MAX_SDP_CHARS} characters.")
+    return sdp
+
+
+async def relay(consumer: RoomConsumer, *, to: str, frame: dict[str, Any]) -> None:
+    """Deliver ``frame`` (already validated, with ``from``) to peer ``to`` only."""
+    room_id = consumer.room["id"]
+    if await presence.presence_get(room_id=room_id, peer_id=to) is None:
+        raise UnknownPeer(peer_id=to)
+    channel = await presence.presence_channel(room_id=room_id, peer_id=to)
+    if channel is None:
+        # Reconnecting: keep it for the resume rather than lose the negotiation.
+        await presence.pending_push(
+            room_id=room_id, peer_id=to, frame=frame, ttl_s=settings.CALL_RESUME_GRACE_S
+        )
+        return
+    try:
+        await consumer.channel_layer.send(channel, {"type": "peer.frame", "frame": frame})
+    except ChannelFull as exc:
+        raise PeerBusy(peer_id=to) from exc
+
+
+@handles("signal.offer")
+async def signal_offer(consumer: RoomConsumer, frame: Frame) -> None:
+    to = _target(consumer, frame)
+    out = {"type": "signal.offer", "from": consumer.peer_id, "sdp": _sdp(frame)}
+    if frame.get("restart") is True:
+        out["restart"] = True
+    await relay(consumer, to=to, frame=out)
+
+
+@handles("signal.answer")
+async def signal_answer(consumer: RoomConsumer, frame: Frame) -> None:
+    to = _target(consumer, frame)
+    await relay(
+        consumer,
+        to=to,
+        frame={"type": "signal.answer", "from": consumer.peer_id, "sdp": _sdp(frame)},
+    )
+
+
+@handles("signal.ice")
+async def signal_ice(consumer: RoomConsumer, frame: Frame) -> None:
+    to = _target(consumer, frame)
+    candidate = frame.get("candidate")
+    # null marks the end of candidates (RTCPeerConnection.addIceCandidate(null)).
+    if candidate is not None:
+        if not isinstance(candidate, dict) or not isinstance(candidate.get("candidate"), str):
+            raise BadRequest("'candidate' must be an RTCIceCandidateInit object or null.")
+        if len(candidate["candidate"]) > MAX_CANDIDATE_CHARS:
+            raise BadRequest("The candidate is too long.")
+        candidate = {
+            "candidate": candidate["candidate"],
+            "sdpMid": candidate.get("sdpMid") if isinstance(candidate.get("sdpMid"), str) else None,
+            "sdpMLineIndex": candidate.get("sdpMLineIndex")
+            if isinstance(candidate.get("sdpMLineIndex"), int)
+            else None,
+        }
+    await relay(
+        consumer,
+        to=to,
+        frame={"type": "signal.ice", "from": consumer.peer_id, "candidate": candidate},
+    )
+
+
+@handles("turn.refresh")
+async def turn_refresh(consumer: RoomConsumer, frame: Frame) -> None:
+    await consumer.send_json(
+        {"type": "turn.credentials", **turn.ice_config_for(user_key=consumer.rate_key)}
+    )
