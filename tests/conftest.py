@@ -18,7 +18,7 @@ if not os.environ.get("VIDEOCHAT_RUN_DIR") or not os.environ.get("REDIS_URL"):
 
 PASSWORD = "correct-horse-battery-9"
 
-pytest_plugins = ["tests.fixtures.live"]
+pytest_plugins = ["tests.fixtures.live", "tests.fixtures.workers"]
 
 
 @pytest.fixture(autouse=True)

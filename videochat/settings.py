@@ -60,6 +60,7 @@ INSTALLED_APPS = [
     "csp",
     "rooms",
     "messaging",
+    "deliveries",
 ]
 
 MIDDLEWARE = [
@@ -269,3 +270,28 @@ from videochat.logging import configure_logging  # noqa: E402
 
 LOGGING_CONFIG = None
 configure_logging(level=LOG_LEVEL, json=LOG_JSON)
+
+# --- Deliveries: retries, breakers, dead letters, retention (deliveries/) ----
+# Owned by the deliveries app; docs/operations.md explains each knob.
+DELIVERY_RETRY_BASE_S = env.float("DELIVERY_RETRY_BASE_S", default=2.0)
+DELIVERY_RETRY_MAX_S = env.float("DELIVERY_RETRY_MAX_S", default=600.0)
+DELIVERY_RETRY_JITTER = env.float("DELIVERY_RETRY_JITTER", default=0.5)
+DELIVERY_MAX_ATTEMPTS = env.int("DELIVERY_MAX_ATTEMPTS", default=8)
+DELIVERY_HTTP_TIMEOUT_S = env.float("DELIVERY_HTTP_TIMEOUT_S", default=10.0)
+BREAKER_FAIL_MAX = env.int("BREAKER_FAIL_MAX", default=5)
+BREAKER_COOLDOWN_S = env.float("BREAKER_COOLDOWN_S", default=60.0)
+DEADLETTER_TTL_DAYS = env.int("DEADLETTER_TTL_DAYS", default=30)
+CHAT_RETENTION_DAYS = env.int("CHAT_RETENTION_DAYS", default=365)
+WEBHOOK_ALLOW_PRIVATE = env_bool("WEBHOOK_ALLOW_PRIVATE", default=False)
+if not 0 < DELIVERY_RETRY_BASE_S <= DELIVERY_RETRY_MAX_S:
+    raise ImproperlyConfigured("need 0 < DELIVERY_RETRY_BASE_S <= DELIVERY_RETRY_MAX_S")
+if not 0 <= DELIVERY_RETRY_JITTER <= 1:
+    raise ImproperlyConfigured("DELIVERY_RETRY_JITTER must be between 0 and 1")
+if not 1 <= DELIVERY_MAX_ATTEMPTS <= 50:
+    raise ImproperlyConfigured("DELIVERY_MAX_ATTEMPTS must be between 1 and 50")
+if not 0 < DELIVERY_HTTP_TIMEOUT_S <= 120:
+    raise ImproperlyConfigured("DELIVERY_HTTP_TIMEOUT_S must be in (0, 120]")
+if BREAKER_FAIL_MAX < 1 or BREAKER_COOLDOWN_S <= 0:
+    raise ImproperlyConfigured("BREAKER_FAIL_MAX must be >= 1 and BREAKER_COOLDOWN_S > 0")
+if DEADLETTER_TTL_DAYS < 1 or CHAT_RETENTION_DAYS < 1:
+    raise ImproperlyConfigured("DEADLETTER_TTL_DAYS and CHAT_RETENTION_DAYS must be >= 1 day")

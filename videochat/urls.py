@@ -26,6 +26,7 @@ urlpatterns = [
     path("r/<slug:slug>/", room_views.room_detail, name="room"),
     path("r/<slug:slug>/invite/rotate/", room_views.invite_rotate, name="invite_rotate"),
     path("i/<str:token>/", room_views.invite_accept, name="invite"),
+    path("", include("deliveries.urls")),
     path("admin/rq/", include("django_rq.urls")),
     path("admin/", admin.site.urls),
 ]

@@ -1,0 +1,275 @@
+"""The MongoDB dead-letter collection (plain pymongo; see ARCHITECTURE.md for why).
+
+One document per delivery that exhausted its retries, keyed by the delivery id:
+
+    {_id, kind, target, payload, status: dead|replayed|discarded,
+     attempts: [{n, at, error, status_code?, duration_ms?}], attempt_count,
+     last_error, created_at, dead_at, expire_at, replays, history, rev}
+
+Kept to the subset the local nx-27017 server and real MongoDB treat alike:
+string ``_id``s, datetimes written only by insert/replace (never ``$set``),
+no pipeline updates. Changes are compare-and-swap ``replace_one`` on ``rev``,
+so two moderators replaying at once replay once.
+
+When MongoDB is unreachable a dead letter goes to a Redis list (the spool) and
+is written by ``spool_flush`` (a Celery task retried with backoff, and an rq
+cron job) once MongoDB answers again: never lost, never duplicated (the key).
+"""
+
+import json
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import structlog
+from django.conf import settings
+from pymongo import ASCENDING, DESCENDING
+from pymongo.collection import Collection
+from pymongo.errors import PyMongoError
+
+from .connections import mongo_client, sync_redis
+
+log = structlog.get_logger(__name__)
+
+COLLECTION = "deadletters"
+SPOOL_KEY = "deadletters:spool"
+STATUSES = ("dead", "replayed", "discarded")
+KINDS = ("webhook", "email")
+_indexes_ready: set[tuple[str, str]] = set()
+
+
+def collection() -> Collection:
+    col = mongo_client()[settings.MONGODB_DB][COLLECTION]
+    key = (settings.MONGODB_URI, settings.MONGODB_DB)
+    if key not in _indexes_ready:
+        indexes_ensure(col=col)
+        _indexes_ready.add(key)
+    return col
+
+
+def indexes_ensure(*, col: Collection) -> None:
+    # Retention: each document carries its own expiry, so a changed
+    # DEADLETTER_TTL_DAYS applies to new dead letters without collMod; the
+    # prune command applies it to old ones.
+    col.create_index("expire_at", expireAfterSeconds=0, name="dl_expire_at")
+    col.create_index([("status", ASCENDING), ("dead_at", DESCENDING)], name="dl_status_dead_at")
+    col.create_index([("kind", ASCENDING), ("dead_at", DESCENDING)], name="dl_kind_dead_at")
+    col.create_index("target", name="dl_target")
+
+
+def now() -> datetime:
+    # Millisecond precision: what BSON stores, so values read back compare equal.
+    t = datetime.now(UTC)
+    return t.replace(microsecond=t.microsecond // 1000 * 1000)
+
+
+def _parse_dt(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            return value
+    return value
+
+
+def _history(action: str, by: str, **extra: Any) -> dict[str, Any]:
+    return {"action": action, "at": now(), "by": by, **extra}
+
+
+def deadletter_build(
+    *,
+    delivery_id: str,
+    kind: str,
+    target: str,
+    payload: dict[str, Any],
+    attempts: list[dict[str, Any]],
+    created_at: datetime | None = None,
+) -> dict[str, Any]:
+    """A dead-letter document (datetimes may be ISO strings; fixed when written)."""
+    dead_at = now()
+    return {
+        "_id": delivery_id,
+        "kind": kind,
+        "target": target,
+        "payload": payload,
+        "status": "dead",
+        "attempts": attempts,
+        "attempt_count": len(attempts),
+        "last_error": attempts[-1].get("error") if attempts else None,
+        "created_at": created_at or (attempts[0]["at"] if attempts else dead_at),
+        "dead_at": dead_at,
+        "expire_at": dead_at + timedelta(days=settings.DEADLETTER_TTL_DAYS),
+    }
+
+
+def _normalise(doc: dict[str, Any]) -> dict[str, Any]:
+    doc = dict(doc)
+    for field in ("created_at", "dead_at", "expire_at"):
+        doc[field] = _parse_dt(doc.get(field))
+    doc["attempts"] = [{**a, "at": _parse_dt(a.get("at"))} for a in doc.get("attempts", [])]
+    return doc
+
+
+def deadletter_write(*, doc: dict[str, Any]) -> None:
+    """Insert or refresh the one document for this delivery (idempotent).
+
+    A delivery replayed and dead again keeps its replay count and history.
+    Raises PyMongoError when MongoDB is unreachable.
+    """
+    col = collection()
+    doc = _normalise(doc)
+    for _ in range(5):
+        old = col.find_one({"_id": doc["_id"]})
+        if old is None:
+            new = {**doc, "replays": 0, "history": [_history("dead", "worker")], "rev": 1}
+            try:
+                col.insert_one(new)
+                return
+            except PyMongoError as exc:
+                if "duplicate key" not in str(exc).lower() and "E11000" not in str(exc):
+                    raise
+                continue
+        if old.get("status") == "dead" and old.get("attempt_count") == doc["attempt_count"]:
+            return  # the same dead letter written twice (spool flush after a crash)
+        new = {
+            **doc,
+            "created_at": old.get("created_at", doc["created_at"]),
+            "replays": old.get("replays", 0),
+            "history": [*old.get("history", []), _history("dead", "worker")],
+            "rev": old.get("rev", 0) + 1,
+        }
+        if col.replace_one({"_id": doc["_id"], "rev": old.get("rev")}, new).matched_count:
+            return
+    raise RuntimeError(f"dead letter {doc['_id']} kept changing under us")
+
+
+def deadletter_record(*, doc: dict[str, Any]) -> str:
+    """Write the dead letter, or spool it in Redis if MongoDB is down.
+
+    Returns "written" or "spooled".
+    """
+    try:
+        deadletter_write(doc=doc)
+        return "written"
+    except PyMongoError as exc:
+        log.warning("deadletter.spooled", delivery=doc["_id"], error=str(exc)[:200])
+        sync_redis().rpush(SPOOL_KEY, json.dumps(doc, default=_json_default))
+        return "spooled"
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def spool_length() -> int:
+    return int(sync_redis().llen(SPOOL_KEY))
+
+
+def spool_flush(*, limit: int = 1000) -> int:
+    """Write spooled dead letters to MongoDB, oldest first; returns how many.
+
+    Raises PyMongoError if MongoDB is still down (the caller retries). The
+    entry leaves the spool only after its write, and writing twice is harmless.
+    """
+    r = sync_redis()
+    written = 0
+    while written < limit:
+        raw = r.lindex(SPOOL_KEY, 0)
+        if raw is None:
+            break
+        deadletter_write(doc=json.loads(raw))
+        r.lrem(SPOOL_KEY, 1, raw)
+        written += 1
+    return written
+
+
+# --- reads ------------------------------------------------------------------
+
+
+def deadletter_get(*, delivery_id: str) -> dict[str, Any] | None:
+    return collection().find_one({"_id": delivery_id})
+
+
+def deadletter_query(
+    *,
+    kind: str | None = None,
+    status: str | None = None,
+    target: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    search: str | None = None,
+) -> dict[str, Any]:
+    query: dict[str, Any] = {}
+    if kind:
+        query["kind"] = kind
+    if status:
+        query["status"] = status
+    if target:
+        query["target"] = {"$regex": re.escape(target), "$options": "i"}
+    if since or until:
+        query["dead_at"] = {}
+        if since:
+            query["dead_at"]["$gte"] = since
+        if until:
+            query["dead_at"]["$lt"] = until
+    if search:
+        pattern = {"$regex": re.escape(search), "$options": "i"}
+        query["$or"] = [{"_id": pattern}, {"target": pattern}, {"last_error": pattern}]
+    return query
+
+
+def deadletter_list(
+    *, query: dict[str, Any], offset: int = 0, limit: int = 50
+) -> tuple[list[dict[str, Any]], int]:
+    col = collection()
+    total = col.count_documents(query)
+    docs = list(col.find(query).sort("dead_at", DESCENDING).skip(offset).limit(limit))
+    return docs, total
+
+
+def deadletter_targets(*, limit: int = 50) -> list[str]:
+    return sorted(str(t) for t in collection().distinct("target"))[:limit]
+
+
+def deadletter_counts() -> dict[str, int]:
+    col = collection()
+    return {status: col.count_documents({"status": status}) for status in STATUSES}
+
+
+# --- moderator changes (compare-and-swap on rev) -----------------------------
+
+
+def deadletter_transition(
+    *, delivery_id: str, from_status: str, to_status: str, by: str
+) -> dict[str, Any] | None:
+    """Move one dead letter from ``from_status`` to ``to_status``.
+
+    Returns the new document, or None when it is not in ``from_status``
+    (already replayed or discarded by someone else, or gone).
+    """
+    col = collection()
+    old = col.find_one({"_id": delivery_id})
+    if old is None or old.get("status") != from_status:
+        return None
+    new = {
+        **old,
+        "status": to_status,
+        "history": [*old.get("history", []), _history(to_status, by)],
+        "rev": old.get("rev", 0) + 1,
+    }
+    if to_status == "replayed":
+        new["replays"] = old.get("replays", 0) + 1
+        new["replayed_at"] = now()
+    result = col.replace_one({"_id": delivery_id, "rev": old.get("rev")}, new)
+    return new if result.matched_count == 1 else None
+
+
+def deadletter_prune(*, older_than: datetime, dry_run: bool) -> int:
+    """Delete dead letters that died before ``older_than`` (any status)."""
+    query = {"dead_at": {"$lt": older_than}}
+    col = collection()
+    if dry_run:
+        return col.count_documents(query)
+    return col.delete_many(query).deleted_count

@@ -1,0 +1,140 @@
+"""How each kind of delivery is sent, and which failures are worth retrying."""
+
+import http.client
+import json
+import smtplib
+import time
+from typing import Any, Protocol, TypedDict
+from urllib.parse import urlsplit
+
+from django.conf import settings
+from django.core.mail import send_mail
+
+from . import signing
+from .urlsafety import UnsafeURL, url_check
+
+RESPONSE_READ_LIMIT = 64 * 1024
+# Worth another try: the receiver is overloaded, down or slow.
+RETRYABLE_STATUS = {408, 425, 429, 500, 502, 503, 504}
+
+
+class SendError(Exception):
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool,
+        status_code: int | None = None,
+        counts_against_target: bool | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retryable = retryable
+        self.status_code = status_code
+        # A 4xx says the target is up (our request is wrong): it must not trip the breaker.
+        self.counts_against_target = (
+            retryable if counts_against_target is None else counts_against_target
+        )
+
+
+class SendResult(TypedDict, total=False):
+    status_code: int
+
+
+class Sender(Protocol):
+    def breaker_target(self, *, target: str, payload: dict[str, Any]) -> str: ...
+
+    def send(self, *, delivery_id: str, target: str, payload: dict[str, Any]) -> SendResult: ...
+
+
+def webhook_body(*, delivery_id: str, payload: dict[str, Any]) -> bytes:
+    return json.dumps(
+        {
+            "id": delivery_id,
+            "event": payload["event"],
+            "room_id": payload["room_id"],
+            "created_at": payload["created_at"],
+            "data": payload["data"],
+        },
+        separators=(",", ":"),
+        sort_keys=True,
+    ).encode()
+
+
+class WebhookSender:
+    def breaker_target(self, *, target: str, payload: dict[str, Any]) -> str:
+        parts = urlsplit(target)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        return f"http:{parts.hostname}:{port}"
+
+    def send(self, *, delivery_id: str, target: str, payload: dict[str, Any]) -> SendResult:
+        from .models import Webhook
+
+        hook = Webhook.objects.filter(pk=payload["webhook_id"]).first()
+        if hook is None or not hook.active:
+            raise SendError("the webhook was deleted or deactivated", retryable=False)
+        # The owner may have changed the URL since the event; never call a URL
+        # other than the one this delivery (and its breaker) is about.
+        if hook.url != target:
+            raise SendError("the webhook URL changed since the event", retryable=False)
+        try:
+            url_check(url=target, allow_private=settings.WEBHOOK_ALLOW_PRIVATE)
+        except UnsafeURL as exc:
+            raise SendError(exc.message, retryable=False) from exc
+        body = webhook_body(delivery_id=delivery_id, payload=payload)
+        timestamp = int(time.time())
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": "Huddle-Webhooks/1",
+            signing.DELIVERY_HEADER: delivery_id,
+            signing.EVENT_HEADER: payload["event"],
+            signing.TIMESTAMP_HEADER: str(timestamp),
+            signing.SIGNATURE_HEADER: signing.signature_compute(
+                secret=hook.secret, timestamp=timestamp, body=body
+            ),
+        }
+        parts = urlsplit(target)
+        conn_cls = (
+            http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
+        )
+        path = parts.path or "/"
+        if parts.query:
+            path += "?" + parts.query
+        conn = conn_cls(parts.hostname, parts.port, timeout=settings.DELIVERY_HTTP_TIMEOUT_S)
+        try:
+            conn.request("POST", path, body=body, headers=headers)
+            response = conn.getresponse()
+            response.read(RESPONSE_READ_LIMIT)
+            status = response.status
+        except (OSError, http.client.HTTPException) as exc:
+            raise SendError(f"{type(exc).__name__}: {exc}"[:300], retryable=True) from exc
+        finally:
+            conn.close()
+        if 200 <= status < 300:
+            return SendResult(status_code=status)
+        # Redirects are not followed (they could lead into a private network).
+        raise SendError(f"HTTP {status}", retryable=status in RETRYABLE_STATUS, status_code=status)
+
+
+class EmailSender:
+    def breaker_target(self, *, target: str, payload: dict[str, Any]) -> str:
+        # The mail server is the shared thing that fails, not the recipient.
+        return f"email:{getattr(settings, 'EMAIL_HOST', 'localhost')}"
+
+    def send(self, *, delivery_id: str, target: str, payload: dict[str, Any]) -> SendResult:
+        try:
+            send_mail(
+                subject=payload["subject"],
+                message=payload["body"],
+                from_email=None,
+                recipient_list=[target],
+                fail_silently=False,
+            )
+        except smtplib.SMTPRecipientsRefused as exc:
+            raise SendError(f"recipient refused: {exc}"[:300], retryable=False) from exc
+        except (smtplib.SMTPException, OSError) as exc:
+            raise SendError(f"{type(exc).__name__}: {exc}"[:300], retryable=True) from exc
+        return SendResult()
+
+
+SENDERS: dict[str, Sender] = {"webhook": WebhookSender(), "email": EmailSender()}

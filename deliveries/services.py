@@ -1,0 +1,169 @@
+"""Writes for deliveries: emit room events, notify offline members, manage
+webhooks, replay and discard dead letters."""
+
+import json
+import uuid
+from typing import Any
+
+import structlog
+from django.db import transaction
+from django.utils import timezone
+
+from rooms.models import Membership, Room
+
+from . import deadletters, pipeline
+from .connections import sync_redis
+from .models import EVENT_NAMES, Webhook
+from .urlsafety import url_check
+
+log = structlog.get_logger(__name__)
+
+
+def new_delivery_id() -> str:
+    return uuid.uuid4().hex
+
+
+def _enqueue(*, delivery_id: str, kind: str, target: str, payload: dict[str, Any]) -> None:
+    from .tasks import deliver
+
+    kwargs = {
+        "delivery_id": delivery_id,
+        "kind": kind,
+        "target": target,
+        "payload": payload,
+        "created_at": timezone.now().isoformat(),
+    }
+    try:
+        deliver.apply_async(kwargs=kwargs)
+    except Exception:
+        # The broker is unreachable after the commit: log exactly what was not
+        # enqueued so an operator can resend it, and fail loudly to the caller.
+        log.exception("delivery.enqueue_failed", delivery=delivery_id, task=json.dumps(kwargs))
+        raise
+
+
+def _enqueue_on_commit(*, delivery_id: str, kind: str, target: str, payload: dict) -> None:
+    transaction.on_commit(
+        lambda: _enqueue(delivery_id=delivery_id, kind=kind, target=target, payload=payload)
+    )
+
+
+def room_event_emit(*, room_id: int, event: str, data: dict) -> int:
+    """Enqueue (after commit) one delivery per active webhook of the room that
+    subscribed to ``event``; returns how many."""
+    if event not in EVENT_NAMES:
+        raise ValueError(f"unknown room event {event!r}")
+    hooks = list(Webhook.objects.filter(room_id=room_id, active=True).values("id", "url", "events"))
+    count = 0
+    created_at = timezone.now().isoformat()
+    for hook in hooks:
+        if event not in (hook["events"] or []):
+            continue
+        payload = {
+            "webhook_id": hook["id"],
+            "room_id": room_id,
+            "event": event,
+            "data": data,
+            "created_at": created_at,
+        }
+        _enqueue_on_commit(
+            delivery_id=new_delivery_id(), kind="webhook", target=hook["url"], payload=payload
+        )
+        count += 1
+    return count
+
+
+def _online_member_ids(room_id: int) -> set[int]:
+    states = sync_redis().hvals(f"presence:{int(room_id)}")
+    online = set()
+    for raw in states:
+        try:
+            online.add(int(json.loads(raw)["member_id"]))
+        except (ValueError, KeyError, TypeError):
+            continue
+    return online
+
+
+def notify_offline_members(*, room_id: int, member_ids: list[int], reason: str, text: str) -> int:
+    """Email those of ``member_ids`` who are not in the room's call right now
+    and have an address; returns how many emails were enqueued."""
+    room = Room.objects.get(pk=room_id)
+    online = _online_member_ids(room_id)
+    members = (
+        Membership.objects.filter(room_id=room_id, id__in=member_ids, user__isnull=False)
+        .exclude(id__in=online)
+        .exclude(user__email="")
+        .select_related("user")
+    )
+    count = 0
+    for member in members:
+        payload = {
+            "room_id": room_id,
+            "member_id": member.id,
+            "reason": reason,
+            "subject": f"[Huddle] {reason} in {room.name}",
+            "body": f"{text}\n\nRoom: {room.name} ({room.slug})\n",
+        }
+        _enqueue_on_commit(
+            delivery_id=new_delivery_id(), kind="email", target=member.user.email, payload=payload
+        )
+        count += 1
+    return count
+
+
+# --- webhooks (room owners) ---------------------------------------------------
+
+
+def webhook_create(*, room: Room, url: str, events: list[str], allow_private: bool) -> Webhook:
+    url_check(url=url, allow_private=allow_private)
+    unknown = set(events) - EVENT_NAMES
+    if unknown or not events:
+        raise ValueError(f"bad events: {sorted(unknown) or 'none chosen'}")
+    return Webhook.objects.create(room=room, url=url, events=sorted(events))
+
+
+def webhook_set_active(*, webhook: Webhook, active: bool) -> Webhook:
+    webhook.active = active
+    webhook.save(update_fields=["active"])
+    return webhook
+
+
+def webhook_delete(*, webhook: Webhook) -> None:
+    webhook.delete()
+
+
+# --- dead letters (moderators, maintenance) ---------------------------------
+
+
+def deadletter_replay(*, delivery_id: str, by: str) -> bool:
+    """Send a dead letter again with a fresh retry budget; False if it is not
+    (or no longer) dead. Replaying twice at once replays once."""
+    doc = deadletters.deadletter_transition(
+        delivery_id=delivery_id, from_status="dead", to_status="replayed", by=by
+    )
+    if doc is None:
+        return False
+    pipeline.delivery_reset_for_replay(delivery_id=delivery_id, attempts=doc["attempts"])
+    created = doc.get("created_at")
+    from .tasks import deliver
+
+    deliver.apply_async(
+        kwargs={
+            "delivery_id": delivery_id,
+            "kind": doc["kind"],
+            "target": doc["target"],
+            "payload": doc["payload"],
+            "created_at": created.isoformat() if hasattr(created, "isoformat") else created,
+        }
+    )
+    log.info("deadletter.replayed", delivery=delivery_id, by=by)
+    return True
+
+
+def deadletter_discard(*, delivery_id: str, by: str) -> bool:
+    doc = deadletters.deadletter_transition(
+        delivery_id=delivery_id, from_status="dead", to_status="discarded", by=by
+    )
+    if doc is not None:
+        log.info("deadletter.discarded", delivery=delivery_id, by=by)
+    return doc is not None

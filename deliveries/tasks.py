@@ -1,0 +1,68 @@
+"""Celery tasks: the delivery pipeline's retry loop and the dead-letter spool.
+
+acks_late + reject_on_worker_lost: a task whose worker dies is redelivered,
+and the pipeline's lock and terminal status make the rerun idempotent.
+"""
+
+from typing import Any
+
+import structlog
+from celery import shared_task
+from django.conf import settings
+from pymongo.errors import PyMongoError
+
+from . import deadletters, pipeline
+
+log = structlog.get_logger(__name__)
+
+
+@shared_task(
+    bind=True,
+    name="deliveries.deliver",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    max_retries=None,  # the pipeline counts attempts (they survive replays and redeliveries)
+    ignore_result=True,
+)
+def deliver(
+    self,
+    *,
+    delivery_id: str,
+    kind: str,
+    target: str,
+    payload: dict[str, Any],
+    created_at: str | None = None,
+) -> str:
+    outcome = pipeline.delivery_attempt(
+        delivery_id=delivery_id, kind=kind, target=target, payload=payload, created_at=created_at
+    )
+    if outcome["status"] in ("retry", "busy"):
+        raise self.retry(countdown=outcome["countdown"])
+    return outcome["status"]
+
+
+@shared_task(
+    bind=True,
+    name="deliveries.deadletter_spool_flush",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    max_retries=None,
+    ignore_result=True,
+)
+def deadletter_spool_flush(self) -> int:
+    """Write spooled dead letters once MongoDB answers; retried until it does."""
+    try:
+        return deadletters.spool_flush()
+    except PyMongoError as exc:
+        attempt = self.request.retries + 1
+        countdown = pipeline.backoff_s(attempt=attempt)
+        log.warning("deadletter.spool_flush_failed", attempt=attempt, error=str(exc)[:200])
+        raise self.retry(countdown=min(countdown, settings.DELIVERY_RETRY_MAX_S)) from exc
+
+
+@shared_task(name="deliveries.noop", ignore_result=True, acks_late=True)
+def noop(*, counter_key: str) -> None:
+    """Benchmark baseline: the cheapest observable task (one Redis INCR)."""
+    from .connections import sync_redis
+
+    sync_redis().incr(counter_key)
