@@ -1,6 +1,9 @@
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest
 
-from .models import Invite, Membership, Room
+from . import services
+from .models import AuditLog, Ban, Invite, Membership, Room
 
 
 class MembershipInline(admin.TabularInline):
@@ -21,7 +24,8 @@ class InviteInline(admin.TabularInline):
 @admin.register(Room)
 class RoomAdmin(admin.ModelAdmin):
     list_display = ("name", "slug", "owner", "capacity", "guest_access", "created_at")
-    list_filter = ("guest_access", "created_at")
+    list_filter = ("guest_access", "created_at", "locked", "lobby_enabled")
+    exclude = ("password_hash",)  # set from the call; a hash is no use to read
     search_fields = ("name", "slug", "owner__username")
     prepopulated_fields = {"slug": ("name",)}
     raw_id_fields = ("owner",)
@@ -36,11 +40,81 @@ class MembershipAdmin(admin.ModelAdmin):
     raw_id_fields = ("room", "user")
     list_select_related = ("room", "user")
 
+    def save_model(self, request: HttpRequest, obj: Membership, form, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        if change and "role" in form.changed_data:
+            # Same effect as in the call: audited, and the member's sockets follow now.
+            services.member_role_saved_in_admin(membership=obj, by=request.user)
+
 
 @admin.register(Invite)
 class InviteAdmin(admin.ModelAdmin):
     list_display = ("room", "created_by", "created_at", "expires_at", "revoked_at")
-    list_filter = ("created_at", "expires_at")
     search_fields = ("room__slug", "room__name", "created_by__username")
     raw_id_fields = ("room", "created_by")
     readonly_fields = ("token",)
+    list_filter = ("created_at", "expires_at", ("revoked_at", admin.EmptyFieldListFilter))
+    actions = ["revoke_invites"]
+
+    @admin.action(description="Revoke the selected invite links", permissions=["change"])
+    def revoke_invites(self, request: HttpRequest, queryset: QuerySet[Invite]) -> None:
+        for invite in queryset.select_related("room"):
+            services.invite_revoke_by(invite=invite, by=request.user)
+        messages.success(request, "The selected invite links no longer work.")
+
+
+@admin.register(Ban)
+class BanAdmin(admin.ModelAdmin):
+    list_display = ("display_name", "room", "reason", "banned_by", "created_at", "until", "active")
+    list_filter = (
+        "created_at",
+        "until",
+        ("lifted_at", admin.EmptyFieldListFilter),
+        ("room", admin.RelatedOnlyFieldListFilter),
+    )
+    search_fields = ("display_name", "reason", "user__username", "room__slug", "room__name")
+    raw_id_fields = ("room", "user", "membership", "banned_by")
+    readonly_fields = ("banned_by", "created_at", "lifted_at")
+    list_select_related = ("room", "banned_by")
+    actions = ["lift_bans"]
+
+    @admin.display(boolean=True)
+    def active(self, obj: Ban) -> bool:
+        return obj.is_active()
+
+    def save_model(self, request: HttpRequest, obj: Ban, form, change: bool) -> None:
+        if not change:
+            obj.banned_by = request.user
+            if not obj.display_name:
+                obj.display_name = (
+                    obj.membership.display_name if obj.membership else obj.user.get_username()
+                )
+        super().save_model(request, obj, form, change)
+        # Audited, and enforced live: the banned person's sockets close now.
+        services.ban_saved_in_admin(ban=obj, by=request.user, created=not change)
+
+    @admin.action(description="Lift the selected bans", permissions=["change"])
+    def lift_bans(self, request: HttpRequest, queryset: QuerySet[Ban]) -> None:
+        for ban in queryset.select_related("room"):
+            services.ban_lift(ban=ban, by=request.user)
+        messages.success(request, "The selected bans are lifted.")
+
+
+@admin.register(AuditLog)
+class AuditLogAdmin(admin.ModelAdmin):
+    """Read-only: the record of what moderators did is not edited after the fact."""
+
+    list_display = ("created_at", "room_slug", "actor_name", "action", "target_name")
+    list_filter = ("action", "created_at", ("room", admin.RelatedOnlyFieldListFilter))
+    search_fields = ("room_slug", "actor_name", "target_name", "actor__username")
+    date_hierarchy = "created_at"
+    list_select_related = ("room", "actor")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False

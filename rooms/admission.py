@@ -1,18 +1,212 @@
 """Who may enter a room's call at ``hello`` beyond membership (bans, locks, lobby).
 
-The consumer calls ``admit`` before adding the peer to presence. Raise an
-``AppError`` subclass with a ``close_code`` attribute to refuse with a frame
-and a close code.
+The consumer calls ``admit`` before adding the peer to presence (and before a
+resume, so a ban also holds for a socket resuming within the grace period).
+Refusals are ``AppError`` subclasses with a ``close_code``: the consumer sends
+the error frame and closes with that code. A newcomer to a room with a lobby
+is parked instead (``Waiting``): the socket stays open, not ready, until a
+moderator admits it (the handshake resumes) or rejects it (closed).
 """
 
-from typing import TYPE_CHECKING
+import json
+import secrets
+from typing import TYPE_CHECKING, Any
 
-from .protocol import Frame
+from channels.db import database_sync_to_async
+from django.contrib.auth.hashers import check_password
+
+from videochat import ratelimit
+from videochat.errors import AppError, RateLimited
+from videochat.redis import get_redis
+
+from . import presence, selectors
+from .models import Role
+from .protocol import CloseCode, Frame
 
 if TYPE_CHECKING:
     from .consumers import RoomConsumer
 
+# A kicked member may not come straight back (a ban is for longer).
+KICK_COOLDOWN_S = 300
+# Password guesses per client address and room (slow hash on top).
+PASSWORD_LIMIT = ratelimit.Limit("room-password", rate=0.1, burst=5)
+MODERATING_ROLES = (Role.OWNER, Role.MODERATOR)
+
+
+class RoomLockedClose:
+    LOCKED = 4423  # reconnects with backoff: gets in once unlocked
+    PASSWORD = 4424  # the page asks for the password, then reconnects
+
+
+class Banned(AppError):
+    code = "banned"
+    message = "You are banned from this room."
+    close_code = CloseCode.BANNED
+
+
+class Kicked(AppError):
+    code = "kicked"
+    message = "You were removed from this room; you may come back later."
+    close_code = CloseCode.KICKED
+
+
+class NotMember(AppError):
+    code = "forbidden"
+    message = "You are no longer a member of this room."
+    close_code = CloseCode.FORBIDDEN
+
+
+class RoomLocked(AppError):
+    code = "room_locked"
+    message = "The room is locked: no one new may join right now."
+    close_code = RoomLockedClose.LOCKED
+
+
+class PasswordRequired(AppError):
+    code = "password_required"
+    message = "This room needs a password."
+    close_code = RoomLockedClose.PASSWORD
+
+
+class PasswordRateLimited(RateLimited):
+    close_code = RoomLockedClose.PASSWORD
+
+
+class LobbyRejected(AppError):
+    code = "lobby_rejected"
+    message = "A moderator did not let you in."
+    close_code = CloseCode.FORBIDDEN
+
+
+class Waiting(Exception):  # noqa: N818 - a state, not an error: the socket stays open
+    """The socket waits in the lobby; not an AppError, so it is not closed."""
+
+
+def mods_group_name(room_id: int) -> str:
+    """Sockets of a room's owner and moderators (lobby knocks go only to them)."""
+    return f"mods.{int(room_id)}"
+
+
+def kicked_key(room_id: int, member_id: int) -> str:
+    return f"kicked:{int(room_id)}:{int(member_id)}"
+
+
+def lobby_key(room_id: int) -> str:
+    return f"lobby:{int(room_id)}"
+
+
+def client_ip(scope: dict[str, Any]) -> str:
+    # daphne fills scope["client"] (from X-Forwarded-For with --proxy-headers).
+    client = scope.get("client") or ("unknown", 0)
+    return str(client[0])
+
 
 async def admit(consumer: "RoomConsumer", frame: Frame) -> None:
     """Refuse entry by raising; membership was already checked at connect."""
-    return None
+    room_id, member = consumer.room["id"], consumer.member
+    redis = get_redis()
+    # Read the revision before the database: a change after this read bumps
+    # it, and the next frame re-reads (rooms.security.membership_recheck).
+    consumer.mod_revision = await redis.get(f"modrev:{room_id}")
+    state = await database_sync_to_async(selectors.admission_state)(
+        room_id=room_id, member_id=member["id"], user_id=member["user_id"]
+    )
+    if state["role"] is None:
+        raise NotMember()
+    member["role"] = state["role"]
+    if state["ban"] is not None:
+        raise Banned(reason=state["ban"]["reason"], until=state["ban"]["until"])
+    if await redis.exists(kicked_key(room_id, member["id"])):
+        raise Kicked()
+    if state["role"] in MODERATING_ROLES:
+        await mods_join(consumer)
+        return
+    if getattr(consumer, "lobby_admitted", False):
+        return  # a moderator let this socket in from the lobby
+    # Someone already in the call (another tab, or back within the resume
+    # grace) is not new: locks, passwords and the lobby stop newcomers.
+    if await _member_present(room_id=room_id, member_id=member["id"]):
+        return
+    if state["locked"]:
+        raise RoomLocked()
+    if state["password_hash"]:
+        password = frame.get("password")
+        if not isinstance(password, str) or not password:
+            raise PasswordRequired()
+        try:
+            await ratelimit.hit(PASSWORD_LIMIT, f"{room_id}:{client_ip(consumer.scope)}")
+        except RateLimited as exc:
+            raise PasswordRateLimited(retry_after=exc.data["retry_after"]) from exc
+        if not await database_sync_to_async(check_password)(password[:128], state["password_hash"]):
+            raise PasswordRequired("Wrong password.", wrong=True)
+    if state["lobby_enabled"]:
+        await lobby_park(consumer, frame)
+        raise Waiting()
+
+
+async def _member_present(*, room_id: int, member_id: int) -> bool:
+    return any(p["member_id"] == member_id for p in await presence.presence_list(room_id=room_id))
+
+
+async def mods_join(consumer: "RoomConsumer") -> None:
+    """Receive lobby knocks from now on (``mod.lobby_list`` gives those already waiting)."""
+    room_id = consumer.room["id"]
+    await consumer.channel_layer.group_add(mods_group_name(room_id), consumer.channel_name)
+
+
+async def mods_leave(consumer: "RoomConsumer") -> None:
+    room_id = consumer.room["id"]
+    await consumer.channel_layer.group_discard(mods_group_name(room_id), consumer.channel_name)
+
+
+# --- the lobby (Redis hash lobby:<room> of knock id -> JSON, shared by instances) --
+
+
+async def lobby_park(consumer: "RoomConsumer", frame: Frame) -> None:
+    room_id, member = consumer.room["id"], consumer.member
+    knock_id = secrets.token_urlsafe(9)
+    knock = {
+        "knock_id": knock_id,
+        "member_id": member["id"],
+        "display_name": member["display_name"],
+        "role": member["role"],
+        "channel": consumer.channel_name,
+    }
+    redis = get_redis()
+    await redis.hset(lobby_key(room_id), knock_id, json.dumps(knock))
+    await redis.expire(lobby_key(room_id), 86400)
+    consumer.lobby_knock_id = knock_id
+    consumer.lobby_frame = frame
+    # Waiting for a person may take longer than the handshake timeout.
+    timer = getattr(consumer, "handshake_timer", None)
+    if timer:
+        timer.cancel()
+    await consumer.send_json({"type": "lobby.waiting", "knock_id": knock_id})
+    await consumer.channel_layer.group_send(
+        mods_group_name(room_id),
+        {"type": "room.frame", "frame": {"type": "lobby.knock", **_public(knock)}, "exclude": None},
+    )
+
+
+def _public(knock: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in knock.items() if k != "channel"}
+
+
+async def lobby_list(*, room_id: int) -> list[dict[str, Any]]:
+    raw = await get_redis().hgetall(lobby_key(room_id))
+    return [_public(json.loads(v)) for v in raw.values()]
+
+
+async def lobby_get(*, room_id: int, knock_id: str) -> dict[str, Any] | None:
+    raw = await get_redis().hget(lobby_key(room_id), knock_id)
+    return json.loads(raw) if raw else None
+
+
+async def lobby_take(*, room_id: int, knock_id: str) -> dict[str, Any] | None:
+    """Remove a knock; only the first of several deciding moderators gets it."""
+    redis = get_redis()
+    async with redis.pipeline(transaction=True) as pipe:
+        pipe.hget(lobby_key(room_id), knock_id)
+        pipe.hdel(lobby_key(room_id), knock_id)
+        raw, removed = await pipe.execute()
+    return json.loads(raw) if raw and removed else None

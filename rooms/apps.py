@@ -6,5 +6,14 @@ class RoomsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        # Registers the room socket's frame handlers.
-        from . import handlers, signaling  # noqa: F401
+        from django.contrib.auth.signals import user_logged_out
+        from django.db.models.signals import post_migrate
+
+        # Registers the room socket's frame handlers (moderation: mod.*).
+        from . import handlers, moderation, signaling  # noqa: F401
+        from .permissions import moderators_group_sync
+        from .security import on_user_logged_out
+
+        # Moderation: sockets close at logout; the Moderators group stays complete.
+        user_logged_out.connect(on_user_logged_out, dispatch_uid="rooms.logout_closes_sockets")
+        post_migrate.connect(moderators_group_sync, sender=self, dispatch_uid="rooms.moderators")

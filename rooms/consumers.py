@@ -19,7 +19,7 @@ from django.conf import settings
 from videochat import ratelimit
 from videochat.errors import AppError, BadRequest, RoomFull
 
-from . import admission, presence, resume, selectors, turn
+from . import admission, presence, resume, security, selectors, turn
 from .protocol import HANDLERS, PROTOCOL_VERSION, CloseCode, room_group_name
 
 log = structlog.get_logger(__name__)
@@ -81,6 +81,8 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
         self.group = room_group_name(self.room["id"])
         self.log = log.bind(room=self.room["slug"], member=self.member["id"])
         await self.accept()
+        # Kick, ban, role changes and logout reach this socket through these groups.
+        await security.socket_opened(self)
         self.handshake_timer = asyncio.create_task(self._expect_hello())
 
     async def _expect_hello(self) -> None:
@@ -92,6 +94,7 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
         timer = getattr(self, "handshake_timer", None)
         if timer:
             timer.cancel()
+        await security.socket_closed(self)
         if not self.ready:
             return
         server_code = self.server_close_code
@@ -125,6 +128,9 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
             if not isinstance(frame, dict):
                 raise BadJson()
             ref = frame.get("ref") if isinstance(frame.get("ref"), (str, int)) else None
+            # Per-type size, per-address rate, and the sender's current role and bans.
+            if not await security.check_frame(self, frame, size=len(text_data)):
+                return
             await self.dispatch_frame(frame)
         except AppError as exc:
             await self.send_error(exc, ref=ref)
@@ -155,6 +161,8 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
             return
         try:
             await admission.admit(self, frame)
+        except admission.Waiting:
+            return  # parked in the lobby; a moderator's decision arrives as mod.event
         except AppError as exc:
             await self.send_json(exc.as_frame())
             await self.close(code=getattr(exc, "close_code", CloseCode.FORBIDDEN))
@@ -291,6 +299,12 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
 
     async def peer_frame(self, event: dict[str, Any]) -> None:
         await self.send_json(event["frame"])
+
+    async def mod_event(self, event: dict[str, Any]) -> None:
+        """Moderation news for this socket: lobby decisions, its member's new role."""
+        from . import moderation
+
+        await moderation.on_event(self, event)
 
     async def peer_close(self, event: dict[str, Any]) -> None:
         """Another part of the system asks this socket to go (kick, ban, logout)."""

@@ -55,3 +55,13 @@ def peer_group_name(room_id: int, peer_id: str) -> str:
     if not peer_id.replace("-", "").replace("_", "").isalnum():
         raise ValueError("bad peer id")
     return f"peer.{int(room_id)}.{peer_id}"
+
+
+def member_group_name(member_id: int) -> str:
+    """Every socket of one membership (all its tabs): kick, ban and role changes reach it."""
+    return f"member.{int(member_id)}"
+
+
+def user_group_name(user_id: int) -> str:
+    """Every room socket of one account, in any room: logout closes them."""
+    return f"user.{int(user_id)}"

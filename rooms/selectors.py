@@ -86,3 +86,56 @@ def socket_access(
             role=membership.role,
         ),
     )
+
+
+# --- moderation reads (rooms/admission.py, rooms/moderation.py) ----------------
+
+
+class BanInfo(TypedDict):
+    id: int
+    reason: str
+    until: str | None
+
+
+class AdmissionState(TypedDict):
+    """What admission needs at hello, read fresh from the database."""
+
+    role: str | None  # None: the membership is gone
+    ban: BanInfo | None
+    locked: bool
+    lobby_enabled: bool
+    password_hash: str
+
+
+def ban_active_for(*, room_id: int, user_id: int | None, member_id: int) -> BanInfo | None:
+    """The ban keeping this account (or guest membership) out of the room, if any."""
+    from django.db.models import Q
+    from django.utils import timezone
+
+    from .models import Ban
+
+    now = timezone.now()
+    who = Q(membership_id=member_id)
+    if user_id is not None:
+        who |= Q(user_id=user_id)
+    ban = (
+        Ban.objects.filter(who, room_id=room_id, lifted_at__isnull=True)
+        .filter(Q(until__isnull=True) | Q(until__gt=now))
+        .order_by("-created_at")
+        .first()
+    )
+    if ban is None:
+        return None
+    return BanInfo(id=ban.pk, reason=ban.reason, until=ban.until.isoformat() if ban.until else None)
+
+
+def admission_state(*, room_id: int, member_id: int, user_id: int | None) -> AdmissionState:
+    room = Room.objects.only("locked", "lobby_enabled", "password_hash").get(pk=room_id)
+    role = Membership.objects.filter(pk=member_id, room_id=room_id).values_list("role", flat=True)
+    return AdmissionState(
+        role=role.first(),
+        ban=ban_active_for(room_id=room_id, user_id=user_id, member_id=member_id),
+        locked=room.locked,
+        lobby_enabled=room.lobby_enabled,
+        password_hash=room.password_hash,
+    )

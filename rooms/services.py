@@ -1,15 +1,25 @@
 """Writes for rooms, memberships and invites."""
 
 import re
+from datetime import timedelta
+from typing import TypedDict
 
+import redis
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.conf import settings
+from django.contrib.auth.hashers import make_password
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
-from videochat.errors import Conflict, InviteInvalid
+from videochat.errors import BadRequest, Conflict, Forbidden, InviteInvalid, NotFound
 
-from .models import Invite, Membership, Role, Room
+from .admission import Banned
+from .models import AuditLog, Ban, Invite, Membership, Role, Room
+from .protocol import member_group_name, room_group_name
+from .selectors import ban_active_for
 
 _TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{16,64}")
 
@@ -59,6 +69,12 @@ def invite_resolve(*, token: str) -> Invite:
 
 
 def membership_join(*, invite: Invite, user: AbstractBaseUser) -> Membership:
+    # An old invite link must not let a banned account back in.
+    existing = Membership.objects.filter(room=invite.room, user=user).first()
+    if ban_active_for(
+        room_id=invite.room_id, user_id=user.pk, member_id=existing.pk if existing else 0
+    ):
+        raise Banned()
     membership, _ = Membership.objects.get_or_create(
         room=invite.room,
         user=user,
@@ -73,3 +89,403 @@ def membership_join_as_guest(*, invite: Invite, display_name: str) -> Membership
     return Membership.objects.create(
         room=invite.room, user=None, display_name=display_name, role=Role.GUEST
     )
+
+
+# --- moderation -----------------------------------------------------------------
+# Every moderation write re-reads the actor's role inside its transaction, so a
+# demoted moderator is refused at once whatever their socket believes, writes
+# one AuditLog row, and tells sockets only after commit.
+
+ROLE_RANK = {Role.GUEST: 0, Role.PARTICIPANT: 1, Role.MODERATOR: 2, Role.OWNER: 3}
+
+
+class ModTarget(TypedDict):
+    member_id: int
+    user_id: int | None
+    display_name: str
+    role: str
+
+
+class ModResult(TypedDict):
+    actor_member_id: int
+    actor_name: str
+    target: ModTarget | None
+
+
+def _sync_redis():
+    global _redis_client
+    if _redis_client is None:
+        _redis_client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=5)
+    return _redis_client
+
+
+_redis_client = None
+
+
+def moderation_revision_key(room_id: int) -> str:
+    return f"modrev:{int(room_id)}"
+
+
+def moderation_revision_bump(*, room_id: int) -> None:
+    """After commit: every socket in the room re-reads its member's role and bans."""
+    transaction.on_commit(lambda: _sync_redis().incr(moderation_revision_key(room_id)))
+
+
+def _layer_send(group: str, event: dict) -> None:
+    async_to_sync(get_channel_layer().group_send)(group, event)
+
+
+def room_broadcast_after_commit(*, room_id: int, frame: dict) -> None:
+    transaction.on_commit(
+        lambda: _layer_send(
+            room_group_name(room_id), {"type": "room.frame", "frame": frame, "exclude": None}
+        )
+    )
+
+
+def member_event_after_commit(*, member_id: int, event: dict) -> None:
+    """A channel-layer event to every socket of one membership (all its tabs)."""
+    transaction.on_commit(lambda: _layer_send(member_group_name(member_id), event))
+
+
+def _actor(*, room_id: int, actor_member_id: int, need: str) -> Membership:
+    actor = (
+        Membership.objects.select_related("room", "user")
+        .filter(pk=actor_member_id, room_id=room_id)
+        .first()
+    )
+    if actor is None or ROLE_RANK[actor.role] < ROLE_RANK[need]:
+        raise Forbidden("Your role in this room does not allow that.")
+    return actor
+
+
+def _target(*, actor: Membership, target_member_id: object) -> Membership:
+    if not isinstance(target_member_id, int) or isinstance(target_member_id, bool):
+        raise BadRequest("member_id must be an integer.")
+    target = (
+        Membership.objects.select_related("user")
+        .filter(pk=target_member_id, room_id=actor.room_id)
+        .first()
+    )
+    if target is None:
+        raise NotFound("No such member in this room.", member_id=target_member_id)
+    if target.pk == actor.pk:
+        raise Forbidden("You cannot do that to yourself.")
+    # Moderators act on participants and guests; only the owner on moderators.
+    if ROLE_RANK[target.role] >= ROLE_RANK[actor.role]:
+        raise Forbidden("You cannot do that to someone of your role or above.")
+    return target
+
+
+def _target_dict(target: Membership | None) -> ModTarget | None:
+    if target is None:
+        return None
+    return ModTarget(
+        member_id=target.pk,
+        user_id=target.user_id,
+        display_name=target.display_name,
+        role=target.role,
+    )
+
+
+def audit_record(
+    *,
+    room: Room,
+    actor_user: AbstractBaseUser | None,
+    actor_name: str,
+    action: str,
+    target: Membership | None = None,
+    target_name: str = "",
+    detail: dict | None = None,
+) -> AuditLog:
+    return AuditLog.objects.create(
+        room=room,
+        room_slug=room.slug,
+        actor=actor_user,
+        actor_name=actor_name,
+        action=action,
+        target_member=target,
+        target_name=target.display_name if target else target_name,
+        detail=detail or {},
+    )
+
+
+@transaction.atomic
+def moderation_act(
+    *,
+    room_id: int,
+    actor_member_id: int,
+    action: str,
+    target_member_id: object = None,
+    need: str = Role.MODERATOR,
+    detail: dict | None = None,
+) -> ModResult:
+    """Authorize an action that changes no row of its own (kick, mute, lobby) and audit it."""
+    actor = _actor(room_id=room_id, actor_member_id=actor_member_id, need=need)
+    target = None
+    if target_member_id is not None:
+        target = _target(actor=actor, target_member_id=target_member_id)
+    audit_record(
+        room=actor.room,
+        actor_user=actor.user,
+        actor_name=actor.display_name,
+        action=action,
+        target=target,
+        target_name=(detail or {}).get("target_name", ""),
+        detail=detail,
+    )
+    return ModResult(
+        actor_member_id=actor.pk, actor_name=actor.display_name, target=_target_dict(target)
+    )
+
+
+@transaction.atomic
+def member_set_role(
+    *, room_id: int, actor_member_id: int, target_member_id: object, role: object
+) -> ModResult:
+    """The owner appoints or demotes moderators; takes effect on every socket at once."""
+    if role not in (Role.MODERATOR, Role.PARTICIPANT):
+        raise BadRequest("role must be 'moderator' or 'participant'.")
+    actor = _actor(room_id=room_id, actor_member_id=actor_member_id, need=Role.OWNER)
+    target = _target(actor=actor, target_member_id=target_member_id)
+    if target.is_guest:
+        raise BadRequest("Guests cannot be moderators; they have no account.")
+    previous = target.role
+    target.role = role
+    target.save(update_fields=["role"])
+    audit_record(
+        room=actor.room,
+        actor_user=actor.user,
+        actor_name=actor.display_name,
+        action=AuditLog.Action.ROLE,
+        target=target,
+        detail={"from": previous, "to": role},
+    )
+    moderation_revision_bump(room_id=room_id)
+    member_event_after_commit(
+        member_id=target.pk, event={"type": "mod.event", "event": "role.changed", "role": role}
+    )
+    room_broadcast_after_commit(
+        room_id=room_id,
+        frame={"type": "member.role", "member_id": target.pk, "role": role},
+    )
+    return ModResult(
+        actor_member_id=actor.pk, actor_name=actor.display_name, target=_target_dict(target)
+    )
+
+
+def _ban_frame(ban: Ban, *, by: str) -> dict:
+    return {
+        "type": "mod.banned",
+        "reason": ban.reason,
+        "by": by,
+        "until": ban.until.isoformat() if ban.until else None,
+    }
+
+
+def _ban_enforce_after_commit(*, ban: Ban, by: str) -> None:
+    """Close the banned person's sockets in the room and tell the room."""
+    members = (
+        [ban.membership_id]
+        if ban.user_id is None
+        else list(
+            Membership.objects.filter(room_id=ban.room_id, user_id=ban.user_id).values_list(
+                "pk", flat=True
+            )
+        )
+    )
+    for member_id in members:
+        member_event_after_commit(
+            member_id=member_id,
+            event={"type": "peer.close", "code": 4003, "frame": _ban_frame(ban, by=by)},
+        )
+    moderation_revision_bump(room_id=ban.room_id)
+
+
+@transaction.atomic
+def ban_create(
+    *,
+    room_id: int,
+    actor_member_id: int,
+    target_member_id: object,
+    reason: object = "",
+    minutes: object = None,
+) -> ModResult:
+    """Ban a member: the account for users, the membership for guests."""
+    if not isinstance(reason, str) or len(reason) > 200:
+        raise BadRequest("reason must be a string of at most 200 characters.")
+    if minutes is not None and (
+        not isinstance(minutes, int) or isinstance(minutes, bool) or not 1 <= minutes <= 525600
+    ):
+        raise BadRequest("minutes must be an integer from 1 to 525600, or null for no end.")
+    actor = _actor(room_id=room_id, actor_member_id=actor_member_id, need=Role.MODERATOR)
+    target = _target(actor=actor, target_member_id=target_member_id)
+    until = timezone.now() + timedelta(minutes=minutes) if minutes else None
+    ban = Ban.objects.create(
+        room=actor.room,
+        user=target.user,
+        membership=target if target.is_guest else None,
+        display_name=target.display_name,
+        reason=reason,
+        banned_by=actor.user,
+        until=until,
+    )
+    audit_record(
+        room=actor.room,
+        actor_user=actor.user,
+        actor_name=actor.display_name,
+        action=AuditLog.Action.BAN,
+        target=target,
+        detail={"reason": reason, "until": until.isoformat() if until else None},
+    )
+    _ban_enforce_after_commit(ban=ban, by=actor.display_name)
+    return ModResult(
+        actor_member_id=actor.pk, actor_name=actor.display_name, target=_target_dict(target)
+    )
+
+
+def ban_saved_in_admin(*, ban: Ban, by: AbstractBaseUser, created: bool) -> None:
+    """The admin saved a ban: audit it and, if it holds now, enforce it live."""
+    with transaction.atomic():
+        audit_record(
+            room=ban.room,
+            actor_user=by,
+            actor_name=by.get_username(),
+            action=AuditLog.Action.BAN if ban.is_active() else AuditLog.Action.UNBAN,
+            target=ban.membership,
+            target_name=ban.display_name,
+            detail={"reason": ban.reason, "via": "admin", "created": created},
+        )
+        if ban.is_active():
+            _ban_enforce_after_commit(ban=ban, by=by.get_username())
+        else:
+            moderation_revision_bump(room_id=ban.room_id)
+
+
+@transaction.atomic
+def ban_lift(*, ban: Ban, by: AbstractBaseUser) -> Ban:
+    if ban.lifted_at is None:
+        ban.lifted_at = timezone.now()
+        ban.save(update_fields=["lifted_at"])
+        audit_record(
+            room=ban.room,
+            actor_user=by,
+            actor_name=by.get_username(),
+            action=AuditLog.Action.UNBAN,
+            target=ban.membership,
+            target_name=ban.display_name,
+            detail={"ban_id": ban.pk},
+        )
+        moderation_revision_bump(room_id=ban.room_id)
+    return ban
+
+
+@transaction.atomic
+def room_set_access(
+    *,
+    room_id: int,
+    actor_member_id: int,
+    locked: object = None,
+    lobby_enabled: object = None,
+    password: object = ...,
+) -> dict:
+    """Lock / unlock, lobby on / off, set / clear the password; returns the room's state."""
+    actor = _actor(room_id=room_id, actor_member_id=actor_member_id, need=Role.MODERATOR)
+    room = Room.objects.select_for_update().get(pk=room_id)
+    fields, actions = [], []
+    if locked is not None:
+        if not isinstance(locked, bool):
+            raise BadRequest("locked must be a boolean.")
+        room.locked = locked
+        fields.append("locked")
+        actions.append(AuditLog.Action.LOCK if locked else AuditLog.Action.UNLOCK)
+    if lobby_enabled is not None:
+        if not isinstance(lobby_enabled, bool):
+            raise BadRequest("enabled must be a boolean.")
+        room.lobby_enabled = lobby_enabled
+        fields.append("lobby_enabled")
+        actions.append(AuditLog.Action.LOBBY_ON if lobby_enabled else AuditLog.Action.LOBBY_OFF)
+    if password is not ...:
+        if password is None or password == "":
+            room.password_hash = ""
+            actions.append(AuditLog.Action.PASSWORD_CLEAR)
+        elif isinstance(password, str) and 4 <= len(password) <= 128:
+            room.password_hash = make_password(password)
+            actions.append(AuditLog.Action.PASSWORD_SET)
+        else:
+            raise BadRequest("password must be 4 to 128 characters, or null to clear it.")
+        fields.append("password_hash")
+    if not fields:
+        raise BadRequest("Nothing to change.")
+    room.save(update_fields=fields)
+    for action in actions:
+        audit_record(room=room, actor_user=actor.user, actor_name=actor.display_name, action=action)
+    state = room_access_state(room=room)
+    moderation_revision_bump(room_id=room_id)
+    room_broadcast_after_commit(
+        room_id=room_id, frame={"type": "room.access", **state, "by": actor.display_name}
+    )
+    return state
+
+
+def room_access_state(*, room: Room) -> dict:
+    return {
+        "locked": room.locked,
+        "lobby_enabled": room.lobby_enabled,
+        "password_required": bool(room.password_hash),
+    }
+
+
+def invite_revoke_by(*, invite: Invite, by: AbstractBaseUser) -> Invite:
+    with transaction.atomic():
+        if invite.revoked_at is None:
+            invite_revoke(invite=invite)
+            audit_record(
+                room=invite.room,
+                actor_user=by,
+                actor_name=by.get_username(),
+                action=AuditLog.Action.INVITE_REVOKE,
+                detail={"invite_id": invite.pk},
+            )
+    return invite
+
+
+@transaction.atomic
+def message_hide_by_moderator(*, room_id: int, actor_member_id: int, seq: int) -> ModResult:
+    """Hide a chat message and audit it in one transaction (no audit row for a miss)."""
+    from messaging.services import message_hide
+
+    result = moderation_act(
+        room_id=room_id,
+        actor_member_id=actor_member_id,
+        action=AuditLog.Action.HIDE_MESSAGE,
+        detail={"seq": seq},
+    )
+    message_hide(room_id=room_id, seq=seq, by_member_id=actor_member_id)
+    return result
+
+
+def member_role_saved_in_admin(*, membership: Membership, by: AbstractBaseUser) -> None:
+    with transaction.atomic():
+        audit_record(
+            room=membership.room,
+            actor_user=by,
+            actor_name=by.get_username(),
+            action=AuditLog.Action.ROLE,
+            target=membership,
+            detail={"to": membership.role, "via": "admin"},
+        )
+        moderation_revision_bump(room_id=membership.room_id)
+        member_event_after_commit(
+            member_id=membership.pk,
+            event={"type": "mod.event", "event": "role.changed", "role": membership.role},
+        )
+        room_broadcast_after_commit(
+            room_id=membership.room_id,
+            frame={"type": "member.role", "member_id": membership.pk, "role": membership.role},
+        )
+
+
+def moderator_check(*, room_id: int, actor_member_id: int) -> None:
+    """Raise Forbidden unless the member moderates the room now."""
+    _actor(room_id=room_id, actor_member_id=actor_member_id, need=Role.MODERATOR)

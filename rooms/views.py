@@ -8,6 +8,7 @@ from django.views.decorators.http import require_POST
 from videochat.errors import Conflict, InviteInvalid
 
 from . import selectors, services
+from .admission import Banned
 from .forms import GuestJoinForm, RoomForm
 from .models import Role, Room
 
@@ -77,7 +78,10 @@ def invite_accept(request: HttpRequest, token: str) -> HttpResponse:
         return render(request, "rooms/invite_invalid.html", {"error": exc.message}, status=404)
     room = invite.room
     if request.user.is_authenticated:
-        services.membership_join(invite=invite, user=request.user)
+        try:
+            services.membership_join(invite=invite, user=request.user)
+        except Banned as exc:
+            return render(request, "rooms/invite_invalid.html", {"error": exc.message}, status=403)
         return redirect("room", slug=room.slug)
     if selectors.membership_for(room=room, user=request.user, session=request.session):
         return redirect("room", slug=room.slug)

@@ -1,0 +1,153 @@
+"""Guards the room socket applies to every connection and frame.
+
+- per-type frame size limits (daphne's ``--websocket-max-message-size`` is the
+  outer bound for all of them);
+- a per-client-address frame rate limit on top of the per-user one, shared by
+  every instance through Redis (many accounts from one address cannot flood);
+- the sender's role and bans re-read whenever the room's moderation revision
+  changes, so a demoted moderator or a banned member loses access on the very
+  next frame on every instance, even if the channel-layer event telling their
+  socket was lost (it is at-most-once);
+- the per-member and per-user groups through which kick, ban, role changes and
+  logout reach a socket.
+"""
+
+from typing import TYPE_CHECKING, Any
+
+from asgiref.sync import async_to_sync
+from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
+
+from videochat import ratelimit
+from videochat.errors import AppError
+from videochat.redis import get_redis
+
+from . import admission, presence, selectors
+from .protocol import CloseCode, Frame, member_group_name, user_group_name
+
+if TYPE_CHECKING:
+    from .consumers import RoomConsumer
+
+IP_FRAME_LIMIT = ratelimit.Limit("frames-ip", rate=150, burst=600)
+
+# Largest accepted frame per type, in characters of JSON text. Exact names
+# first, then the prefix before the first dot; anything else gets DEFAULT.
+MAX_FRAME_CHARS = {
+    "hello": 4096,
+    "ping": 256,
+    "leave": 256,
+    "presence": 512,
+    "mod": 2048,
+    "chat": 16384,
+    "signal": 65536,  # SDP offers with many candidates are large
+}
+DEFAULT_MAX_FRAME_CHARS = 4096
+
+
+class FrameTooLarge(AppError):
+    code = "too_large"
+    message = "The frame is too large for its type."
+
+
+def frame_limit(frame_type: object) -> int:
+    if not isinstance(frame_type, str):
+        return DEFAULT_MAX_FRAME_CHARS
+    if frame_type in MAX_FRAME_CHARS:
+        return MAX_FRAME_CHARS[frame_type]
+    return MAX_FRAME_CHARS.get(frame_type.split(".", 1)[0], DEFAULT_MAX_FRAME_CHARS)
+
+
+async def socket_opened(consumer: "RoomConsumer") -> None:
+    layer = consumer.channel_layer
+    await layer.group_add(member_group_name(consumer.member["id"]), consumer.channel_name)
+    if consumer.member["user_id"] is not None:
+        await layer.group_add(user_group_name(consumer.member["user_id"]), consumer.channel_name)
+
+
+async def socket_closed(consumer: "RoomConsumer") -> None:
+    member = getattr(consumer, "member", None)
+    if member is None:
+        return  # refused at connect: never joined anything
+    layer = consumer.channel_layer
+    await layer.group_discard(member_group_name(member["id"]), consumer.channel_name)
+    if member["user_id"] is not None:
+        await layer.group_discard(user_group_name(member["user_id"]), consumer.channel_name)
+    await admission.mods_leave(consumer)
+    knock_id = getattr(consumer, "lobby_knock_id", None)
+    if knock_id and not consumer.ready:
+        # Gave up waiting in the lobby: the moderators' list drops the knock.
+        if await admission.lobby_take(room_id=consumer.room["id"], knock_id=knock_id):
+            await layer.group_send(
+                admission.mods_group_name(consumer.room["id"]),
+                {
+                    "type": "room.frame",
+                    "frame": {"type": "lobby.resolved", "knock_id": knock_id, "decision": "left"},
+                    "exclude": None,
+                },
+            )
+
+
+async def check_frame(consumer: "RoomConsumer", frame: Frame, *, size: int) -> bool:
+    """Raise for a frame to refuse with an error; False when the socket was closed."""
+    limit = frame_limit(frame.get("type"))
+    if size > limit:
+        raise FrameTooLarge(limit=limit)
+    await ratelimit.hit(IP_FRAME_LIMIT, admission.client_ip(consumer.scope))
+    if consumer.ready:
+        return await membership_recheck(consumer)
+    return True
+
+
+async def membership_recheck(consumer: "RoomConsumer") -> bool:
+    room_id, member = consumer.room["id"], consumer.member
+    revision = await get_redis().get(f"modrev:{room_id}")
+    if revision == getattr(consumer, "mod_revision", None):
+        return True
+    consumer.mod_revision = revision
+    state = await database_sync_to_async(selectors.admission_state)(
+        room_id=room_id, member_id=member["id"], user_id=member["user_id"]
+    )
+    if state["role"] is None or state["ban"] is not None:
+        ban = state["ban"] or {"reason": "", "until": None}
+        await consumer.send_json(
+            {"type": "mod.banned", "reason": ban["reason"], "until": ban["until"], "by": None}
+        )
+        await consumer.close(code=CloseCode.BANNED if state["ban"] else CloseCode.FORBIDDEN)
+        return False
+    if state["role"] != member["role"]:
+        await role_changed(consumer, state["role"])
+    return True
+
+
+async def role_changed(consumer: "RoomConsumer", role: str) -> None:
+    """This socket's member got a new role: powers and the lobby feed follow at once."""
+    if consumer.member["role"] == role:
+        return
+    consumer.member["role"] = role
+    if role in admission.MODERATING_ROLES:
+        await admission.mods_join(consumer)
+        knocks = await admission.lobby_list(room_id=consumer.room["id"])
+        await consumer.send_json({"type": "lobby.list", "knocks": knocks})
+    else:
+        await admission.mods_leave(consumer)
+    await consumer.send_json({"type": "member.you", "role": role})
+    if consumer.ready:
+        state = await presence.presence_update(
+            room_id=consumer.room["id"], peer_id=consumer.peer_id, role=role
+        )
+        if state is not None:
+            await consumer.broadcast({"type": "presence.update", "peer": state})
+
+
+def on_user_logged_out(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
+    """Logout ends every room socket of the account, on every instance."""
+    if user is None:
+        return
+    async_to_sync(get_channel_layer().group_send)(
+        user_group_name(user.pk),
+        {
+            "type": "peer.close",
+            "code": CloseCode.UNAUTHENTICATED,
+            "frame": {"type": "session.ended", "reason": "logged_out"},
+        },
+    )
