@@ -8,6 +8,9 @@ const FLUSH_MS = 500;
 const TYPING_SEND_MS = 3000;
 const TYPING_SHOW_MS = 5000;
 const SCROLL_LOAD_PX = 40;
+// Wake-ups are at most once (a Redis restart drops the room's group until the
+// socket reconnects): a quiet client still asks for anything newer this often.
+const RESYNC_MS = 10000;
 const STATUS_LABELS = { sending: "sending…", sent: "sent", failed: "failed" };
 
 /** localStorage, or null where it is blocked (private modes, sandboxed frames). */
@@ -218,6 +221,7 @@ export function init({ socket, root }) {
     }
   });
   setInterval(flush, FLUSH_MS);
+  setInterval(() => { syncInFlight = false; requestSync(); }, RESYNC_MS);
 
   // --- typing -------------------------------------------------------------
   function renderTyping() {

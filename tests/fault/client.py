@@ -1,0 +1,172 @@
+"""A chat client that speaks the room protocol like the browser does (outbox,
+resend by client_id, resume by seq, gap backfill) and logs what it observes.
+
+Its log is what the contract is checked against: the order in which this
+client saw each seq released, and every ack it received.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+from dataclasses import dataclass, field
+
+from websockets.asyncio.client import connect
+from websockets.exceptions import WebSocketException
+
+PROTOCOL_VERSION = 1
+RESEND_S = 1.0
+SYNC_EVERY_S = 1.0
+
+
+@dataclass
+class Observed:
+    seq: int
+    client_id: str | None  # None: a hidden slot
+    author_id: int | None
+
+
+@dataclass
+class ChatClient:
+    name: str
+    url: str
+    cookie: str
+    origin: str
+    room: str = ""
+    to_send: int = 20
+    send_every_s: float = 0.1
+    log: list[Observed] = field(default_factory=list)
+    acks: dict[str, list[int]] = field(default_factory=dict)  # every ack seen, per client_id
+    errors: list[dict] = field(default_factory=list)
+    connects: int = 0
+    last_seq: int = 0
+    _pending: dict[int, dict] = field(default_factory=dict)
+    _unacked: dict[str, str] = field(default_factory=dict)
+    _ws: object = None
+    _stop: bool = False
+    _sync_inflight: bool = False
+
+    # --- what the harness reads -------------------------------------------
+    @property
+    def sent_ids(self) -> list[str]:
+        return [f"{self.name}-{i}" for i in range(self.to_send)]
+
+    @property
+    def all_acked(self) -> bool:
+        return not self._unacked and all(cid in self.acks for cid in self.sent_ids)
+
+    # --- life cycle -------------------------------------------------------
+    async def run(self) -> None:
+        sender = asyncio.create_task(self._sender())
+        resender = asyncio.create_task(self._resender())
+        try:
+            while not self._stop:
+                try:
+                    await self._session()
+                except (OSError, WebSocketException, TimeoutError):
+                    pass
+                self._ws = None
+                if not self._stop:
+                    await asyncio.sleep(random.uniform(0.05, 0.4))
+        finally:
+            sender.cancel()
+            resender.cancel()
+
+    def stop(self) -> None:
+        self._stop = True
+        ws = self._ws
+        if ws is not None:
+            asyncio.ensure_future(ws.close())
+
+    async def _session(self) -> None:
+        async with connect(
+            self.url,
+            origin=self.origin,
+            additional_headers={"Cookie": f"sessionid={self.cookie}"},
+            open_timeout=3,
+            ping_interval=0.5,
+            # A stalled socket is given up quickly, as a browser heartbeat would.
+            ping_timeout=1.5,
+            close_timeout=0.5,
+        ) as ws:
+            await ws.send(json.dumps({"type": "hello", "v": PROTOCOL_VERSION}))
+            welcome = json.loads(await asyncio.wait_for(ws.recv(), 5))
+            if welcome.get("type") != "welcome":
+                self.errors.append(welcome)
+                return
+            self.connects += 1
+            self._ws = ws
+            self._sync_inflight = False
+            await self._sync()
+            await self._resend_all()
+            async for raw in ws:
+                await self._handle(json.loads(raw))
+                if self._stop:
+                    return
+
+    async def _send(self, frame: dict) -> bool:
+        ws = self._ws
+        if ws is None:
+            return False
+        try:
+            await asyncio.wait_for(ws.send(json.dumps(frame)), 2)
+            return True
+        except (OSError, WebSocketException, TimeoutError):
+            return False
+
+    async def _sender(self) -> None:
+        for cid in self.sent_ids:
+            self._unacked[cid] = f"message {cid}"
+            await self._send(
+                {"type": "chat.send", "client_id": cid, "body": self._unacked[cid], "ref": cid}
+            )
+            await asyncio.sleep(random.uniform(0.5, 1.5) * self.send_every_s)
+
+    async def _resend_all(self) -> None:
+        for cid, body in list(self._unacked.items()):
+            await self._send({"type": "chat.send", "client_id": cid, "body": body, "ref": cid})
+
+    async def _resender(self) -> None:
+        while True:
+            await asyncio.sleep(RESEND_S)
+            await self._resend_all()
+            # A lost wake-up with nothing after it is repaired by a periodic sync.
+            self._sync_inflight = False
+            await self._sync()
+
+    async def _sync(self) -> None:
+        if not self._sync_inflight:
+            self._sync_inflight = await self._send(
+                {"type": "chat.sync", "after_seq": self.last_seq}
+            )
+
+    # --- frames -----------------------------------------------------------
+    async def _handle(self, frame: dict) -> None:
+        kind = frame.get("type")
+        if kind == "chat.ack":
+            self.acks.setdefault(frame["client_id"], []).append(frame["seq"])
+            self._unacked.pop(frame["client_id"], None)
+            if frame["seq"] > self.last_seq:
+                await self._sync()  # its wake-up may be lost: backfill
+        elif kind == "chat.message":
+            if await self._receive([frame]):
+                await self._sync()
+        elif kind == "chat.batch":
+            self._sync_inflight = False
+            gap = await self._receive(frame["messages"])
+            if frame["has_more"] or gap:
+                await self._sync()
+        elif kind == "error":
+            self.errors.append(frame)
+
+    async def _receive(self, messages: list[dict]) -> bool:
+        """Hold by seq, release in order; True when a hole remains."""
+        for m in messages:
+            if m["seq"] > self.last_seq:
+                self._pending.setdefault(m["seq"], m)
+        while self.last_seq + 1 in self._pending:
+            m = self._pending.pop(self.last_seq + 1)
+            self.last_seq += 1
+            self.log.append(Observed(m["seq"], m.get("client_id"), m.get("author_id")))
+        return bool(self._pending)

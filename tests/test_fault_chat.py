@@ -1,0 +1,174 @@
+"""The chat delivery contract through real faults against real processes.
+
+Each run: several clients in two rooms send while the fault happens; at the
+end every client's log is checked (tests/fault/check.py): 0 lost acknowledged
+messages, 0 duplicates, one order for all, and the database agrees.
+"""
+
+import asyncio
+import time
+
+import pytest
+
+from messaging.models import Message
+from rooms import services as room_services
+from tests.conftest import make_user
+from tests.fault.check import check_logs
+from tests.fault.client import ChatClient
+from tests.fault.harness import by_room, run_clients
+from tests.fault.proxy import FaultProxy
+from tests.fixtures.live import daphne_service, run_dir
+from videochat.devstack import redis_service
+
+pytestmark = [pytest.mark.live, pytest.mark.fault, pytest.mark.django_db(transaction=True)]
+
+ROOMS = 2
+PER_ROOM = 4
+# Per-user chat limit raised: this run measures delivery, not flood control.
+DAPHNE_ENV = {"CHAT_RATE_PER_S": "1000", "CHAT_RATE_BURST": "1000"}
+
+
+@pytest.fixture
+def people(django_user_model, owner):
+    """(room slug, session cookie) for ROOMS x PER_ROOM members, each a separate user."""
+    from django.test import Client
+
+    out = []
+    for r in range(ROOMS):
+        room = room_services.room_create(
+            owner=owner, name=f"Fault {r}", slug=f"fault-{r}", capacity=12, guest_access=False
+        )
+        invite = room.invites.first()
+        for i in range(PER_ROOM):
+            user = make_user(django_user_model, f"f{r}u{i}")
+            room_services.membership_join(invite=invite, user=user)
+            client = Client()
+            client.force_login(user)
+            out.append((room.slug, client.cookies["sessionid"].value))
+    return out
+
+
+def make_clients(people, port, *, to_send=20, send_every_s=0.15):
+    return [
+        ChatClient(
+            name=f"c{n}",
+            url=f"ws://127.0.0.1:{port}/ws/rooms/{slug}/",
+            cookie=cookie,
+            origin=f"http://127.0.0.1:{port}",
+            room=slug,
+            to_send=to_send,
+            send_every_s=send_every_s,
+        )
+        for n, (slug, cookie) in enumerate(people)
+    ]
+
+
+def assert_contract(clients):
+    summaries = []
+    for slug, members in by_room(clients).items():
+        rows = list(
+            Message.objects.filter(room__slug=slug).order_by("seq").values_list("seq", "client_id")
+        )
+        summaries.append(check_logs(members, db_rows=rows))
+    assert sum(s["acked"] for s in summaries) == sum(c.to_send for c in clients)
+    return summaries
+
+
+def test_chaos_proxy_resets_and_stalls_lose_nothing(people):
+    daphne = daphne_service(**DAPHNE_ENV).start()
+    try:
+
+        async def main():
+            proxy = await FaultProxy(daphne.port, seed=4).start()
+            clients = make_clients(people, proxy.port, to_send=25)
+
+            async def faults():
+                proxy.start_chaos(every_s=0.2, reset_share=0.5)
+                await asyncio.sleep(7)
+                proxy.stop_chaos()
+
+            took = await run_clients(clients, faults)
+            await proxy.stop()
+            return clients, proxy, took
+
+        clients, proxy, took = asyncio.run(main())
+    finally:
+        daphne.stop()
+    summaries = assert_contract(clients)
+    # The faults really happened and forced reconnects.
+    assert proxy.resets >= 10 and proxy.stalls >= 10, (proxy.resets, proxy.stalls)
+    assert sum(s["connects"] for s in summaries) > len(clients) + 10
+    print(f"chaos: {summaries} resets={proxy.resets} stalls={proxy.stalls} in {took:.1f}s")
+
+
+def test_daphne_sigkilled_and_restarted_mid_run_loses_nothing(people):
+    daphne = daphne_service(**DAPHNE_ENV).start()
+    kills = 0
+    try:
+
+        async def main():
+            nonlocal daphne, kills
+            clients = make_clients(people, daphne.port, to_send=25)
+
+            async def faults():
+                nonlocal daphne, kills
+                for _ in range(2):
+                    await asyncio.sleep(1.2)
+                    daphne.kill()  # SIGKILL: no close frames, no cleanup
+                    kills += 1
+                    await asyncio.sleep(0.8)
+                    daphne = await asyncio.to_thread(
+                        daphne_service(daphne.port, **DAPHNE_ENV).start
+                    )
+                await asyncio.sleep(1)
+
+            took = await run_clients(clients, faults)
+            return clients, took
+
+        clients, took = asyncio.run(main())
+    finally:
+        daphne.stop()
+    summaries = assert_contract(clients)
+    assert kills == 2
+    assert sum(s["connects"] for s in summaries) >= 3 * len(clients)
+    print(f"daphne kill: {summaries} in {took:.1f}s")
+
+
+def test_redis_restarted_mid_run_loses_nothing(people):
+    # A private redis-server for this test alone (not the suite's, never the shared one),
+    # without persistence: the restart loses presence, groups and rate limits.
+    redis = redis_service(run_dir(), persist=False).start()
+    daphne = daphne_service(REDIS_URL=f"redis://127.0.0.1:{redis.port}/0", **DAPHNE_ENV).start()
+    restarts = 0
+    in_flight: list[int] = []
+    try:
+
+        async def main():
+            nonlocal redis, restarts
+            clients = make_clients(people, daphne.port, to_send=25)
+
+            async def faults():
+                nonlocal redis, restarts
+                await asyncio.sleep(1.5)
+                in_flight.append(sum(c.to_send - len(c.acks) for c in clients))
+                redis.kill()
+                await asyncio.sleep(1.5)
+                redis = await asyncio.to_thread(
+                    redis_service(run_dir(), redis.port, persist=False).start
+                )
+                restarts += 1
+                await asyncio.sleep(1.5)
+
+            took = await run_clients(clients, faults, settle_s=40)
+            return clients, took
+
+        started = time.monotonic()
+        clients, took = asyncio.run(main())
+        assert time.monotonic() - started < 60
+    finally:
+        daphne.stop()
+        redis.stop()
+    summaries = assert_contract(clients)
+    assert restarts == 1
+    assert in_flight[0] > 0  # the restart hit while messages were still being sent
+    print(f"redis restart: {summaries} in {took:.1f}s")
