@@ -175,7 +175,19 @@ def delivery_attempt(
             r.hset(state_key(delivery_id), "inflight", started.isoformat())
             t0 = time.monotonic()
             try:
-                result = sender.send(delivery_id=delivery_id, target=target, payload=payload)
+                try:
+                    result = sender.send(delivery_id=delivery_id, target=target, payload=payload)
+                except SendError:
+                    raise
+                except Exception as exc:
+                    # A bug or a misconfiguration, not the target's fault: keep
+                    # retrying (a deploy may fix it), then dead-letter; never drop.
+                    log.exception("delivery.unexpected_error", delivery=delivery_id)
+                    raise SendError(
+                        f"{type(exc).__name__}: {exc}"[:300],
+                        retryable=True,
+                        counts_against_target=False,
+                    ) from exc
             except SendError as exc:
                 entry = {
                     "at": started.isoformat(),

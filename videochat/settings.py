@@ -283,6 +283,8 @@ BREAKER_COOLDOWN_S = env.float("BREAKER_COOLDOWN_S", default=60.0)
 DEADLETTER_TTL_DAYS = env.int("DEADLETTER_TTL_DAYS", default=30)
 CHAT_RETENTION_DAYS = env.int("CHAT_RETENTION_DAYS", default=365)
 WEBHOOK_ALLOW_PRIVATE = env_bool("WEBHOOK_ALLOW_PRIVATE", default=False)
+# Where the file email backend (EMAIL_BACKEND=...filebased.EmailBackend) writes.
+EMAIL_FILE_PATH = env.str("EMAIL_FILE_PATH", default=str(RUN_DIR / "mail"))
 if not 0 < DELIVERY_RETRY_BASE_S <= DELIVERY_RETRY_MAX_S:
     raise ImproperlyConfigured("need 0 < DELIVERY_RETRY_BASE_S <= DELIVERY_RETRY_MAX_S")
 if not 0 <= DELIVERY_RETRY_JITTER <= 1:

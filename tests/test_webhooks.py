@@ -1,0 +1,127 @@
+"""Webhooks for room owners: SSRF refusal as a form error, owner-only pages,
+signatures receivers can verify, and which webhooks an event reaches."""
+
+import time
+
+import pytest
+
+from deliveries import services, signing
+from deliveries.models import Webhook
+from deliveries.urlsafety import UnsafeURL, url_check
+
+pytestmark = pytest.mark.django_db
+
+
+def login(client, user):
+    client.force_login(user)
+    return client
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "ftp://93.184.215.14/hook",
+        "javascript:alert(1)",
+        "http:///nohost",
+        "http://127.0.0.1:8000/hook",
+        "http://localhost/hook",
+        "http://10.1.2.3/hook",
+        "http://192.168.0.10/hook",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://[::1]/hook",
+        "http://[::ffff:127.0.0.1]/hook",
+        "http://100.64.0.1/hook",
+        "http://0.0.0.0/hook",
+    ],
+)
+def test_unsafe_webhook_url_is_refused_with_a_form_error(client, owner, room, settings, url):
+    settings.WEBHOOK_ALLOW_PRIVATE = False
+    login(client, owner)
+    response = client.post(f"/r/{room.slug}/webhooks/", {"url": url, "events": ["message.posted"]})
+    assert response.status_code == 200
+    assert response.context["form"].errors["url"]
+    assert not Webhook.objects.exists()
+
+
+def test_public_address_is_accepted_and_private_only_when_allowed(settings):
+    settings.WEBHOOK_ALLOW_PRIVATE = False
+    url_check(url="https://93.184.215.14/hook", allow_private=False)
+    with pytest.raises(UnsafeURL):
+        url_check(url="http://127.0.0.1/hook", allow_private=False)
+    url_check(url="http://127.0.0.1/hook", allow_private=True)
+    with pytest.raises(UnsafeURL):
+        url_check(url="file:///etc/passwd", allow_private=True)
+
+
+def test_owner_registers_a_webhook_and_sees_its_secret(client, owner, room, settings):
+    settings.WEBHOOK_ALLOW_PRIVATE = False
+    login(client, owner)
+    page = client.get(f"/r/{room.slug}/")
+    assert f"/r/{room.slug}/webhooks/" in page.content.decode()
+    response = client.post(
+        f"/r/{room.slug}/webhooks/",
+        {"url": "https://93.184.215.14/hook", "events": ["message.posted", "call.started"]},
+    )
+    assert response.status_code == 302
+    hook = Webhook.objects.get()
+    assert hook.events == ["call.started", "message.posted"]
+    assert hook.room == room and hook.active and len(hook.secret) == 64
+    listing = client.get(f"/r/{room.slug}/webhooks/").content.decode()
+    assert hook.secret in listing
+    client.post(f"/r/{room.slug}/webhooks/{hook.pk}/", {"action": "pause"})
+    hook.refresh_from_db()
+    assert not hook.active
+    client.post(f"/r/{room.slug}/webhooks/{hook.pk}/", {"action": "delete"})
+    assert not Webhook.objects.exists()
+
+
+def test_members_and_outsiders_cannot_see_or_add_webhooks(
+    client, member, member_user, outsider, room
+):
+    Webhook.objects.create(room=room, url="https://93.184.215.14/h", events=["call.ended"])
+    for user in (member_user, outsider):
+        login(client, user)
+        assert client.get(f"/r/{room.slug}/webhooks/").status_code == 404
+        response = client.post(
+            f"/r/{room.slug}/webhooks/",
+            {"url": "https://93.184.215.14/x", "events": ["call.ended"]},
+        )
+        assert response.status_code == 404
+        assert "/webhooks/" not in client.get(f"/r/{room.slug}/").content.decode()
+    assert Webhook.objects.count() == 1
+
+
+def test_signature_verifies_only_the_exact_fresh_body():
+    body = b'{"event":"message.posted"}'
+    ts = int(time.time())
+    sig = signing.signature_compute(secret="s3cret", timestamp=ts, body=body)
+    assert signing.signature_verify(secret="s3cret", timestamp=str(ts), body=body, signature=sig)
+    assert not signing.signature_verify(secret="other", timestamp=str(ts), body=body, signature=sig)
+    assert not signing.signature_verify(
+        secret="s3cret", timestamp=str(ts), body=body + b" ", signature=sig
+    )
+    assert not signing.signature_verify(
+        secret="s3cret", timestamp=str(ts), body=body, signature=sig, now=ts + 3600
+    )
+
+
+def test_room_event_emit_counts_only_active_subscribed_webhooks(
+    room, monkeypatch, django_capture_on_commit_callbacks
+):
+    sent = []
+    monkeypatch.setattr(services, "_enqueue", lambda **kw: sent.append(kw))
+    Webhook.objects.create(room=room, url="https://93.184.215.14/a", events=["message.posted"])
+    Webhook.objects.create(room=room, url="https://93.184.215.14/b", events=["call.started"])
+    Webhook.objects.create(
+        room=room, url="https://93.184.215.14/c", events=["message.posted"], active=False
+    )
+    with pytest.raises(ValueError):
+        services.room_event_emit(room_id=room.pk, event="nope", data={})
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        n = services.room_event_emit(room_id=room.pk, event="message.posted", data={"seq": 1})
+    assert n == 1
+    assert sent == []  # nothing leaves before the commit
+    for callback in callbacks:
+        callback()
+    assert [s["target"] for s in sent] == ["https://93.184.215.14/a"]
+    assert sent[0]["payload"]["data"] == {"seq": 1}
