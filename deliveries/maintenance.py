@@ -81,22 +81,23 @@ def presence_expire(*, dry_run: bool = False, timeout_s: float | None = None) ->
     stale = {room_id: _stale_peers(room_id, timeout) for room_id in room_ids}
     stale = {room_id: peers for room_id, peers in stale.items() if peers}
     if dry_run:
-        return {"dry_run": True, "rooms": len(room_ids), "would_expire": stale}
+        would = {str(room_id): peers for room_id, peers in stale.items()}
+        return {"dry_run": True, "rooms": len(room_ids), "would_expire": would}
     expired = asyncio.run(_reap_and_announce(list(stale), timeout))
     return {"dry_run": False, "rooms": len(room_ids), "expired": expired}
 
 
-async def _reap_and_announce(room_ids: list[int], timeout_s: float) -> dict[int, list[str]]:
+async def _reap_and_announce(room_ids: list[int], timeout_s: float) -> dict[str, list[str]]:
     from channels.layers import get_channel_layer
 
     from rooms import presence
     from rooms.protocol import room_group_name
 
     layer = get_channel_layer()
-    expired: dict[int, list[str]] = {}
+    expired: dict[str, list[str]] = {}
     for room_id in room_ids:
         gone = await presence.presence_reap(room_id=room_id, timeout_s=timeout_s)
-        expired[room_id] = [g["peer_id"] for g in gone]
+        expired[str(room_id)] = [g["peer_id"] for g in gone]
         for g in gone:
             # A wake-up for anyone still connected; presence in Redis decides.
             await layer.group_send(
