@@ -8,6 +8,7 @@ from channels.layers import get_channel_layer
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from rooms.models import Membership
 from rooms.protocol import room_group_name
 from videochat.errors import BadRequest, NotFound
 
@@ -45,44 +46,55 @@ def _existing(*, room_id: int, author_id: int, client_id: str) -> Message | None
     )
 
 
-def _counter_ensure(*, room_id: int) -> None:
-    if ChatCounter.objects.filter(room_id=room_id).exists():
-        return
-    try:
-        with transaction.atomic():
-            ChatCounter.objects.create(room_id=room_id)
-    except IntegrityError:
-        pass  # another writer created it first
+def _counter_locked(*, room_id: int) -> ChatCounter:
+    """The room's counter row, locked until the transaction ends (created on first use)."""
+    counter = ChatCounter.objects.select_for_update().filter(room_id=room_id).first()
+    if counter is None:
+        try:
+            with transaction.atomic():
+                ChatCounter.objects.create(room_id=room_id)
+        except IntegrityError:
+            pass  # another writer created it first; lock theirs
+        counter = ChatCounter.objects.select_for_update().get(room_id=room_id)
+    return counter
 
 
 def message_create(*, room_id: int, author_id: int, body: object, client_id: object) -> Created:
     """Write one message, or return the original for a client id already used.
 
     The caller acknowledges only after this returns, i.e. after the commit:
-    an acknowledged message is durable.
+    an acknowledged message is durable. One short transaction holding the
+    room's counter row: seq order is commit order, and a resend racing its
+    original (two sockets of one tab) finds it under the same lock.
     """
     body, client_id = _clean(body=body, client_id=client_id)
-    found = _existing(room_id=room_id, author_id=author_id, client_id=client_id)
-    if found is not None:
-        return Created(message=message_dict(found), created=False)
-    _counter_ensure(room_id=room_id)
     with transaction.atomic():
-        counter = ChatCounter.objects.select_for_update().get(room_id=room_id)
-        # Checked again under the lock: two sockets of one tab may race a resend.
+        counter = _counter_locked(room_id=room_id)
         found = _existing(room_id=room_id, author_id=author_id, client_id=client_id)
         if found is not None:
             return Created(message=message_dict(found), created=False)
         counter.last_seq += 1
         counter.save(update_fields=["last_seq"])
-        message = Message.objects.create(
+        message = Message(
             room_id=room_id,
             seq=counter.last_seq,
             author_id=author_id,
             client_id=client_id,
             body=body,
         )
-    message = Message.objects.select_related("author").get(pk=message.pk)
-    return Created(message=message_dict(message), created=True)
+        message.save(force_insert=True)
+        author_name = Membership.objects.values_list("display_name", flat=True).get(pk=author_id)
+    return Created(
+        message=MessageDict(
+            seq=message.seq,
+            client_id=client_id,
+            author_id=author_id,
+            author_name=author_name,
+            body=body,
+            created_at=message.created_at.isoformat(),
+        ),
+        created=True,
+    )
 
 
 def _broadcast_sync(room_id: int, frame: dict) -> None:
