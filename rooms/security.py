@@ -19,7 +19,7 @@ from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 
 from videochat import ratelimit
-from videochat.errors import AppError
+from videochat.errors import AppError, BadRequest
 from videochat.redis import get_redis
 
 from . import admission, presence, selectors
@@ -93,6 +93,10 @@ async def check_frame(consumer: "RoomConsumer", frame: Frame, *, size: int) -> b
     if size > limit:
         raise FrameTooLarge(limit=limit)
     await ratelimit.hit(IP_FRAME_LIMIT, admission.client_ip(consumer.scope))
+    if frame.get("type") == "hello" and getattr(consumer, "lobby_knock_id", None):
+        if not consumer.ready:
+            # One knock per socket: another hello would queue a second one.
+            raise BadRequest("Already waiting in the lobby.")
     if consumer.ready:
         return await membership_recheck(consumer)
     return True
