@@ -123,7 +123,10 @@ CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
         "CONFIG": {
-            "hosts": [REDIS_URL],
+            # redis-py 8 defaults socket_timeout to 5 s, the same as channels_redis'
+            # BZPOPMIN wait: an idle consumer's receive then raised TimeoutError and
+            # the socket died after 5 quiet seconds. The read timeout must exceed it.
+            "hosts": [{"address": REDIS_URL, "socket_timeout": 30}],
             "capacity": env.int("CHANNEL_CAPACITY", default=1500),
             "expiry": 30,
         },
