@@ -16,4 +16,5 @@ class RoomsConfig(AppConfig):
 
         # Moderation: sockets close at logout; the Moderators group stays complete.
         user_logged_out.connect(on_user_logged_out, dispatch_uid="rooms.logout_closes_sockets")
-        post_migrate.connect(moderators_group_sync, sender=self, dispatch_uid="rooms.moderators")
+        # For every app, not only rooms: messaging's permissions are created after ours.
+        post_migrate.connect(moderators_group_sync, dispatch_uid="rooms.moderators")

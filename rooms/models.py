@@ -127,7 +127,9 @@ class Ban(models.Model):
     membership = models.ForeignKey(
         Membership, on_delete=models.CASCADE, null=True, blank=True, related_name="bans"
     )
-    display_name = models.CharField(max_length=40, help_text="Who was banned, as shown then.")
+    display_name = models.CharField(
+        max_length=40, blank=True, help_text="Who was banned, as shown then (filled in if empty)."
+    )
     reason = models.CharField(max_length=200, blank=True)
     banned_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,

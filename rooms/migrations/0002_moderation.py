@@ -53,7 +53,7 @@ class Migration(migrations.Migration):
             name='Ban',
             fields=[
                 ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('display_name', models.CharField(help_text='Who was banned, as shown then.', max_length=40)),
+                ('display_name', models.CharField(blank=True, help_text='Who was banned, as shown then (filled in if empty).', max_length=40)),
                 ('reason', models.CharField(blank=True, max_length=200)),
                 ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
                 ('until', models.DateTimeField(blank=True, help_text='Empty: until lifted.', null=True)),

@@ -1,0 +1,131 @@
+"""The Django admin for moderators: a staff group with only what it needs, live effects."""
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.contrib.auth.models import Group
+from django.test import Client
+
+from rooms.models import AuditLog, Ban, Membership, Role
+from rooms.permissions import MODERATORS_GROUP
+from tests.conftest import make_user
+from tests.fixtures.sockets import joined, receive_until
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def staff_moderator(django_user_model):
+    user = make_user(django_user_model, "sam", is_staff=True)
+    user.groups.add(Group.objects.get(name=MODERATORS_GROUP))
+    return user
+
+
+def admin_client(user) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def test_moderators_group_has_only_moderation_permissions():
+    group = Group.objects.get(name=MODERATORS_GROUP)
+    perms = set(group.permissions.values_list("content_type__app_label", "codename"))
+    assert perms == {
+        ("rooms", "view_room"),
+        ("rooms", "change_room"),
+        ("rooms", "view_membership"),
+        ("rooms", "change_membership"),
+        ("rooms", "view_invite"),
+        ("rooms", "change_invite"),
+        ("rooms", "view_ban"),
+        ("rooms", "add_ban"),
+        ("rooms", "change_ban"),
+        ("rooms", "view_auditlog"),
+        ("messaging", "view_message"),
+        ("messaging", "change_message"),
+    }
+
+
+def test_staff_moderator_sees_moderation_pages_with_filters_and_search_but_nothing_else(
+    staff_moderator, room, member
+):
+    AuditLog.objects.create(
+        room=room, room_slug=room.slug, actor_name="olivia", action="kick", target_name="marco"
+    )
+    client = admin_client(staff_moderator)
+    for url in (
+        "/admin/rooms/room/?q=stand&locked__exact=0",
+        "/admin/rooms/membership/?q=marco&role__exact=participant",
+        "/admin/rooms/invite/?q=standup",
+        "/admin/rooms/ban/?q=spam&lifted_at__isempty=1",
+        "/admin/rooms/auditlog/?q=marco&action__exact=kick",
+        "/admin/messaging/message/?q=hello",
+        "/admin/rooms/ban/add/",
+    ):
+        assert client.get(url).status_code == 200, url
+    assert b"marco" in client.get("/admin/rooms/auditlog/?q=marco").content
+    # Not the accounts, not deleting rooms, not writing the audit log.
+    assert client.get("/admin/auth/user/").status_code == 403
+    assert client.get(f"/admin/rooms/room/{room.pk}/delete/").status_code == 403
+    assert client.get("/admin/rooms/auditlog/add/").status_code == 403
+    log = AuditLog.objects.get()
+    assert client.post(f"/admin/rooms/auditlog/{log.pk}/change/", {}).status_code == 403
+
+
+async def test_a_ban_saved_in_the_admin_closes_the_members_socket_and_is_audited(
+    staff_moderator, member, room
+):
+    client = await sync_to_async(admin_client)(staff_moderator)
+    async with joined(member.user) as (comm, _):
+        response = await sync_to_async(client.post)(
+            "/admin/rooms/ban/add/",
+            {
+                "room": room.pk,
+                "user": member.user_id,
+                "membership": "",
+                "display_name": "",
+                "reason": "spam links",
+                "until_0": "",
+                "until_1": "",
+            },
+        )
+        assert response.status_code == 302, response.content[:2000]
+        banned = await receive_until(comm, "mod.banned")
+        assert banned["reason"] == "spam links" and banned["by"] == "sam"
+        closed = await comm.receive_output(timeout=5)
+        assert (closed["type"], closed["code"]) == ("websocket.close", 4003)
+    ban = await Ban.objects.aget()
+    assert ban.banned_by_id == staff_moderator.pk and ban.display_name == "marco"
+    log = await AuditLog.objects.aget()
+    assert (log.action, log.actor_name, log.detail["via"]) == ("ban", "sam", "admin")
+
+    # Lifting it in the admin lets them back.
+    response = await sync_to_async(client.post)(
+        "/admin/rooms/ban/", {"action": "lift_bans", "_selected_action": [ban.pk]}
+    )
+    assert response.status_code == 302
+    async with joined(member.user) as (_, welcome):
+        assert welcome["member"]["id"] == member.pk
+
+
+async def test_a_role_changed_in_the_admin_takes_effect_on_the_open_socket(
+    staff_moderator, member, room
+):
+    client = await sync_to_async(admin_client)(staff_moderator)
+    async with joined(member.user) as (comm, _):
+        response = await sync_to_async(client.post)(
+            f"/admin/rooms/membership/{member.pk}/change/",
+            {
+                "room": room.pk,
+                "user": member.user_id,
+                "display_name": "marco",
+                "role": Role.MODERATOR,
+                "joined_at_0": member.joined_at.strftime("%Y-%m-%d"),
+                "joined_at_1": member.joined_at.strftime("%H:%M:%S"),
+            },
+        )
+        assert response.status_code == 302, response.content[:2000]
+        assert (await receive_until(comm, "member.you"))["role"] == "moderator"
+        await comm.send_json_to({"type": "mod.lock", "locked": True})
+        assert (await receive_until(comm, "room.access"))["locked"] is True
+    assert (await Membership.objects.aget(pk=member.pk)).role == Role.MODERATOR
+    assert await AuditLog.objects.filter(action="role").acount() == 1
