@@ -180,6 +180,7 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
             audio=bool(frame.get("audio", True)),
             video=bool(frame.get("video", True)),
             screen=False,
+            in_call=frame.get("in_call") is True,
         )
         if not await presence.presence_add(
             room_id=self.room["id"], state=state, capacity=self.room["capacity"]

@@ -22,9 +22,9 @@ async def ping(consumer: RoomConsumer, frame: Frame) -> None:
 
 @handles("presence.update")
 async def presence_update(consumer: RoomConsumer, frame: Frame) -> None:
-    changes = {k: frame[k] for k in ("audio", "video", "screen") if k in frame}
+    changes = {k: frame[k] for k in ("audio", "video", "screen", "in_call") if k in frame}
     if not changes or not all(isinstance(v, bool) for v in changes.values()):
-        raise BadRequest("presence.update takes booleans audio, video, screen.")
+        raise BadRequest("presence.update takes booleans audio, video, screen, in_call.")
     state = await presence.presence_update(
         room_id=consumer.room["id"], peer_id=consumer.peer_id, **changes
     )

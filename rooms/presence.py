@@ -28,6 +28,8 @@ class PeerState(TypedDict):
     audio: bool
     video: bool
     screen: bool
+    # In the call (past the pre-join preview): only these peers get connections.
+    in_call: bool
 
 
 def _keys(room_id: int) -> tuple[str, str]:

@@ -1,6 +1,415 @@
-// The call feature of the room page. init() is called once by main.js.
+// The call feature of the room page: pre-join preview, a mesh of peer
+// connections, controls, resume after the socket drops. init() is called once
+// by main.js. Signaling goes through the room socket; see docs/protocol.md.
+import { Peer } from "./peer.js";
+import { listDevices, mediaErrorText, openLocalMedia, openScreen } from "./media.js";
+import { classifyLink } from "./call-quality.js";
+import * as ui from "./call-ui.js";
+
+const STATS_EVERY_MS = 2000;
+const SIGNAL_QUEUE_LIMIT = 500;
+
+/**
+ * @typedef {import("./peer.js").IceConfig} IceConfig
+ * @typedef {{peer_id: string, display_name: string, audio: boolean, video: boolean,
+ *            screen: boolean, in_call?: boolean}} PeerState
+ */
 
 /** @param {{socket: import("./socket.js").RoomSocket, presence: import("./presence.js").Presence, root: HTMLElement}} ctx */
-export function init(ctx) {
-  return { helloExtras: () => ({}) };
+export function init({ socket, presence }) {
+  if (!document.getElementById("call")) return { helloExtras: () => ({}) };
+
+  const state = {
+    /** @type {string|null} */ selfId: null,
+    inCall: false,
+    left: false,
+    /** @type {{peer_id: string, token: string}|null} */ resume: null,
+    /** @type {IceConfig|null} */ ice: null,
+    /** @type {MediaStream|null} */ local: null,
+    /** @type {MediaStreamTrack|null} */ screen: null,
+    audio: true,
+    video: true,
+    /** @type {Map<string, Peer>} */ peers: new Map(),
+    /** @type {Map<string, string>} peer id -> display name, kept after presence forgets */ names: new Map(),
+    /** @type {Map<string, any>} last stats sample per peer */ samples: new Map(),
+    /** @type {Map<string, string>} */ quality: new Map(),
+    /** @type {object[]} signals that could not be sent while the socket was down */ queue: [],
+    wasDisconnected: false,
+    refreshTimer: 0,
+    statsTimer: 0,
+    /** @type {{audioId?: string, videoId?: string}} */ choice: {},
+  };
+
+  // --- sending -------------------------------------------------------------
+  // The last signaling events, for diagnosing a stuck negotiation (tests read it).
+  const trace = [];
+  function note(what, frame) {
+    trace.push(`${(performance.now() / 1000).toFixed(2)} ${what} ${frame.type} ${frame.to ?? frame.from ?? ""}${frame.restart ? " restart" : ""}`);
+    if (trace.length > 100) trace.shift();
+  }
+
+  function sendSignal(frame) {
+    if (frame.type !== "signal.ice") note("send", frame);
+    if (socket.send(frame)) return;
+    note("queued", frame);
+    // The socket is reconnecting: keep it for the resumed session (in order).
+    state.queue.push(frame);
+    if (state.queue.length > SIGNAL_QUEUE_LIMIT) state.queue.shift();
+  }
+
+  function announce(changes) {
+    socket.send({ type: "presence.update", ...changes });
+  }
+
+  // --- peers ---------------------------------------------------------------
+  function nameOf(peerId) {
+    return presence.peers.get(peerId)?.display_name ?? state.names.get(peerId) ?? "Someone";
+  }
+
+  function ensurePeer(peerId) {
+    let peer = state.peers.get(peerId);
+    if (peer) return peer;
+    const info = presence.peers.get(peerId);
+    ui.ensureTile(peerId, { name: nameOf(peerId) });
+    if (info) ui.setTileMedia(peerId, info);
+    peer = new Peer({
+      selfId: /** @type {string} */ (state.selfId),
+      remoteId: peerId,
+      ice: /** @type {IceConfig} */ (state.ice),
+      send: sendSignal,
+      onStream: (stream) => ui.setTileStream(peerId, stream),
+      onState: (link) => { ui.setTileLink(peerId, link); renderCallState(); },
+    });
+    state.peers.set(peerId, peer);
+    if (state.local) peer.addLocalStream(state.local);
+    else peer.receiveOnly();
+    if (state.screen) peer.replaceVideo(state.screen);
+    ui.setTileLink(peerId, "connecting");
+    renderCallState();
+    return peer;
+  }
+
+  function dropPeer(peerId, { said } = {}) {
+    const peer = state.peers.get(peerId);
+    if (peer) peer.close();
+    state.peers.delete(peerId);
+    state.samples.delete(peerId);
+    state.quality.delete(peerId);
+    ui.removeTile(peerId);
+    if (said) ui.showStatus(said, { tone: "info" });
+    renderCallState();
+  }
+
+  function dropAllPeers() {
+    for (const peerId of [...state.peers.keys()]) dropPeer(peerId);
+  }
+
+  /** Connect to everyone already in the call: the one who enters offers. */
+  function connectToCall() {
+    for (const p of presence.list()) {
+      if (p.peer_id !== state.selfId && p.in_call) ensurePeer(p.peer_id);
+    }
+  }
+
+  function renderCallState() {
+    if (!state.inCall) return;
+    const links = [...state.peers.values()].map((p) => p.pc.connectionState);
+    const connected = links.filter((s) => s === "connected").length;
+    if (socket.state === "reconnecting") {
+      ui.showCallState("Reconnecting…", "reconnecting");
+    } else if (links.length === 0) {
+      ui.showCallState("Waiting for others to join", "open");
+    } else if (connected === links.length) {
+      ui.showCallState(`Connected to ${connected} of ${links.length}`, "open");
+    } else {
+      ui.showCallState(`Connecting… ${connected} of ${links.length}`, "connecting");
+    }
+  }
+
+  // --- local media ---------------------------------------------------------
+  async function startPreview() {
+    try {
+      const stream = await openLocalMedia(state.choice);
+      setLocal(stream);
+      ui.showMediaError("");
+      const { cameras, mics } = await listDevices();
+      ui.fillDevices(/** @type {HTMLSelectElement} */ (ui.$("camera-select")), cameras,
+        stream.getVideoTracks()[0]?.getSettings().deviceId);
+      ui.fillDevices(/** @type {HTMLSelectElement} */ (ui.$("mic-select")), mics,
+        stream.getAudioTracks()[0]?.getSettings().deviceId);
+    } catch (err) {
+      ui.showMediaError(`${mediaErrorText(err)} You can still join and watch.`);
+    }
+    /** @type {HTMLButtonElement} */ (ui.$("join-call")).disabled = false;
+  }
+
+  function setLocal(stream) {
+    if (state.local && state.local !== stream) for (const t of state.local.getTracks()) t.stop();
+    state.local = stream;
+    state.video = Boolean(stream?.getVideoTracks().length);
+    state.audio = Boolean(stream?.getAudioTracks().length);
+    ui.setPreview(stream);
+  }
+
+  async function changeDevice() {
+    state.choice = {
+      videoId: /** @type {HTMLSelectElement} */ (ui.$("camera-select")).value || undefined,
+      audioId: /** @type {HTMLSelectElement} */ (ui.$("mic-select")).value || undefined,
+    };
+    try {
+      setLocal(await openLocalMedia(state.choice));
+      ui.showMediaError("");
+    } catch (err) {
+      ui.showMediaError(mediaErrorText(err));
+    }
+  }
+
+  // --- joining and leaving -------------------------------------------------
+  function joinCall() {
+    if (state.inCall || !state.selfId) return;
+    state.inCall = true;
+    ui.showPhase("in-call");
+    ui.ensureTile(state.selfId, { name: nameOf(state.selfId), self: true });
+    ui.setTileStream(state.selfId, state.local);
+    ui.setTileMedia(state.selfId, { audio: state.audio, video: state.video, screen: false });
+    ui.setToggle("toggle-mic", !state.audio, ["Mute", "Unmute"]);
+    ui.setToggle("toggle-cam", !state.video, ["Camera off", "Camera on"]);
+    announce({ in_call: true, audio: state.audio, video: state.video });
+    connectToCall();
+    renderCallState();
+    state.statsTimer = window.setInterval(sampleStats, STATS_EVERY_MS);
+  }
+
+  function leaveCall() {
+    state.left = true;
+    socket.send({ type: "leave" });
+    socket.stop();
+    dropAllPeers();
+    ui.clearTiles();
+    if (state.local) for (const t of state.local.getTracks()) t.stop();
+    state.screen?.stop();
+    clearInterval(state.statsTimer);
+    clearTimeout(state.refreshTimer);
+    state.inCall = false;
+    ui.showPhase("left");
+    ui.showStatus("");
+  }
+
+  // --- controls ------------------------------------------------------------
+  function toggleMic() {
+    const track = state.local?.getAudioTracks()[0];
+    if (!track) return ui.showStatus("No microphone to unmute.", { tone: "warn" });
+    state.audio = !state.audio;
+    track.enabled = state.audio;
+    ui.setToggle("toggle-mic", !state.audio, ["Mute", "Unmute"]);
+    ui.setTileMedia(state.selfId, { audio: state.audio, video: state.video, screen: Boolean(state.screen) });
+    announce({ audio: state.audio });
+  }
+
+  function toggleCam() {
+    const track = state.local?.getVideoTracks()[0];
+    if (!track) return ui.showStatus("No camera to turn on.", { tone: "warn" });
+    state.video = !state.video;
+    track.enabled = state.video;
+    ui.setToggle("toggle-cam", !state.video, ["Camera off", "Camera on"]);
+    ui.setTileMedia(state.selfId, { audio: state.audio, video: state.video, screen: Boolean(state.screen) });
+    announce({ video: state.video });
+  }
+
+  async function toggleScreen() {
+    if (state.screen) return stopScreen();
+    try {
+      state.screen = await openScreen();
+    } catch (err) {
+      if (err?.name !== "NotAllowedError") ui.showStatus(`Screen sharing failed: ${err?.message ?? err}`, { tone: "warn" });
+      return;
+    }
+    state.screen.addEventListener("ended", stopScreen);
+    for (const peer of state.peers.values()) await peer.replaceVideo(state.screen);
+    ui.setTileStream(state.selfId, new MediaStream([state.screen]));
+    ui.setToggle("toggle-screen", true, ["Share screen", "Stop sharing"]);
+    announce({ screen: true });
+  }
+
+  async function stopScreen() {
+    const screen = state.screen;
+    if (!screen) return;
+    state.screen = null;
+    screen.stop();
+    const camera = state.local?.getVideoTracks()[0] ?? null;
+    for (const peer of state.peers.values()) await peer.replaceVideo(camera);
+    ui.setTileStream(state.selfId, state.local);
+    ui.setToggle("toggle-screen", false, ["Share screen", "Stop sharing"]);
+    announce({ screen: false });
+  }
+
+  // --- stats and quality ---------------------------------------------------
+  async function sampleStats() {
+    for (const [peerId, peer] of state.peers) {
+      let cur;
+      try { cur = await peer.stats(); } catch { continue; }
+      const info = presence.peers.get(peerId);
+      const expectVideo = Boolean(info?.video || info?.screen) && peer.pc.connectionState === "connected";
+      const level = classifyLink(state.samples.get(peerId) ?? null, cur, { expectVideo });
+      state.samples.set(peerId, cur);
+      const before = state.quality.get(peerId);
+      if (level === before) continue;
+      state.quality.set(peerId, level);
+      ui.setTileQuality(peerId, level);
+      if (level === "poor") ui.showStatus(`${nameOf(peerId)}'s connection is poor; video may freeze.`, { tone: "warn" });
+      else if (before === "poor" && level === "good") ui.showStatus(`${nameOf(peerId)}'s connection recovered.`, { tone: "ok" });
+    }
+  }
+
+  // --- TURN credentials ----------------------------------------------------
+  function setIce(ice) {
+    state.ice = ice;
+    clearTimeout(state.refreshTimer);
+    if (ice?.expires_at) {
+      // Refresh at 80% of the lifetime: a restart late in a long call still authenticates.
+      const lifetimeMs = ice.expires_at * 1000 - Date.now();
+      state.refreshTimer = window.setTimeout(() => socket.send({ type: "turn.refresh" }),
+        Math.max(5000, lifetimeMs * 0.8));
+    }
+  }
+
+  // --- socket events -------------------------------------------------------
+  socket.on("welcome", (f) => {
+    note(f.resumed ? "resumed" : "welcome", f);
+    const previousId = state.selfId;
+    state.selfId = f.peer_id;
+    state.resume = f.resume ? { peer_id: f.peer_id, token: f.resume.token } : null;
+    setIce(f.ice);
+    for (const p of f.participants) state.names.set(p.peer_id, p.display_name);
+    ui.$("call-count").textContent = describeRoom(f.participants, f.peer_id);
+    if (f.resumed) {
+      for (const frame of state.queue.splice(0)) socket.send(frame);
+      const present = new Set(f.participants.map((p) => p.peer_id));
+      for (const peerId of [...state.peers.keys()]) {
+        if (!present.has(peerId)) dropPeer(peerId, { said: `${nameOf(peerId)} left the call.` });
+      }
+      let restarted = 0;
+      for (const peer of state.peers.values()) {
+        peer.setIceConfig(f.ice);
+        if (peer.recoverIfBroken()) restarted += 1;
+      }
+      if (state.inCall) connectToCall();
+      if (state.wasDisconnected) {
+        ui.showStatus(restarted ? "Reconnected; restoring media…" : "Reconnected.", { tone: "ok" });
+      }
+    } else {
+      state.queue.length = 0;
+      if (previousId && previousId !== f.peer_id) {
+        // The session could not be resumed: a clean rejoin under a new id.
+        dropAllPeers();
+        if (state.inCall) {
+          ui.removeTile(previousId);
+          ui.ensureTile(f.peer_id, { name: nameOf(f.peer_id), self: true });
+          ui.setTileStream(f.peer_id, state.screen ? new MediaStream([state.screen]) : state.local);
+          ui.setTileMedia(f.peer_id, { audio: state.audio, video: state.video, screen: Boolean(state.screen) });
+        }
+      }
+      if (state.inCall) connectToCall();
+      if (state.wasDisconnected) ui.showStatus("Reconnected; rejoined the call.", { tone: "ok" });
+    }
+    state.wasDisconnected = false;
+    renderCallState();
+  });
+
+  socket.on("presence.join", (f) => {
+    state.names.set(f.peer.peer_id, f.peer.display_name);
+    if (!state.inCall) ui.$("call-count").textContent = describeRoom(presence.list(), state.selfId);
+  });
+
+  socket.on("presence.update", (f) => {
+    const peerId = f.peer.peer_id;
+    if (peerId === state.selfId) return;
+    if (state.inCall && f.peer.in_call === false && state.peers.has(peerId)) {
+      dropPeer(peerId, { said: `${f.peer.display_name} left the call.` });
+      return;
+    }
+    if (state.peers.has(peerId)) ui.setTileMedia(peerId, f.peer);
+    if (!state.inCall) ui.$("call-count").textContent = describeRoom(presence.list(), state.selfId);
+  });
+
+  socket.on("presence.leave", (f) => {
+    if (state.peers.has(f.peer_id)) {
+      const why = f.reason === "timeout" ? " (connection lost)" : "";
+      dropPeer(f.peer_id, { said: `${nameOf(f.peer_id)} left the call${why}.` });
+    }
+    if (!state.inCall) ui.$("call-count").textContent = describeRoom(presence.list(), state.selfId);
+  });
+
+  for (const type of ["signal.offer", "signal.answer", "signal.ice"]) {
+    socket.on(type, (f) => {
+      if (type !== "signal.ice") note("recv", f);
+      if (!state.inCall || typeof f.from !== "string") return;
+      // An offer from someone we have no connection with: they just entered.
+      if (!state.peers.has(f.from) && type !== "signal.offer") return;
+      ensurePeer(f.from).receive(f);
+    });
+  }
+
+  socket.on("turn.credentials", (f) => {
+    setIce(f);
+    for (const peer of state.peers.values()) peer.setIceConfig(f);
+  });
+
+  socket.on("error", (f) => {
+    note(`error ${f.code}`, f);
+    if (f.code === "unknown_peer" && f.peer_id) dropPeer(f.peer_id);
+  });
+
+  socket.onState((s, detail) => {
+    if (state.left) return;
+    if (s === "reconnecting") {
+      state.wasDisconnected = true;
+      const media = state.inCall ? " Your call continues while we reconnect." : "";
+      ui.showStatus(`Connection to the server lost; reconnecting…${media}`, { tone: "warn", sticky: true });
+    } else if (s === "closed") {
+      ui.showStatus(`Disconnected from the room${detail?.code ? ` (code ${detail.code})` : ""}.`, { tone: "bad", sticky: true });
+    }
+    renderCallState();
+  });
+
+  // --- wiring --------------------------------------------------------------
+  ui.$("join-call").addEventListener("click", joinCall);
+  ui.$("leave-call").addEventListener("click", leaveCall);
+  ui.$("rejoin").addEventListener("click", () => location.reload());
+  ui.$("toggle-mic").addEventListener("click", toggleMic);
+  ui.$("toggle-cam").addEventListener("click", toggleCam);
+  ui.$("toggle-screen").addEventListener("click", toggleScreen);
+  ui.$("camera-select").addEventListener("change", changeDevice);
+  ui.$("mic-select").addEventListener("change", changeDevice);
+  if (!navigator.mediaDevices?.getDisplayMedia) /** @type {HTMLButtonElement} */ (ui.$("toggle-screen")).hidden = true;
+  ui.showPhase("prejoin");
+  startPreview();
+
+  const api = {
+    helloExtras: () => {
+      const extras = { in_call: state.inCall, audio: state.audio, video: state.video };
+      if (state.resume) extras.resume = state.resume;
+      return extras;
+    },
+    /** Per-peer link numbers (used by the browser tests and the bench). */
+    async stats() {
+      const out = {};
+      for (const [peerId, peer] of state.peers) out[peerId] = { ...(await peer.stats()), state: peer.pc.connectionState };
+      return out;
+    },
+    trace,
+    join: joinCall,
+    leave: leaveCall,
+    state,
+  };
+  // @ts-ignore - exposed for the browser tests
+  window.huddleCall = api;
+  return api;
+}
+
+function describeRoom(participants, selfId) {
+  const inCall = participants.filter((p) => p.in_call && p.peer_id !== selfId);
+  if (inCall.length === 0) return "Nobody is in the call yet.";
+  const names = inCall.map((p) => p.display_name).join(", ");
+  return `In the call: ${names}.`;
 }

@@ -69,6 +69,9 @@ export class RoomSocket {
         this.setState("open");
       } else if (frame.type === "pong") {
         this.lastPong = Date.now();
+        // The server reaped us (a long stall): start over; the resume will
+        // fail and the welcome gives a fresh session.
+        if (frame.present === false) queueMicrotask(() => this.forceReconnect());
       }
       for (const fn of this.handlers.get(frame.type) ?? []) fn(frame);
       for (const fn of this.handlers.get("*") ?? []) fn(frame);

@@ -1,0 +1,137 @@
+// One RTCPeerConnection to one remote peer: tracks, perfect negotiation, ICE
+// restart, connection state and stats. No DOM: the UI subscribes to callbacks.
+import { Negotiator, isPolite } from "./negotiation.js";
+
+/**
+ * @typedef {{ice_servers: {urls: string[], username?: string, credential?: string}[],
+ *            ice_transport_policy: "all"|"relay", expires_at: number|null}} IceConfig
+ * @typedef {"new"|"connecting"|"connected"|"disconnected"|"failed"|"closed"} PeerLinkState
+ */
+
+export function rtcConfiguration(/** @type {IceConfig} */ ice) {
+  return {
+    iceServers: (ice?.ice_servers ?? []).map((s) => ({ ...s })),
+    iceTransportPolicy: ice?.ice_transport_policy === "relay" ? "relay" : "all",
+    bundlePolicy: "max-bundle",
+  };
+}
+
+export class Peer {
+  /**
+   * @param {{selfId: string, remoteId: string, ice: IceConfig, send: (frame: object) => void,
+   *          onStream: (stream: MediaStream) => void, onState: (state: PeerLinkState) => void}} opts
+   */
+  constructor({ selfId, remoteId, ice, send, onStream, onState }) {
+    this.remoteId = remoteId;
+    this.onState = onState;
+    this.pc = new RTCPeerConnection(rtcConfiguration(ice));
+    this.remoteStream = new MediaStream();
+    /** @type {Map<string, RTCRtpSender>} kind -> sender */
+    this.senders = new Map();
+    this.negotiator = new Negotiator(this.pc, {
+      polite: isPolite(selfId, remoteId),
+      send: (signal) => {
+        if (signal.kind === "description") {
+          const type = signal.description.type === "offer" ? "signal.offer" : "signal.answer";
+          const frame = { type, to: remoteId, sdp: signal.description.sdp };
+          if (signal.restart) frame.restart = true;
+          send(frame);
+        } else if (signal.candidate) {
+          send({ type: "signal.ice", to: remoteId, candidate: signal.candidate });
+        }
+      },
+    });
+    this.pc.ontrack = ({ track, streams }) => {
+      const stream = streams[0] ?? this.remoteStream;
+      if (!streams[0]) this.remoteStream.addTrack(track);
+      onStream(stream);
+    };
+    this.pc.onconnectionstatechange = () => this.stateChanged();
+    this.pc.oniceconnectionstatechange = () => {
+      // "failed" needs a new path: restart ICE (the impolite side's offer wins
+      // if both restart at once).
+      if (this.pc.iceConnectionState === "failed") this.negotiator.restartIce();
+    };
+  }
+
+  stateChanged() {
+    this.onState(/** @type {PeerLinkState} */ (this.pc.connectionState));
+  }
+
+  /** @param {MediaStream} stream */
+  addLocalStream(stream) {
+    for (const track of stream.getTracks()) {
+      if (this.senders.has(track.kind)) continue;
+      this.senders.set(track.kind, this.pc.addTrack(track, stream));
+    }
+  }
+
+  /** Nothing to send (no camera/microphone): still receive the others. */
+  receiveOnly() {
+    if (this.pc.getTransceivers().length) return;
+    this.pc.addTransceiver("audio", { direction: "recvonly" });
+    this.pc.addTransceiver("video", { direction: "recvonly" });
+  }
+
+  /** Swap the outgoing video (camera <-> screen) without renegotiating. */
+  async replaceVideo(track) {
+    await this.senders.get("video")?.replaceTrack(track);
+  }
+
+  /** @param {object} frame a signal.* frame from the server */
+  receive(frame) {
+    if (frame.type === "signal.ice") {
+      return this.negotiator.receive({ kind: "candidate", candidate: frame.candidate });
+    }
+    const type = frame.type === "signal.offer" ? "offer" : "answer";
+    return this.negotiator.receive({ kind: "description", description: { type, sdp: frame.sdp } });
+  }
+
+  /** After our signaling socket came back: restart ICE where the path is broken. */
+  recoverIfBroken() {
+    const ice = this.pc.iceConnectionState;
+    const stuck = this.pc.signalingState !== "stable" && !this.negotiator.makingOffer;
+    if (ice === "failed" || ice === "disconnected" || stuck) {
+      this.negotiator.restartIce();
+      return true;
+    }
+    return false;
+  }
+
+  setIceConfig(ice) {
+    try { this.pc.setConfiguration(rtcConfiguration(ice)); } catch (err) { console.warn("setConfiguration", err); }
+  }
+
+  /** Inbound video and link numbers from getStats (for the quality badge and tests). */
+  async stats() {
+    const report = await this.pc.getStats();
+    const out = { framesDecoded: 0, packetsLost: 0, packetsReceived: 0, rtt: null, jitter: null, fps: null, relay: false };
+    let selectedPair = null;
+    report.forEach((s) => {
+      if (s.type === "inbound-rtp" && s.kind === "video") {
+        out.framesDecoded += s.framesDecoded ?? 0;
+        out.fps = s.framesPerSecond ?? out.fps;
+        out.jitter = s.jitter ?? out.jitter;
+      }
+      if (s.type === "inbound-rtp") {
+        out.packetsLost += s.packetsLost ?? 0;
+        out.packetsReceived += s.packetsReceived ?? 0;
+      }
+      if (s.type === "transport" && s.selectedCandidatePairId) selectedPair = report.get(s.selectedCandidatePairId);
+    });
+    if (!selectedPair) report.forEach((s) => { if (s.type === "candidate-pair" && s.nominated && s.state === "succeeded") selectedPair = s; });
+    if (selectedPair) {
+      out.rtt = selectedPair.currentRoundTripTime ?? null;
+      const local = report.get(selectedPair.localCandidateId);
+      out.relay = local?.candidateType === "relay";
+    }
+    return out;
+  }
+
+  close() {
+    this.pc.ontrack = null;
+    this.pc.onconnectionstatechange = null;
+    this.pc.close();
+    this.onState("closed");
+  }
+}

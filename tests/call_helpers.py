@@ -1,0 +1,88 @@
+"""Shared by the call browser tests and bench/call_*: log people in, join the call,
+read getStats from the page, run a private coturn."""
+
+import shutil
+import time
+from pathlib import Path
+
+from django.test import Client
+
+from videochat.devstack import Service, free_port
+
+
+def login_cookie(user) -> str:
+    client = Client()
+    client.force_login(user)
+    return client.cookies["sessionid"].value
+
+
+def open_room(new_context, base: str, user, slug: str = "standup", *, route=None):
+    """A page of ``user`` in the room with the socket connected (not yet in the call)."""
+    ctx = new_context()
+    ctx.add_cookies([{"name": "sessionid", "value": login_cookie(user), "url": base}])
+    page = ctx.new_page()
+    page.errors = []  # type: ignore[attr-defined]
+    page.on("pageerror", lambda e: page.errors.append(str(e)))  # type: ignore[attr-defined]
+    if route is not None:
+        page.route_web_socket("**/ws/rooms/**", route)
+    page.goto(f"{base}/r/{slug}/")
+    page.wait_for_selector("#connection-state[data-state=open]")
+    return page
+
+
+def join_call(page) -> None:
+    page.wait_for_selector("#join-call:not([disabled])")
+    page.click("#join-call")
+    page.wait_for_selector("#in-call:not([hidden])")
+
+
+def frames(page) -> dict[str, int]:
+    """framesDecoded per remote peer id, as the page's getStats reports it."""
+    stats = page.evaluate("window.huddleCall.stats()")
+    return {peer: s["framesDecoded"] for peer, s in stats.items()}
+
+
+def wait_decoding(page, peers: int, *, timeout: float = 20.0, above: dict | None = None) -> dict:
+    """Until ``peers`` remote videos decode frames (beyond ``above`` if given)."""
+    deadline = time.monotonic() + timeout
+    seen: dict[str, int] = {}
+    while time.monotonic() < deadline:
+        seen = frames(page)
+        base = above or {}
+        rising = [p for p, n in seen.items() if n > base.get(p, 0)]
+        if len(seen) == peers and len(rising) == peers:
+            return seen
+        page.wait_for_timeout(100)
+    raise AssertionError(f"not decoding from {peers} peers in {timeout}s: {seen} (before {above})")
+
+
+def self_id(page) -> str:
+    return page.evaluate("window.huddleCall.state.selfId")
+
+
+def coturn_service(run_dir: Path, secret: str) -> Service:
+    exe = shutil.which("turnserver")
+    if exe is None:
+        raise RuntimeError("turnserver (coturn) is missing: run bin/bootstrap --test")
+    port = free_port()
+    relay_min = 49152 + (port % 1000) * 10
+    argv = [
+        exe,
+        "-n",
+        "--listening-ip=127.0.0.1",
+        "--relay-ip=127.0.0.1",
+        f"--listening-port={port}",
+        f"--min-port={relay_min}",
+        f"--max-port={relay_min + 9}",
+        "--use-auth-secret",
+        f"--static-auth-secret={secret}",
+        "--realm=huddle.test",
+        "--allow-loopback-peers",
+        "--no-cli",
+        "--no-tls",
+        "--no-dtls",
+        "--fingerprint",
+        "--log-file=stdout",
+        "--simple-log",
+    ]
+    return Service("coturn", port, argv, run_dir / f"coturn-{port}.log")

@@ -1,0 +1,152 @@
+"""Calls in real headless Chromium against a real daphne: each participant decodes the
+others' video (getStats framesDecoded rising), through leaves and a killed socket."""
+
+import time
+
+import pytest
+from playwright.sync_api import expect
+
+from rooms import services
+from tests.call_helpers import frames, join_call, open_room, self_id, wait_decoding
+from tests.conftest import make_user
+
+pytestmark = [pytest.mark.browser, pytest.mark.live]
+
+
+DEBUG_PEERS = """[...window.huddleCall.state.peers.values()].map(p => ({
+  offers: p.negotiator.offersSent, restarting: p.negotiator.restarting,
+  signaling: p.pc.signalingState, ice: p.pc.iceConnectionState, polite: p.negotiator.polite}))"""
+
+
+def poll_until(page, expression: str, *, timeout: float = 15.0) -> None:
+    # page.wait_for_function evaluates strings with eval, which the CSP forbids.
+    deadline = time.monotonic() + timeout
+    while not page.evaluate(expression):
+        assert time.monotonic() < deadline, (
+            f"not true within {timeout}s: {expression}",
+            page.evaluate(DEBUG_PEERS),
+        )
+        page.wait_for_timeout(100)
+
+
+@pytest.fixture
+def carol(django_user_model, room, invite):
+    user = make_user(django_user_model, "carol")
+    services.membership_join(invite=invite, user=user)
+    return user
+
+
+def test_two_participants_decode_each_others_video(live_url, new_context, room, owner, member):
+    alice = open_room(new_context, live_url, owner)
+    bob = open_room(new_context, live_url, member.user)
+    join_call(alice)
+    join_call(bob)
+    first = {page: wait_decoding(page, 1) for page in (alice, bob)}
+    # Rising, not just started: media keeps flowing.
+    for page in (alice, bob):
+        wait_decoding(page, 1, above=first[page])
+        expect(page.locator("#video-grid .tile")).to_have_count(2)
+        expect(page.locator("#call-state")).to_have_text("Connected to 1 of 1")
+    assert frames(alice).keys() == {self_id(bob)}
+    assert not alice.errors and not bob.errors, (alice.errors, bob.errors)
+
+
+def test_three_participants_mesh_and_a_leave_updates_the_grids(
+    live_url, new_context, room, owner, member, carol
+):
+    pages = [open_room(new_context, live_url, u) for u in (owner, member.user, carol)]
+    for page in pages:
+        join_call(page)
+    first = {page: wait_decoding(page, 2, timeout=30) for page in pages}
+    for page in pages:
+        wait_decoding(page, 2, above=first[page])
+        expect(page.locator("#video-grid .tile")).to_have_count(3)
+
+    alice, bob, carol_page = pages
+    carol_id = self_id(carol_page)
+    carol_page.click("#leave-call")
+    expect(carol_page.locator("#left")).to_be_visible()
+    for page in (alice, bob):
+        expect(page.locator(f'#video-grid [data-peer-id="{carol_id}"]')).to_have_count(0)
+        expect(page.locator("#video-grid .tile")).to_have_count(2)
+        expect(page.locator("#call-status")).to_contain_text("carol left the call")
+        expect(page.locator("#online li")).to_have_count(2)
+        # The two who stayed still see each other.
+        before = frames(page)
+        assert carol_id not in before
+        wait_decoding(page, 1, above=before)
+
+
+def test_mute_and_camera_off_reach_the_others(live_url, new_context, room, owner, member):
+    alice = open_room(new_context, live_url, owner)
+    bob = open_room(new_context, live_url, member.user)
+    join_call(alice)
+    join_call(bob)
+    wait_decoding(alice, 1)
+    bob.click("#toggle-mic")
+    bob.click("#toggle-cam")
+    tile = alice.locator(f'#video-grid [data-peer-id="{self_id(bob)}"]')
+    expect(tile).to_have_attribute("data-audio", "false")
+    expect(tile).to_have_attribute("data-video", "false")
+    expect(tile.locator(".tile-icons")).to_have_text("muted · camera off")
+    expect(bob.locator("#toggle-mic")).to_have_attribute("aria-pressed", "true")
+
+
+@pytest.mark.fault
+def test_signaling_socket_killed_mid_call_resumes_and_media_continues(
+    live_url, new_context, room, owner, member
+):
+    """Bob's room socket is cut and refused for 3 s: his session resumes under the
+    same peer id, alice never sees him leave, and media flows before, during, after."""
+    outage = {"on": False, "routes": []}
+
+    def route(ws):
+        if outage["on"]:
+            ws.close(code=4000, reason="test outage")
+            return
+        server = ws.connect_to_server()
+        outage["routes"].append(server)
+
+    alice = open_room(new_context, live_url, owner)
+    alice.evaluate(
+        "window.leaves = []; window.huddle.socket.on('presence.leave', f => window.leaves.push(f))"
+    )
+    bob = open_room(new_context, live_url, member.user, route=route)
+    join_call(alice)
+    join_call(bob)
+    wait_decoding(alice, 1)
+    before_bob = wait_decoding(bob, 1)
+    bob_id = self_id(bob)
+
+    outage["on"] = True
+    outage["routes"][-1].close(code=4000, reason="test cut")
+    expect(bob.locator("#call-status")).to_contain_text("reconnecting")
+    # Peer-to-peer media does not need the signaling socket.
+    during = wait_decoding(bob, 1, above=before_bob)
+    bob.wait_for_timeout(3000)
+    outage["on"] = False
+
+    expect(bob.locator("#connection-state")).to_have_text("Connected", timeout=20000)
+    expect(bob.locator("#call-status")).to_contain_text("Reconnected")
+    assert self_id(bob) == bob_id, "the session was resumed, not rejoined"
+    wait_decoding(bob, 1, above=during)
+    wait_decoding(alice, 1, above=frames(alice))
+    for page in (alice, bob):
+        expect(page.locator("#online li")).to_have_count(2)
+        expect(page.locator("#video-grid .tile")).to_have_count(2)
+    assert alice.evaluate("window.leaves") == []
+    # Signaling works again after the resume: a renegotiation (camera off and on
+    # is only presence; an ICE restart is real SDP) completes.
+    bob.evaluate(
+        "for (const p of window.huddleCall.state.peers.values()) p.negotiator.restartIce()"
+    )
+    renegotiated = (
+        "[...window.huddleCall.state.peers.values()].every(p => p.negotiator.offersSent >= 1"
+        " && !p.negotiator.restarting && p.pc.signalingState === 'stable')"
+    )
+    try:
+        poll_until(bob, renegotiated)
+    except AssertionError as exc:
+        traces = [p.evaluate("window.huddleCall.trace") for p in (alice, bob)]
+        raise AssertionError(f"{exc}\nalice: {traces[0]}\nbob: {traces[1]}") from None
+    wait_decoding(alice, 1, above=frames(alice))
