@@ -18,45 +18,71 @@ from .connections import sync_redis
 
 KEY_PREFIX = "breaker:"
 
-# KEYS[1] breaker hash; ARGV[1] probe lease seconds.
-# Returns {allowed (0/1), wait seconds (string), state}.
-_ALLOW = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1e6
-local state = redis.call('HGET', KEYS[1], 'state') or 'closed'
-if state == 'closed' then return {1, '0', state} end
-if state == 'open' then
-  local until_ = tonumber(redis.call('HGET', KEYS[1], 'opened_until') or '0')
-  if now < until_ then return {0, tostring(until_ - now), state} end
-else
-  local lease = tonumber(redis.call('HGET', KEYS[1], 'probe_until') or '0')
-  if now < lease then return {0, tostring(lease - now), state} end
+# Lua functions shared by the breaker's own scripts and the delivery
+# pipeline's (deliveries/pipeline.py), so a whole attempt's bookkeeping is one
+# round trip. ``now`` is Redis time, the one clock every worker agrees on.
+LUA_LIB = """
+local function lua_now()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) + tonumber(t[2]) / 1e6
 end
-redis.call('HSET', KEYS[1], 'state', 'half_open', 'probe_until', tostring(now + tonumber(ARGV[1])))
-return {1, '0', 'half_open'}
+
+-- returns allowed (0/1), wait seconds, state
+local function breaker_allow(key, lease, now)
+  local state = redis.call('HGET', key, 'state') or 'closed'
+  if state == 'closed' then return 1, 0, state end
+  if state == 'open' then
+    local until_ = tonumber(redis.call('HGET', key, 'opened_until') or '0')
+    if now < until_ then return 0, until_ - now, state end
+  else
+    local probe = tonumber(redis.call('HGET', key, 'probe_until') or '0')
+    if now < probe then return 0, probe - now, state end
+  end
+  redis.call('HSET', key, 'state', 'half_open', 'probe_until', tostring(now + lease))
+  return 1, 0, 'half_open'
+end
+
+local function breaker_failure(key, fail_max, cooldown, now)
+  local state = redis.call('HGET', key, 'state') or 'closed'
+  local failures = redis.call('HINCRBY', key, 'failures', 1)
+  redis.call('HSET', key, 'last_failure_at', tostring(now))
+  if state == 'half_open' or (state == 'closed' and failures >= fail_max) then
+    redis.call('HSET', key, 'state', 'open', 'opened_until', tostring(now + cooldown),
+               'opened_at', tostring(now))
+    redis.call('HINCRBY', key, 'trips', 1)
+    return 'open'
+  end
+  return state
+end
+
+local function breaker_success(key)
+  if redis.call('HGET', key, 'state') ~= 'closed' or
+     tonumber(redis.call('HGET', key, 'failures') or '0') ~= 0 then
+    redis.call('HSET', key, 'state', 'closed', 'failures', 0)
+    redis.call('HDEL', key, 'opened_until', 'probe_until')
+  end
+  return 'closed'
+end
 """
+
+# KEYS[1] breaker hash; ARGV[1] probe lease seconds.
+_ALLOW = (
+    LUA_LIB
+    + """
+local allowed, wait, state = breaker_allow(KEYS[1], tonumber(ARGV[1]), lua_now())
+return {allowed, tostring(wait), state}
+"""
+)
 
 # KEYS[1] breaker hash; ARGV[1] fail max, ARGV[2] cool-down seconds. Returns the new state.
-_FAILURE = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) + tonumber(t[2]) / 1e6
-local state = redis.call('HGET', KEYS[1], 'state') or 'closed'
-local failures = redis.call('HINCRBY', KEYS[1], 'failures', 1)
-redis.call('HSET', KEYS[1], 'last_failure_at', tostring(now))
-if state == 'half_open' or (state == 'closed' and failures >= tonumber(ARGV[1])) then
-  redis.call('HSET', KEYS[1], 'state', 'open',
-             'opened_until', tostring(now + tonumber(ARGV[2])), 'opened_at', tostring(now))
-  redis.call('HINCRBY', KEYS[1], 'trips', 1)
-  return 'open'
-end
-return state
+_FAILURE = (
+    LUA_LIB
+    + """
+return breaker_failure(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), lua_now())
 """
+)
 
-_SUCCESS = """
-redis.call('HSET', KEYS[1], 'state', 'closed', 'failures', 0)
-redis.call('HDEL', KEYS[1], 'opened_until', 'probe_until')
-return 'closed'
-"""
+_SUCCESS = LUA_LIB + "\nreturn breaker_success(KEYS[1])\n"
 
 State = Literal["closed", "open", "half_open"]
 

@@ -17,11 +17,11 @@ import os
 import random
 import socket
 import time
+import uuid
 from typing import Any, Literal, TypedDict
 
 import structlog
 from django.conf import settings
-from redis.exceptions import LockError
 
 from . import breaker, deadletters
 from .connections import sync_redis
@@ -30,6 +30,7 @@ from .senders import SENDERS, SendError
 log = structlog.get_logger(__name__)
 
 STATE_TTL_S = 14 * 86400
+STATS_TTL_S = 8 * 86400
 _WORKER = f"{socket.gethostname()}:{os.getpid()}"
 
 
@@ -82,26 +83,105 @@ def delivery_reset_for_replay(*, delivery_id: str, attempts: list[dict[str, Any]
         pipe.execute()
 
 
+def _stats_key() -> str:
+    return "dlv:stats:" + time.strftime("%Y%m%d%H", time.gmtime())
+
+
 def _stat(kind: str, outcome: str) -> None:
     r = sync_redis()
-    key = "dlv:stats:" + time.strftime("%Y%m%d%H", time.gmtime())
     with r.pipeline(transaction=False) as pipe:
-        pipe.hincrby(key, f"{kind}:{outcome}", 1)
-        pipe.expire(key, 8 * 86400)
+        pipe.hincrby(_stats_key(), f"{kind}:{outcome}", 1)
+        pipe.expire(_stats_key(), STATS_TTL_S)
         pipe.execute()
 
 
-def _record_attempt(delivery_id: str, entry: dict[str, Any]) -> int:
-    """Append to the history; returns the attempts made in this run."""
+# One round trip to start an attempt. KEYS: state, log, lock, breaker.
+# ARGV: lock token, lock ttl ms, max attempts, probe lease s, started (ISO).
+# Returns {verdict, run_attempts, wait}: verdict busy | done | exhausted |
+# refused (breaker open: wait s) | go (the call may be made; inflight is set).
+_BEGIN = (
+    breaker.LUA_LIB
+    + """
+if not redis.call('SET', KEYS[3], ARGV[1], 'NX', 'PX', tonumber(ARGV[2])) then
+  return {'busy', 0, '0'}
+end
+local st = redis.call('HMGET', KEYS[1], 'status', 'run_attempts', 'inflight')
+if st[1] == 'delivered' or st[1] == 'dead' then
+  redis.call('DEL', KEYS[3])
+  return {'done', 0, '0'}
+end
+local runs = tonumber(st[2] or '0')
+if st[3] then
+  -- The previous attempt's worker died mid-call (SIGKILL, OOM): that attempt
+  -- counts, and the history says what happened.
+  redis.call('RPUSH', KEYS[2], cjson.encode({at = st[3], error = 'worker lost during the attempt'}))
+  runs = runs + 1
+end
+redis.call('HSET', KEYS[1], 'status', 'pending', 'run_attempts', runs)
+redis.call('HDEL', KEYS[1], 'inflight')
+if runs >= tonumber(ARGV[3]) then return {'exhausted', runs, '0'} end
+local allowed, wait = breaker_allow(KEYS[4], tonumber(ARGV[4]), lua_now())
+if allowed == 0 then return {'refused', runs, tostring(wait)} end
+redis.call('HSET', KEYS[1], 'inflight', ARGV[5])
+return {'go', runs, '0'}
+"""
+)
+
+# One round trip to finish an attempt. KEYS: state, log, lock, breaker, stats.
+# ARGV: lock token, entry JSON, delivered (0/1), breaker effect
+# (success|failure|none), fail max, cool-down s, state ttl s, kind,
+# retryable (0/1), max attempts. Returns {verdict, run_attempts}: delivered |
+# retry (lock released) | dead (lock kept: the caller writes the dead letter).
+_FINISH = (
+    breaker.LUA_LIB
+    + """
+redis.call('RPUSH', KEYS[2], ARGV[2])
+local runs = redis.call('HINCRBY', KEYS[1], 'run_attempts', 1)
+redis.call('HDEL', KEYS[1], 'inflight')
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[7]))
+redis.call('EXPIRE', KEYS[2], tonumber(ARGV[7]))
+if ARGV[4] == 'success' then breaker_success(KEYS[4])
+elseif ARGV[4] == 'failure' then
+  breaker_failure(KEYS[4], tonumber(ARGV[5]), tonumber(ARGV[6]), lua_now())
+end
+local verdict
+if ARGV[3] == '1' then
+  redis.call('HSET', KEYS[1], 'status', 'delivered')
+  redis.call('HINCRBY', KEYS[5], ARGV[8] .. ':delivered', 1)
+  verdict = 'delivered'
+else
+  redis.call('HINCRBY', KEYS[5], ARGV[8] .. ':failed_attempt', 1)
+  if ARGV[9] == '1' and runs < tonumber(ARGV[10]) then verdict = 'retry' else verdict = 'dead' end
+end
+redis.call('EXPIRE', KEYS[5], 691200)
+if verdict ~= 'dead' and redis.call('GET', KEYS[3]) == ARGV[1] then redis.call('DEL', KEYS[3]) end
+return {verdict, runs}
+"""
+)
+
+_scripts: dict[int, tuple[Any, Any]] = {}
+
+
+def _lua() -> tuple[Any, Any]:
     r = sync_redis()
-    with r.pipeline() as pipe:
-        pipe.rpush(log_key(delivery_id), json.dumps(entry))
-        pipe.hincrby(state_key(delivery_id), "run_attempts", 1)
-        pipe.hdel(state_key(delivery_id), "inflight")
-        pipe.expire(log_key(delivery_id), STATE_TTL_S)
-        pipe.expire(state_key(delivery_id), STATE_TTL_S)
-        _, run_attempts, *_ = pipe.execute()
-    return int(run_attempts)
+    found = _scripts.get(id(r))
+    if found is None:
+        found = (r.register_script(_BEGIN), r.register_script(_FINISH))
+        _scripts.clear()
+        _scripts[id(r)] = found
+    return found
+
+
+def _release(lock_key: str, token: str) -> None:
+    r = sync_redis()
+    # Compare-and-delete: never drop a lock that expired and was taken by another worker.
+    r.eval(
+        "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end "
+        "return 0",
+        1,
+        lock_key,
+        token,
+    )
 
 
 def _dead_letter(
@@ -135,45 +215,45 @@ def delivery_attempt(
     payload: dict[str, Any],
     created_at: str | None = None,
 ) -> Outcome:
-    """Run one attempt; the caller (a Celery task) schedules the retry."""
-    r = sync_redis()
+    """Run one attempt; the caller (a Celery task) schedules the retry.
+
+    Redis bookkeeping is two Lua scripts (begin, finish) around the call, so
+    the pipeline costs two round trips beyond the call itself.
+    """
+    begin, finish = _lua()
+    sender = SENDERS[kind]
+    breaker_target = sender.breaker_target(target=target, payload=payload)
+    keys = [state_key(delivery_id), log_key(delivery_id), f"dlv:{delivery_id}:lock"]
+    breaker_key = breaker.KEY_PREFIX + breaker_target
+    token = uuid.uuid4().hex
     lock_ttl = settings.DELIVERY_HTTP_TIMEOUT_S + 5
-    lock = r.lock(f"dlv:{delivery_id}:lock", timeout=lock_ttl, blocking=False)
-    if not lock.acquire():
+    started = deadletters.now().isoformat()
+    verdict, runs, wait = begin(
+        keys=[*keys, breaker_key],
+        args=[token, int(lock_ttl * 1000), settings.DELIVERY_MAX_ATTEMPTS, lock_ttl, started],
+    )
+    if verdict == "busy":
         # Another worker has it (a redelivered duplicate, or a killed worker's
         # lock that has not expired yet): look again once the lock would expire.
         return Outcome(status="busy", countdown=lock_ttl)
+    if verdict == "done":
+        return Outcome(status="done_before", countdown=0)
     try:
-        state = r.hgetall(state_key(delivery_id))
-        if state.get("status") in ("delivered", "dead"):
-            return Outcome(status="done_before", countdown=0)
-        if not state:
-            r.hset(state_key(delivery_id), mapping={"status": "pending", "run_attempts": 0})
-        run_attempts = int(state.get("run_attempts", 0))
-        if state.get("inflight"):
-            # The previous attempt's worker died mid-call (SIGKILL, OOM):
-            # that attempt counts, and the history says what happened.
-            run_attempts = _record_attempt(
-                delivery_id,
-                {"at": state["inflight"], "error": "worker lost during the attempt"},
-            )
-        if run_attempts >= settings.DELIVERY_MAX_ATTEMPTS:
+        if verdict == "exhausted":
             _dead_letter(delivery_id, kind, target, payload, created_at)
+            _release(keys[2], token)
             return Outcome(status="dead", countdown=0)
 
-        sender = SENDERS[kind]
-        breaker_target = sender.breaker_target(target=target, payload=payload)
-        started = deadletters.now()
-        permit = breaker.breaker_allow(target=breaker_target)
-        if not permit["allowed"]:
+        delivered, retryable, effect, countdown_floor = False, True, "none", 0.0
+        if verdict == "refused":
             entry: dict[str, Any] = {
-                "at": started.isoformat(),
+                "at": started,
                 "error": f"circuit open for {breaker_target}: not called",
             }
-            retryable, countdown_floor = True, permit["wait_s"]
+            countdown_floor = float(wait)
         else:
-            r.hset(state_key(delivery_id), "inflight", started.isoformat())
             t0 = time.monotonic()
+            entry = {"at": started, "worker": _WORKER}
             try:
                 try:
                     result = sender.send(delivery_id=delivery_id, target=target, payload=payload)
@@ -189,49 +269,45 @@ def delivery_attempt(
                         counts_against_target=False,
                     ) from exc
             except SendError as exc:
-                entry = {
-                    "at": started.isoformat(),
-                    "error": exc.message,
-                    "status_code": exc.status_code,
-                    "duration_ms": round((time.monotonic() - t0) * 1000),
-                    "worker": _WORKER,
-                }
-                retryable, countdown_floor = exc.retryable, 0.0
-                if exc.counts_against_target:
-                    breaker.breaker_record_failure(target=breaker_target)
-                else:
-                    breaker.breaker_record_success(target=breaker_target)
+                entry.update(error=exc.message, status_code=exc.status_code)
+                retryable = exc.retryable
+                effect = "failure" if exc.counts_against_target else "success"
             else:
-                breaker.breaker_record_success(target=breaker_target)
-                entry = {
-                    "at": started.isoformat(),
-                    "error": None,
-                    "status_code": result.get("status_code"),
-                    "duration_ms": round((time.monotonic() - t0) * 1000),
-                    "worker": _WORKER,
-                }
-                _record_attempt(delivery_id, entry)
-                r.hset(state_key(delivery_id), "status", "delivered")
-                _stat(kind, "delivered")
-                return Outcome(status="delivered", countdown=0)
+                entry.update(error=None, status_code=result.get("status_code"))
+                delivered, effect = True, "success"
+            entry["duration_ms"] = round((time.monotonic() - t0) * 1000)
 
-        run_attempts = _record_attempt(delivery_id, entry)
-        _stat(kind, "failed_attempt")
-        if not retryable or run_attempts >= settings.DELIVERY_MAX_ATTEMPTS:
+        outcome, runs = finish(
+            keys=[*keys, breaker_key, _stats_key()],
+            args=[
+                token,
+                json.dumps(entry),
+                int(delivered),
+                effect,
+                settings.BREAKER_FAIL_MAX,
+                settings.BREAKER_COOLDOWN_S,
+                STATE_TTL_S,
+                kind,
+                int(retryable),
+                settings.DELIVERY_MAX_ATTEMPTS,
+            ],
+        )
+        if outcome == "delivered":
+            return Outcome(status="delivered", countdown=0)
+        if outcome == "dead":
             _dead_letter(delivery_id, kind, target, payload, created_at)
+            _release(keys[2], token)
             return Outcome(status="dead", countdown=0)
-        countdown = max(backoff_s(attempt=run_attempts), countdown_floor)
+        countdown = max(backoff_s(attempt=int(runs)), countdown_floor)
         log.info(
             "delivery.retry",
             delivery=delivery_id,
-            attempt=run_attempts,
+            attempt=runs,
             countdown=round(countdown, 2),
             error=entry["error"],
         )
         return Outcome(status="retry", countdown=countdown)
-    finally:
-        try:
-            lock.release()
-        except LockError:
-            # It expired during a slow call; the status decides, not the lock.
-            log.info("delivery.lock_expired", delivery=delivery_id)
+    except BaseException:
+        # Whatever happened, do not leave the lock to expire on its own.
+        _release(keys[2], token)
+        raise

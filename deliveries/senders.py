@@ -3,6 +3,7 @@
 import http.client
 import json
 import smtplib
+import threading
 import time
 from typing import Any, Protocol, TypedDict
 from urllib.parse import urlsplit
@@ -61,6 +62,53 @@ def webhook_body(*, delivery_id: str, payload: dict[str, Any]) -> bytes:
     ).encode()
 
 
+# Keep-alive connections per worker thread: a busy receiver is called again
+# and again, and a fresh TCP (and TLS) handshake per delivery is most of the cost.
+_local = threading.local()
+_STALE = (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError)
+
+
+def _connection(scheme: str, host: str, port: int | None, *, fresh: bool):
+    pool: dict = _local.__dict__.setdefault("pool", {})
+    key = (scheme, host, port)
+    conn = pool.pop(key, None)
+    if conn is not None and fresh:
+        conn.close()
+        conn = None
+    if conn is None:
+        cls = http.client.HTTPSConnection if scheme == "https" else http.client.HTTPConnection
+        conn = cls(host, port, timeout=settings.DELIVERY_HTTP_TIMEOUT_S)
+        conn.reused = False
+    else:
+        conn.reused = True
+    return key, conn, pool
+
+
+def _post(scheme: str, host: str, port: int | None, path: str, body: bytes, headers: dict) -> int:
+    for fresh in (False, True):
+        key, conn, pool = _connection(scheme, host, port, fresh=fresh)
+        try:
+            conn.request("POST", path, body=body, headers=headers)
+            response = conn.getresponse()
+            data = response.read(RESPONSE_READ_LIMIT + 1)
+        except _STALE:
+            conn.close()
+            if conn.reused and not fresh:
+                # The receiver closed an idle keep-alive connection: not a failed
+                # attempt, just try once more on a new connection.
+                continue
+            raise
+        except BaseException:
+            conn.close()
+            raise
+        if response.will_close or len(data) > RESPONSE_READ_LIMIT:
+            conn.close()
+        else:
+            pool[key] = conn
+        return response.status
+    raise AssertionError("unreachable")
+
+
 class WebhookSender:
     def breaker_target(self, *, target: str, payload: dict[str, Any]) -> str:
         parts = urlsplit(target)
@@ -94,22 +142,13 @@ class WebhookSender:
             ),
         }
         parts = urlsplit(target)
-        conn_cls = (
-            http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
-        )
         path = parts.path or "/"
         if parts.query:
             path += "?" + parts.query
-        conn = conn_cls(parts.hostname, parts.port, timeout=settings.DELIVERY_HTTP_TIMEOUT_S)
         try:
-            conn.request("POST", path, body=body, headers=headers)
-            response = conn.getresponse()
-            response.read(RESPONSE_READ_LIMIT)
-            status = response.status
+            status = _post(parts.scheme, parts.hostname, parts.port, path, body, headers)
         except (OSError, http.client.HTTPException) as exc:
             raise SendError(f"{type(exc).__name__}: {exc}"[:300], retryable=True) from exc
-        finally:
-            conn.close()
         if 200 <= status < 300:
             return SendResult(status_code=status)
         # Redirects are not followed (they could lead into a private network).
