@@ -84,5 +84,8 @@ def coturn_service(run_dir: Path, secret: str) -> Service:
         "--fingerprint",
         "--log-file=stdout",
         "--simple-log",
+        # Keep its state in our run folder, not /var (parallel runs, no root).
+        f"--pidfile={run_dir / f'coturn-{port}.pid'}",
+        f"--userdb={run_dir / f'coturn-{port}.sqlite'}",
     ]
     return Service("coturn", port, argv, run_dir / f"coturn-{port}.log")
