@@ -15,7 +15,7 @@ from rooms.protocol import Frame, handles
 from videochat import ratelimit
 from videochat.errors import BadRequest
 
-from . import selectors, services
+from . import fanout, selectors, writer
 from .conf import CHAT_LIMIT, PAGE_MAX
 
 log = structlog.get_logger(__name__)
@@ -42,19 +42,23 @@ def _limit(frame: Frame, default: int) -> int:
 @handles("chat.send")
 async def chat_send(consumer: RoomConsumer, frame: Frame) -> None:
     await ratelimit.hit(CHAT_LIMIT, consumer.rate_key)
-    result = await database_sync_to_async(services.message_create)(
+    await fanout.room_listen(room_id=consumer.room["id"], consumer=consumer)
+    result = await writer.message_submit(
         room_id=consumer.room["id"],
         author_id=consumer.member["id"],
         body=frame.get("body"),
         client_id=frame.get("client_id"),
     )
     message = result["message"]
+    # Valid, or message_submit would have raised; a hidden original has no client_id to echo.
     await consumer.send_json(
-        {"type": "chat.ack", "client_id": message["client_id"], "seq": message["seq"]}
+        {"type": "chat.ack", "client_id": frame["client_id"], "seq": message["seq"]}
     )
     if result["created"]:
         try:
-            await consumer.broadcast({"type": "chat.message", **message})
+            await fanout.room_publish(
+                room_id=consumer.room["id"], frame={"type": "chat.message", **message}
+            )
         except Exception:  # noqa: BLE001
             # The write is committed and acknowledged; a lost wake-up is
             # repaired by the receivers' next sync.
@@ -64,6 +68,9 @@ async def chat_send(consumer: RoomConsumer, frame: Frame) -> None:
 @handles("chat.sync")
 async def chat_sync(consumer: RoomConsumer, frame: Frame) -> None:
     after_seq = _seq(frame, "after_seq")
+    # Every client syncs right after welcome: from here on this socket gets
+    # the room's chat wake-ups.
+    await fanout.room_listen(room_id=consumer.room["id"], consumer=consumer)
     batch = await database_sync_to_async(selectors.messages_after)(
         room_id=consumer.room["id"], after_seq=after_seq, limit=_limit(frame, PAGE_MAX)
     )
@@ -73,6 +80,7 @@ async def chat_sync(consumer: RoomConsumer, frame: Frame) -> None:
 @handles("chat.history")
 async def chat_history(consumer: RoomConsumer, frame: Frame) -> None:
     before_seq = _seq(frame, "before_seq", optional=True)
+    await fanout.room_listen(room_id=consumer.room["id"], consumer=consumer)
     batch = await database_sync_to_async(selectors.messages_before)(
         room_id=consumer.room["id"], before_seq=before_seq, limit=_limit(frame, HISTORY_PAGE)
     )

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from rooms.models import Membership
 from rooms.protocol import room_group_name
-from videochat.errors import BadRequest, NotFound
+from videochat.errors import AppError, BadRequest, NotFound
 
 from .conf import BODY_MAX_CHARS, CLIENT_ID_MAX_CHARS
 from .errors import BodyTooLong, EmptyBody
@@ -59,42 +59,85 @@ def _counter_locked(*, room_id: int) -> ChatCounter:
     return counter
 
 
-def message_create(*, room_id: int, author_id: int, body: object, client_id: object) -> Created:
-    """Write one message, or return the original for a client id already used.
+class NewMessage(TypedDict):
+    room_id: int
+    author_id: int
+    body: object
+    client_id: object
 
-    The caller acknowledges only after this returns, i.e. after the commit:
-    an acknowledged message is durable. One short transaction holding the
-    room's counter row: seq order is commit order, and a resend racing its
+
+def messages_create(*, items: list[NewMessage]) -> list[Created | AppError]:
+    """Write many messages in one transaction (group commit); one result per item.
+
+    A result is Created (the new message, or the original for a client id
+    already used) or the AppError that item failed validation with. The caller
+    acknowledges only after this returns, i.e. after the commit: an
+    acknowledged message is durable. The room's counter row is held for the
+    whole transaction, so seq order is commit order, and a resend racing its
     original (two sockets of one tab) finds it under the same lock.
     """
-    body, client_id = _clean(body=body, client_id=client_id)
-    with transaction.atomic():
-        counter = _counter_locked(room_id=room_id)
-        found = _existing(room_id=room_id, author_id=author_id, client_id=client_id)
-        if found is not None:
-            return Created(message=message_dict(found), created=False)
-        counter.last_seq += 1
-        counter.save(update_fields=["last_seq"])
-        message = Message(
-            room_id=room_id,
-            seq=counter.last_seq,
-            author_id=author_id,
-            client_id=client_id,
-            body=body,
-        )
-        message.save(force_insert=True)
-        author_name = Membership.objects.values_list("display_name", flat=True).get(pk=author_id)
-    return Created(
-        message=MessageDict(
-            seq=message.seq,
-            client_id=client_id,
-            author_id=author_id,
-            author_name=author_name,
-            body=body,
-            created_at=message.created_at.isoformat(),
-        ),
-        created=True,
+    results: list[Created | AppError | None] = [None] * len(items)
+    by_room: dict[int, list[tuple[int, int, str, str]]] = {}
+    for i, item in enumerate(items):
+        try:
+            body, client_id = _clean(body=item["body"], client_id=item["client_id"])
+        except AppError as exc:
+            results[i] = exc
+            continue
+        by_room.setdefault(item["room_id"], []).append((i, item["author_id"], body, client_id))
+    if by_room:
+        with transaction.atomic():
+            authors = {a for entries in by_room.values() for _, a, _, _ in entries}
+            names = dict(
+                Membership.objects.filter(pk__in=authors).values_list("id", "display_name")
+            )
+            for room_id, entries in by_room.items():
+                counter = _counter_locked(room_id=room_id)
+                known: dict[tuple[int, str], MessageDict] = {
+                    (m.author_id, m.client_id): message_dict(m)
+                    for m in Message.objects.select_related("author").filter(
+                        room_id=room_id,
+                        author_id__in={a for _, a, _, _ in entries},
+                        client_id__in={c for _, _, _, c in entries},
+                    )
+                }
+                rows = []
+                for i, author_id, body, client_id in entries:
+                    if (author_id, client_id) in known:
+                        results[i] = Created(message=known[(author_id, client_id)], created=False)
+                        continue
+                    counter.last_seq += 1
+                    row = Message(
+                        room_id=room_id,
+                        seq=counter.last_seq,
+                        author_id=author_id,
+                        client_id=client_id,
+                        body=body,
+                    )
+                    rows.append(row)
+                    known[(author_id, client_id)] = MessageDict(
+                        seq=row.seq,
+                        client_id=client_id,
+                        author_id=author_id,
+                        author_name=names[author_id],
+                        body=body,
+                        created_at=row.created_at.isoformat(),
+                    )
+                    results[i] = Created(message=known[(author_id, client_id)], created=True)
+                if rows:
+                    Message.objects.bulk_create(rows)
+                    counter.save(update_fields=["last_seq"])
+    return results  # type: ignore[return-value]
+
+
+def message_create(*, room_id: int, author_id: int, body: object, client_id: object) -> Created:
+    """Write one message, or return the original for a client id already used."""
+    (result,) = messages_create(
+        items=[NewMessage(room_id=room_id, author_id=author_id, body=body, client_id=client_id)]
     )
+    if isinstance(result, AppError):
+        raise result
+    return result
 
 
 def _broadcast_sync(room_id: int, frame: dict) -> None:

@@ -10,6 +10,12 @@ from tests.fixtures.sockets import joined, receive_until
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
+async def subscribe(comm, after_seq=0):
+    """What every client does after welcome: sync (which also subscribes to wake-ups)."""
+    await comm.send_json_to({"type": "chat.sync", "after_seq": after_seq})
+    return await receive_until(comm, "chat.batch")
+
+
 async def send(comm, body="hi", client_id="c1", **extra):
     await comm.send_json_to({"type": "chat.send", "body": body, "client_id": client_id, **extra})
 
@@ -18,6 +24,7 @@ async def test_send_is_acked_after_commit_and_broadcast_to_the_room(
     room, owner, member_user, member
 ):
     async with joined(owner) as (alice, _), joined(member_user) as (marco, _):
+        await subscribe(marco)
         await send(alice, body="<b>hello</b>", client_id="a1")
         ack = await receive_until(alice, "chat.ack")
         assert ack == {"type": "chat.ack", "client_id": "a1", "seq": 1}
@@ -44,6 +51,7 @@ async def test_resend_after_reconnect_is_acked_with_the_original_seq(room, owner
 
 async def test_resend_is_not_broadcast_again(room, owner, member_user, member):
     async with joined(owner) as (alice, _), joined(member_user) as (marco, _):
+        await subscribe(marco)
         await send(alice, client_id="x")
         await receive_until(alice, "chat.ack")
         await receive_until(marco, "chat.message")
@@ -156,6 +164,38 @@ async def test_typing_reaches_the_others_but_not_self(room, owner, member_user, 
         assert typing["display_name"] == "olivia" and typing["peer_id"] == welcome["peer_id"]
         await alice.send_json_to({"type": "ping"})
         assert (await alice.receive_json_from())["type"] in ("pong", "presence.join")
+
+
+async def test_a_socket_gets_wake_ups_only_after_its_first_chat_frame(
+    room, owner, member_user, member
+):
+    async with joined(owner) as (alice, _), joined(member_user) as (marco, _):
+        await send(alice, client_id="before")
+        await receive_until(alice, "chat.ack")
+        batch = await subscribe(marco)
+        assert [m["client_id"] for m in batch["messages"]] == ["before"]
+        await send(alice, client_id="after")
+        assert (await receive_until(marco, "chat.message"))["client_id"] == "after"
+
+
+async def test_resend_of_a_hidden_message_is_acked_without_its_body(room, owner, member):
+    from channels.db import database_sync_to_async
+
+    from messaging import services
+
+    async with joined(owner) as (comm, _):
+        await send(comm, body="oops", client_id="h")
+        await receive_until(comm, "chat.ack")
+        owner_m = await room.memberships.aget(user=owner)
+        await database_sync_to_async(services.message_hide)(
+            room_id=room.pk, seq=1, by_member_id=owner_m.pk
+        )
+        await send(comm, body="oops", client_id="h")
+        assert await receive_until(comm, "chat.ack") == {
+            "type": "chat.ack",
+            "client_id": "h",
+            "seq": 1,
+        }
 
 
 async def test_hidden_message_is_broadcast_and_served_without_body(

@@ -131,3 +131,21 @@ def test_concurrent_writers_get_distinct_dense_seqs(room, owner_m, member):
     assert not errors
     seqs = sorted(Message.objects.filter(room=room).values_list("seq", flat=True))
     assert seqs == list(range(1, 31))
+
+
+def test_group_commit_gives_each_item_its_own_result(room, owner_m, member):
+    from messaging.services import NewMessage
+
+    items = [
+        NewMessage(room_id=room.pk, author_id=owner_m.pk, body="a", client_id="a"),
+        NewMessage(room_id=room.pk, author_id=member.pk, body="", client_id="b"),
+        NewMessage(room_id=room.pk, author_id=member.pk, body="c", client_id="c"),
+        NewMessage(room_id=room.pk, author_id=owner_m.pk, body="a again", client_id="a"),
+    ]
+    results = services.messages_create(items=items)
+    assert results[0]["created"] and results[0]["message"]["seq"] == 1
+    assert isinstance(results[1], EmptyBody)
+    assert results[2]["message"]["seq"] == 2 and results[2]["message"]["author_name"] == "marco"
+    # The same client id twice in one batch is one message.
+    assert not results[3]["created"] and results[3]["message"] == results[0]["message"]
+    assert Message.objects.count() == 2
