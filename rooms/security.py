@@ -38,7 +38,7 @@ MAX_FRAME_CHARS = {
     "leave": 256,
     "presence": 512,
     "mod": 2048,
-    "chat": 16384,
+    "chat": 32768,  # 4000 characters of body even when every one is \u-escaped twice
     "signal": 65536,  # SDP offers with many candidates are large
 }
 DEFAULT_MAX_FRAME_CHARS = 4096
