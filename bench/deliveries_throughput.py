@@ -12,6 +12,7 @@ interleaved round by round so machine load hits them alike:
              (Lua), signed POST to a local receiver, attempt history, stats;
 - retry1:    the same, but the receiver fails each delivery's first attempt, so
              every delivery takes the retry path once (backoff base 0.05 s).
+The receiver (minimal asyncio HTTP/1.1, keep-alive) runs in a process of its own.
 Reported: the median deliveries (or tasks) per second, wall clock from the
 first enqueue to the last completion.
 """
@@ -19,15 +20,14 @@ first enqueue to the last completion.
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -45,40 +45,69 @@ WORKER_ENV = {
 }
 
 
+def _serve(port_out, ok, fail_first) -> None:
+    """The receiver, in its own process (as receivers are): a minimal asyncio
+    HTTP/1.1 keep-alive server, so the benchmark measures our pipeline rather
+    than http.server's parsing. 200, or 503 to the first attempt of each
+    delivery when ``fail_first`` is set."""
+    import asyncio
+
+    seen: set[bytes] = set()
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length, delivery = 0, b""
+                for line in head.split(b"\r\n")[1:]:
+                    name, _, value = line.partition(b":")
+                    name = name.strip().lower()
+                    if name == b"content-length":
+                        length = int(value)
+                    elif name == b"x-huddle-delivery":
+                        delivery = value.strip()
+                await reader.readexactly(length)
+                fail = bool(fail_first.value) and delivery not in seen
+                seen.add(delivery)
+                if not fail:
+                    with ok.get_lock():
+                        ok.value += 1
+                status = b"503 Service Unavailable" if fail else b"200 OK"
+                writer.write(b"HTTP/1.1 " + status + b"\r\nContent-Length: 0\r\n\r\n")
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            writer.close()
+
+    async def main() -> None:
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        port_out.value = server.sockets[0].getsockname()[1]
+        await server.serve_forever()
+
+    asyncio.run(main())
+
+
 class Receiver:
     def __init__(self) -> None:
-        self.ok = 0
-        self.fail_first = False
-        self.seen: set[str] = set()
-        self.lock = threading.Lock()
-        rec = self
+        ctx = multiprocessing.get_context("spawn")
+        self._ok = ctx.Value("i", 0)
+        self._fail_first = ctx.Value("b", 0)
+        port = ctx.Value("i", 0)
+        self.proc = ctx.Process(target=_serve, args=(port, self._ok, self._fail_first), daemon=True)
+        self.proc.start()
+        wait_for(lambda: port.value != 0, 30)
+        self.port = port.value
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"  # keep-alive, like real receivers
-
-            def do_POST(self):  # noqa: N802
-                self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                delivery = self.headers.get("X-Huddle-Delivery", "")
-                with rec.lock:
-                    fail = rec.fail_first and delivery not in rec.seen
-                    rec.seen.add(delivery)
-                    if not fail:
-                        rec.ok += 1
-                self.send_response(503 if fail else 200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+    @property
+    def ok(self) -> int:
+        return self._ok.value
 
     def reset(self, *, fail_first: bool) -> None:
-        with self.lock:
-            self.ok, self.fail_first, self.seen = 0, fail_first, set()
+        with self._ok.get_lock():
+            self._ok.value = 0
+        self._fail_first.value = int(fail_first)
+
+    def stop(self) -> None:
+        self.proc.terminate()
 
 
 def wait_for(predicate, timeout: float) -> None:
@@ -177,6 +206,7 @@ def main() -> int:
     finally:
         os.killpg(worker.pid, 15)
         worker.wait(timeout=30)
+        receiver.stop()
         print(f"worker log: {tmp / 'worker.log'}")
 
     noop = statistics.median(results["noop"])

@@ -118,12 +118,16 @@ class WebhookSender:
     def send(self, *, delivery_id: str, target: str, payload: dict[str, Any]) -> SendResult:
         from .models import Webhook
 
-        hook = Webhook.objects.filter(pk=payload["webhook_id"]).first()
-        if hook is None or not hook.active:
+        # Read on every attempt: a paused or deleted webhook stops at once.
+        row = Webhook.objects.filter(pk=payload["webhook_id"]).values_list(
+            "url", "secret", "active"
+        )[:1]
+        url, secret, active = row[0] if row else (None, None, False)
+        if not active:
             raise SendError("the webhook was deleted or deactivated", retryable=False)
         # The owner may have changed the URL since the event; never call a URL
         # other than the one this delivery (and its breaker) is about.
-        if hook.url != target:
+        if url != target:
             raise SendError("the webhook URL changed since the event", retryable=False)
         try:
             url_check(url=target, allow_private=settings.WEBHOOK_ALLOW_PRIVATE)
@@ -138,7 +142,7 @@ class WebhookSender:
             signing.EVENT_HEADER: payload["event"],
             signing.TIMESTAMP_HEADER: str(timestamp),
             signing.SIGNATURE_HEADER: signing.signature_compute(
-                secret=hook.secret, timestamp=timestamp, body=body
+                secret=secret, timestamp=timestamp, body=body
             ),
         }
         parts = urlsplit(target)
