@@ -64,6 +64,9 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
 
     # --- connection -------------------------------------------------------
     async def connect(self) -> None:
+        # Per-address connection rate, before any database work.
+        if not await security.connection_allowed(self):
+            return
         slug = self.scope["url_route"]["kwargs"]["slug"]
         user = self.scope.get("user")
         access = await database_sync_to_async(selectors.socket_access)(

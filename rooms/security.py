@@ -19,7 +19,7 @@ from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 
 from videochat import ratelimit
-from videochat.errors import AppError, BadRequest
+from videochat.errors import AppError, BadRequest, RateLimited
 from videochat.redis import get_redis
 
 from . import admission, presence, selectors
@@ -29,6 +29,10 @@ if TYPE_CHECKING:
     from .consumers import RoomConsumer
 
 IP_FRAME_LIMIT = ratelimit.Limit("frames-ip", rate=150, burst=600)
+# New sockets per client address: a reconnect storm of a whole office fits,
+# a script opening sockets in a loop (each costs database reads) does not.
+IP_CONNECT_LIMIT = ratelimit.Limit("connect-ip", rate=5, burst=60)
+TOO_MANY_CONNECTIONS = 4429
 
 # Largest accepted frame per type, in characters of JSON text. Exact names
 # first, then the prefix before the first dot; anything else gets DEFAULT.
@@ -55,6 +59,19 @@ def frame_limit(frame_type: object) -> int:
     if frame_type in MAX_FRAME_CHARS:
         return MAX_FRAME_CHARS[frame_type]
     return MAX_FRAME_CHARS.get(frame_type.split(".", 1)[0], DEFAULT_MAX_FRAME_CHARS)
+
+
+async def connection_allowed(consumer: "RoomConsumer") -> bool:
+    """False (socket answered and closed with 4429) when the address opens too many."""
+    try:
+        await ratelimit.hit(IP_CONNECT_LIMIT, admission.client_ip(consumer.scope))
+    except RateLimited as exc:
+        # Accept first so the client can read why and when to come back.
+        await consumer.accept()
+        await consumer.send_json(exc.as_frame())
+        await consumer.close(code=TOO_MANY_CONNECTIONS)
+        return False
+    return True
 
 
 async def socket_opened(consumer: "RoomConsumer") -> None:

@@ -310,3 +310,19 @@ def test_revoked_and_expired_invites_are_refused_and_admin_can_revoke(
     old = Invite.objects.create(room=room, expires_at=timezone.now() - timedelta(seconds=1))
     assert client.get(f"/i/{old.token}/").status_code == 404
     assert len(old.token) >= 32  # 192 random bits, URL-safe
+
+
+async def test_a_connection_flood_from_one_address_is_refused_with_retry_after(member, monkeypatch):
+    monkeypatch.setattr(security, "IP_CONNECT_LIMIT", ratelimit.Limit("t-conn", rate=1, burst=3))
+    cookie = await session_cookie_for(member.user)
+    for _ in range(3):
+        comm = await communicator(slug="standup", cookie=cookie)
+        assert (await comm.connect())[0]
+        await comm.disconnect()
+    comm = await communicator(slug="standup", cookie=cookie)
+    assert (await comm.connect())[0]
+    error = await comm.receive_json_from(timeout=5)
+    assert error["code"] == "rate_limited" and error["retry_after"] > 0
+    closed = await comm.receive_output(timeout=5)
+    assert (closed["type"], closed["code"]) == ("websocket.close", 4429)
+    assert 4429 in CLOSE_CODES
