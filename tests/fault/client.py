@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import time
 from dataclasses import dataclass, field
 
 from websockets.asyncio.client import connect
@@ -40,6 +41,7 @@ class ChatClient:
     acks: dict[str, list[int]] = field(default_factory=dict)  # every ack seen, per client_id
     errors: list[dict] = field(default_factory=list)
     connects: int = 0
+    live_at: list[float] = field(default_factory=list)  # monotonic times of chat.message
     last_seq: int = 0
     _pending: dict[int, dict] = field(default_factory=dict)
     _unacked: dict[str, str] = field(default_factory=dict)
@@ -150,6 +152,7 @@ class ChatClient:
             if frame["seq"] > self.last_seq:
                 await self._sync()  # its wake-up may be lost: backfill
         elif kind == "chat.message":
+            self.live_at.append(time.monotonic())
             if await self._receive([frame]):
                 await self._sync()
         elif kind == "chat.batch":
