@@ -147,15 +147,22 @@ def deadletter_replay(*, delivery_id: str, by: str) -> bool:
     created = doc.get("created_at")
     from .tasks import deliver
 
-    deliver.apply_async(
-        kwargs={
-            "delivery_id": delivery_id,
-            "kind": doc["kind"],
-            "target": doc["target"],
-            "payload": doc["payload"],
-            "created_at": created.isoformat() if hasattr(created, "isoformat") else created,
-        }
-    )
+    try:
+        deliver.apply_async(
+            kwargs={
+                "delivery_id": delivery_id,
+                "kind": doc["kind"],
+                "target": doc["target"],
+                "payload": doc["payload"],
+                "created_at": created.isoformat() if hasattr(created, "isoformat") else created,
+            }
+        )
+    except Exception:
+        # Not queued: put it back so it can be replayed again.
+        deadletters.deadletter_transition(
+            delivery_id=delivery_id, from_status="replayed", to_status="dead", by="enqueue failed"
+        )
+        raise
     log.info("deadletter.replayed", delivery=delivery_id, by=by)
     return True
 

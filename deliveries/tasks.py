@@ -33,9 +33,21 @@ def deliver(
     payload: dict[str, Any],
     created_at: str | None = None,
 ) -> str:
-    outcome = pipeline.delivery_attempt(
-        delivery_id=delivery_id, kind=kind, target=target, payload=payload, created_at=created_at
-    )
+    try:
+        outcome = pipeline.delivery_attempt(
+            delivery_id=delivery_id,
+            kind=kind,
+            target=target,
+            payload=payload,
+            created_at=created_at,
+        )
+    except Exception as exc:
+        # The pipeline itself failed (Redis or MongoDB trouble, a bug). A failed
+        # task would be acknowledged and forgotten: retry it instead, so the
+        # delivery ends delivered or dead-lettered, never dropped.
+        countdown = pipeline.backoff_s(attempt=self.request.retries + 1)
+        log.exception("delivery.pipeline_error", delivery=delivery_id, countdown=countdown)
+        raise self.retry(countdown=countdown, exc=exc) from exc
     if outcome["status"] in ("retry", "busy"):
         raise self.retry(countdown=outcome["countdown"])
     return outcome["status"]

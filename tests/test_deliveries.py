@@ -259,3 +259,37 @@ def test_offline_members_get_email_online_ones_do_not(
     text = files[0].read_text()
     assert member_user.email in text and "look at this" in text
     assert owner.email not in text
+
+
+@pytest.mark.fault
+def test_whole_worker_sigkilled_mid_delivery_is_redone_by_the_next_worker(
+    room, receiver, celery_worker
+):
+    """No Celery process survives to reject the task: the unacknowledged message
+    comes back from Redis after the visibility timeout, to a new worker."""
+    import threading
+
+    rec = receiver(hold=threading.Event())
+    make_hook(room, rec.url)
+    env = {
+        "CELERY_VISIBILITY_TIMEOUT": "4",
+        "CELERY_UNACKED_RESTORE_INTERVAL": "1",
+        "CELERY_UNACKED_RESTORE_THROTTLE": "1",
+    }
+    worker = celery_worker(**env)
+    emit(room)
+    assert rec.held.wait(15), "the delivery never reached the receiver"
+    delivery_id = wait_until(lambda: next(iter(_pending_ids()), None), what="in flight")
+    os.killpg(worker.proc.pid, signal.SIGKILL)
+    worker.proc.wait()
+    rec.hold.set()
+    celery_worker(**env)
+    wait_until(
+        lambda: pipeline.delivery_status(delivery_id=delivery_id)["status"] == "delivered",
+        timeout=60,
+        what="delivered by the second worker",
+    )
+    errors = [a["error"] for a in pipeline.delivery_status(delivery_id=delivery_id)["attempts"]]
+    assert errors == ["worker lost during the attempt", None]
+    assert deadletters.deadletter_get(delivery_id=delivery_id) is None
+    assert set(rec.delivered_ids()) == {delivery_id}

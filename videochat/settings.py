@@ -300,3 +300,11 @@ if BREAKER_FAIL_MAX < 1 or BREAKER_COOLDOWN_S <= 0:
     raise ImproperlyConfigured("BREAKER_FAIL_MAX must be >= 1 and BREAKER_COOLDOWN_S > 0")
 if DEADLETTER_TTL_DAYS < 1 or CHAT_RETENTION_DAYS < 1:
     raise ImproperlyConfigured("DEADLETTER_TTL_DAYS and CHAT_RETENTION_DAYS must be >= 1 day")
+# How often a worker sweeps for tasks of dead workers (unacknowledged past the
+# visibility timeout); kombu's defaults, a sweep about every 100 s.
+CELERY_BROKER_TRANSPORT_OPTIONS["unacked_restore_interval"] = env.int(
+    "CELERY_UNACKED_RESTORE_INTERVAL", default=10
+)
+CELERY_BROKER_TRANSPORT_OPTIONS["unacked_restore_throttle"] = env.int(
+    "CELERY_UNACKED_RESTORE_THROTTLE", default=10
+)
