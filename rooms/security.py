@@ -149,12 +149,16 @@ async def membership_recheck(consumer: "RoomConsumer", *, revision: str | None) 
     state = await database_sync_to_async(selectors.admission_state)(
         room_id=room_id, member_id=member["id"], user_id=member["user_id"]
     )
-    if state["role"] is None or state["ban"] is not None:
-        ban = state["ban"] or {"reason": "", "until": None}
+    if state["role"] is None:
+        await consumer.send_json(admission.NotMember().as_frame())
+        await consumer.close(code=admission.NotMember.close_code)
+        return False
+    if state["ban"] is not None:
+        ban = state["ban"]
         await consumer.send_json(
             {"type": "mod.banned", "reason": ban["reason"], "until": ban["until"], "by": None}
         )
-        await consumer.close(code=CloseCode.BANNED if state["ban"] else CloseCode.FORBIDDEN)
+        await consumer.close(code=CloseCode.BANNED)
         return False
     if state["role"] != member["role"]:
         await role_changed(consumer, state["role"])

@@ -326,3 +326,16 @@ async def test_a_connection_flood_from_one_address_is_refused_with_retry_after(m
     closed = await comm.receive_output(timeout=5)
     assert (closed["type"], closed["code"]) == ("websocket.close", 4429)
     assert 4429 in CLOSE_CODES
+
+
+async def test_a_removed_membership_is_closed_on_the_next_frame(owner, member, room):
+    from videochat.redis import get_redis
+
+    async with joined(member.user) as (comm, _):
+        await Membership.objects.filter(pk=member.pk).adelete()
+        await get_redis().incr(services.moderation_revision_key(room.pk))
+        await comm.send_json_to({"type": "ping", "t": 1})
+        error = await receive_until(comm, "error")
+        assert error["code"] == "forbidden"
+        closed = await comm.receive_output(timeout=5)
+        assert (closed["type"], closed["code"]) == ("websocket.close", 4403)
