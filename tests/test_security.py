@@ -339,3 +339,40 @@ async def test_a_removed_membership_is_closed_on_the_next_frame(owner, member, r
         assert error["code"] == "forbidden"
         closed = await comm.receive_output(timeout=5)
         assert (closed["type"], closed["code"]) == ("websocket.close", 4403)
+
+
+@settings(
+    max_examples=25,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(batch=st.lists(frames, min_size=1, max_size=6))
+async def test_fuzzed_frames_before_hello_are_refused_or_close_with_documented_codes(
+    batch, member, room
+):
+    """Before the handshake, anything but a good hello is refused; a bad hello closes."""
+    comm = await communicator(slug="standup", cookie=await session_cookie_for(member.user))
+    assert (await comm.connect())[0]
+    try:
+        for frame in batch:
+            await comm.send_to(text_data=json.dumps(frame))
+        marker = f"pre-{id(batch)}"
+        # Answered with pong if some hello got in, else with not_ready echoing the ref.
+        await comm.send_json_to({"type": "ping", "t": marker, "ref": marker})
+        for _ in range(200):
+            out = await comm.receive_output(timeout=5)
+            if out["type"] == "websocket.close":
+                assert out["code"] in CLOSE_CODES, (out, batch)
+                return
+            reply = json.loads(out["text"])
+            if reply["type"] == "error":
+                assert reply["code"] in ERROR_CODES, (reply, batch)
+                if reply.get("ref") == marker:
+                    assert reply["code"] == "not_ready"
+                    return
+            if reply["type"] == "pong" and reply.get("t") == marker:
+                return
+        raise AssertionError("no answer to the closing ping")
+    finally:
+        await comm.disconnect()
