@@ -73,3 +73,32 @@ def test_lobby_knock_and_admit_end_to_end(live_url, new_context, room, member):
     expect(mod.locator("#online li")).to_have_count(2)
     expect(mod.locator("#mod-lobby-list li")).to_have_count(0)
     assert not [e for e in errors if "Content Security Policy" in e], errors
+
+
+def test_moderator_hides_a_message_for_everyone_and_everyone_sees_the_lock(
+    live_url, new_context, room, member
+):
+    errors: list[str] = []
+    mod = open_room(new_context, live_url, "olivia", errors=errors)
+    them = open_room(new_context, live_url, "marco", errors=errors)
+    for page in (mod, them):
+        expect(page.locator("#connection-state")).to_have_text("Connected")
+    them.fill("#chat-input", "buy cheap pills")
+    them.click("#chat-send")
+    message = mod.locator("#chat-messages li.chat-message", has_text="buy cheap pills")
+    expect(message).to_have_count(1)
+    # Only moderators get the button.
+    expect(them.locator("#chat-messages .mod-hide")).to_have_count(0)
+    message.locator(".mod-hide").click()
+    for page in (mod, them):
+        expect(page.locator("#chat-messages")).not_to_contain_text("buy cheap pills")
+        expect(page.locator("#chat-messages")).to_contain_text("message hidden by a moderator")
+    # After a reload the message stays hidden (history, not only the live view).
+    them.reload()
+    expect(them.locator("#connection-state")).to_have_text("Connected")
+    expect(them.locator("#chat-messages")).to_contain_text("message hidden by a moderator")
+    expect(them.locator("#chat-messages")).not_to_contain_text("buy cheap pills")
+
+    mod.check("#mod-lock")
+    expect(them.locator("#mod-public-access")).to_have_text("This room is locked.")
+    assert not [e for e in errors if "Content Security Policy" in e], errors

@@ -40,6 +40,14 @@ export function init(ctx) {
     const parts = [access.locked ? "locked" : "open", access.lobby_enabled ? "lobby on" : null,
       access.password_required ? "password required" : null].filter(Boolean);
     $("mod-access").textContent = `Room: ${parts.join(", ")}`;
+    // Everyone sees the entry rules when any is on.
+    const restricted = access.locked || access.lobby_enabled || access.password_required;
+    $("mod-public-access").textContent = restricted ? `This room is ${parts.join(", ")}.` : "";
+    updateFeed();
+  }
+
+  function updateFeed() {
+    $("mod-feed").hidden = !$("mod-public-access").textContent && !$("mod-log").children.length;
   }
 
   function renderPeople() {
@@ -114,13 +122,37 @@ export function init(ctx) {
     if (!isModerator(role)) { knocks.clear(); renderKnocks(); }
     renderAccess();
     renderPeople();
+    decorateChat();
   }
 
   function log(text) {
     const li = document.createElement("li");
     li.textContent = text;
     $("mod-log").prepend(li);
+    updateFeed();
   }
+
+  // Moderators get a Hide button on each chat message the chat feature renders.
+  const chatList = document.getElementById("chat-messages");
+  function decorateChat() {
+    if (!chatList) return;
+    for (const li of chatList.querySelectorAll("li.chat-message[data-seq]")) {
+      const button = li.querySelector(".mod-hide");
+      const wanted = isModerator(role) && !li.classList.contains("chat-hidden");
+      if (wanted && !button) {
+        const b = document.createElement("button");
+        b.type = "button";
+        b.className = "secondary mod-hide";
+        b.textContent = "Hide";
+        b.title = "Hide this message for everyone";
+        b.addEventListener("click", () => socket.send({ type: "mod.hide_message", seq: Number(li.dataset.seq) }));
+        li.prepend(b);
+      } else if (!wanted && button) {
+        button.remove();
+      }
+    }
+  }
+  if (chatList) new MutationObserver(decorateChat).observe(chatList, { childList: true });
 
   function muteSelf() {
     // The call feature owns the microphone; its toggle keeps its UI in step.
