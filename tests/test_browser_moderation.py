@@ -102,3 +102,27 @@ def test_moderator_hides_a_message_for_everyone_and_everyone_sees_the_lock(
     mod.check("#mod-lock")
     expect(them.locator("#mod-public-access")).to_have_text("This room is locked.")
     assert not [e for e in errors if "Content Security Policy" in e], errors
+
+
+def test_room_password_is_asked_for_and_lets_the_participant_in(
+    live_url, new_context, room, member
+):
+    errors: list[str] = []
+    mod = open_room(new_context, live_url, "olivia", errors=errors)
+    expect(mod.locator("#connection-state")).to_have_text("Connected")
+    mod.fill("#mod-password", "sesame-42")
+    mod.click("#mod-password-form button[type=submit]")
+    expect(mod.locator("#mod-access")).to_contain_text("password required")
+
+    them = open_room(new_context, live_url, "marco", errors=errors)
+    expect(them.locator("#room-password-prompt")).to_be_visible()
+    them.fill("#room-password-input", "not-it")
+    them.click("#room-password-prompt button[type=submit]")
+    expect(them.locator("#mod-notice")).to_have_text("Wrong password.")
+    expect(them.locator("#room-password-prompt")).to_be_visible()
+    them.fill("#room-password-input", "sesame-42")
+    them.click("#room-password-prompt button[type=submit]")
+    expect(them.locator("#connection-state")).to_have_text("Connected")
+    expect(them.locator("#room-password-prompt")).to_be_hidden()
+    expect(mod.locator("#online li")).to_have_count(2)
+    assert not [e for e in errors if "Content Security Policy" in e], errors
