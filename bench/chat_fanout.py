@@ -59,6 +59,8 @@ class Client:
     origin: str
     cookie: str | None
     latencies: list[int] = field(default_factory=list)
+    ack_latencies: list[int] = field(default_factory=list)
+    sent_at: dict = field(default_factory=dict)
     seen: set = field(default_factory=set)
     sent: int = 0
     errors: dict = field(default_factory=dict)
@@ -81,6 +83,9 @@ class Client:
         while True:
             frame = json.loads(await asyncio.wait_for(self.ws.recv(), 20))
             if frame["type"] == "welcome":
+                # As every Huddle client does after welcome (it also subscribes this
+                # socket to the room's wake-ups); the reference servers ignore it.
+                await self.ws.send(json.dumps({"type": "chat.sync", "after_seq": 0, "limit": 1}))
                 return
             if frame["type"] == "error":
                 raise RuntimeError(f"refused: {frame}")
@@ -99,6 +104,10 @@ class Client:
                     self.seen.add(key)
                     self.latencies.append(now - int(t0))
                     self.last_rx = now
+                elif kind == "chat.ack":
+                    t0 = self.sent_at.pop(frame["client_id"], None)
+                    if t0 is not None:
+                        self.ack_latencies.append(now - t0)
                 elif kind == "error":
                     self.errors[frame.get("code")] = self.errors.get(frame.get("code"), 0) + 1
         except Exception:  # noqa: BLE001, S110
@@ -111,11 +120,12 @@ class Client:
             delay = due - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
-            body = f"c{self.idx}|{k}|{time.monotonic_ns()}"
+            t_send = time.monotonic_ns()
+            body = f"c{self.idx}|{k}|{t_send}"
+            client_id = f"{self.idx}-{start}-{k}"
+            self.sent_at[client_id] = t_send
             await self.ws.send(
-                json.dumps(
-                    {"type": "chat.send", "client_id": f"{self.idx}-{start}-{k}", "body": body}
-                )
+                json.dumps({"type": "chat.send", "client_id": client_id, "body": body})
             )
             self.sent += 1
 
@@ -145,7 +155,11 @@ async def run_step(target: Target, deliveries_per_s: int, seconds: float) -> dic
     await asyncio.sleep(0.5)
     start = time.monotonic() + 0.2
     t0 = time.monotonic_ns()
-    await asyncio.gather(*(c.send_loop(rate, seconds, start) for c in clients))
+    # Phases spread evenly: a steady offered stream, not 40 sends in lockstep.
+    n = len(clients)
+    await asyncio.gather(
+        *(c.send_loop(rate, seconds, start + (i / n) / rate) for i, c in enumerate(clients))
+    )
     sent_by_room: dict[str, int] = {}
     for c in clients:
         sent_by_room[c.room] = sent_by_room.get(c.room, 0) + c.sent
@@ -160,6 +174,7 @@ async def run_step(target: Target, deliveries_per_s: int, seconds: float) -> dic
     delivered = sum(len(c.seen) for c in clients)
     last = max((c.last_rx for c in clients), default=t0)
     lat = [x for c in clients for x in c.latencies]
+    ack_lat = [x for c in clients for x in c.ack_latencies]
     errors: dict = {}
     for c in clients:
         for k, v in c.errors.items():
@@ -170,6 +185,7 @@ async def run_step(target: Target, deliveries_per_s: int, seconds: float) -> dic
         "achieved": round(delivered / max((last - t0) / 1e9, seconds), 1),
         "p50_ms": round(pct(lat, 0.50), 2),
         "p99_ms": round(pct(lat, 0.99), 2),
+        "ack_p50_ms": round(pct(ack_lat, 0.50), 2),
         "loss": round(1 - delivered / expected, 5) if expected else None,
         "expected": expected,
         "delivered": delivered,
