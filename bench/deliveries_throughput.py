@@ -219,6 +219,13 @@ def main() -> int:
             f"| {name} | {median:.0f} | {', '.join(f'{x:.0f}' for x in runs)} "
             f"| {median / noop:.2f} |"
         )
+    for name in ("pipeline", "retry1"):
+        ratios = [x / n for x, n in zip(results[name], results["noop"], strict=True)]
+        print(
+            f"{name} / noop, round by round: {', '.join(f'{r:.2f}' for r in ratios)} "
+            f"(median {statistics.median(ratios):.2f})"
+        )
+    print(f"load average: {os.getloadavg()[0]:.1f} (1 min), {os.cpu_count()} CPUs")
     return 0
 
 

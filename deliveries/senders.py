@@ -119,9 +119,12 @@ class WebhookSender:
         from .models import Webhook
 
         # Read on every attempt: a paused or deleted webhook stops at once.
-        row = Webhook.objects.filter(pk=payload["webhook_id"]).values_list(
-            "url", "secret", "active"
-        )[:1]
+        # order_by(): Meta.ordering would join rooms for nothing on this hot path.
+        row = (
+            Webhook.objects.filter(pk=payload["webhook_id"])
+            .order_by()
+            .values_list("url", "secret", "active")[:1]
+        )
         url, secret, active = row[0] if row else (None, None, False)
         if not active:
             raise SendError("the webhook was deleted or deactivated", retryable=False)

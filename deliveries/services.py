@@ -34,7 +34,9 @@ def _enqueue(*, delivery_id: str, kind: str, target: str, payload: dict[str, Any
         "created_at": timezone.now().isoformat(),
     }
     try:
-        deliver.apply_async(kwargs=kwargs)
+        # kwargsrepr: workers' logs and monitors show the id, not the payload
+        # (message text, addresses), and Celery skips repr-ing it per message.
+        deliver.apply_async(kwargs=kwargs, kwargsrepr=f"delivery {kind} {delivery_id}")
     except Exception:
         # The broker is unreachable after the commit: log exactly what was not
         # enqueued so an operator can resend it, and fail loudly to the caller.
@@ -53,7 +55,11 @@ def room_event_emit(*, room_id: int, event: str, data: dict) -> int:
     subscribed to ``event``; returns how many."""
     if event not in EVENT_NAMES:
         raise ValueError(f"unknown room event {event!r}")
-    hooks = list(Webhook.objects.filter(room_id=room_id, active=True).values("id", "url", "events"))
+    hooks = list(
+        Webhook.objects.filter(room_id=room_id, active=True)
+        .order_by("id")  # not Meta.ordering: that joins rooms
+        .values("id", "url", "events")
+    )
     count = 0
     created_at = timezone.now().isoformat()
     for hook in hooks:
@@ -155,7 +161,8 @@ def deadletter_replay(*, delivery_id: str, by: str) -> bool:
                 "target": doc["target"],
                 "payload": doc["payload"],
                 "created_at": created.isoformat() if hasattr(created, "isoformat") else created,
-            }
+            },
+            kwargsrepr=f"delivery {doc['kind']} {delivery_id} (replay)",
         )
     except Exception:
         # Not queued: put it back so it can be replayed again.

@@ -16,6 +16,11 @@ from . import deadletters, pipeline
 log = structlog.get_logger(__name__)
 
 
+def _repr(kind: str, delivery_id: str) -> str:
+    # Logs and monitors show the id, never the payload (message text, addresses).
+    return f"delivery {kind} {delivery_id}"
+
+
 @shared_task(
     bind=True,
     name="deliveries.deliver",
@@ -47,9 +52,9 @@ def deliver(
         # delivery ends delivered or dead-lettered, never dropped.
         countdown = pipeline.backoff_s(attempt=self.request.retries + 1)
         log.exception("delivery.pipeline_error", delivery=delivery_id, countdown=countdown)
-        raise self.retry(countdown=countdown, exc=exc) from exc
+        raise self.retry(countdown=countdown, exc=exc, kwargsrepr=_repr(kind, delivery_id)) from exc
     if outcome["status"] in ("retry", "busy"):
-        raise self.retry(countdown=outcome["countdown"])
+        raise self.retry(countdown=outcome["countdown"], kwargsrepr=_repr(kind, delivery_id))
     return outcome["status"]
 
 
