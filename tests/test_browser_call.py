@@ -150,3 +150,15 @@ def test_signaling_socket_killed_mid_call_resumes_and_media_continues(
         traces = [p.evaluate("window.huddleCall.trace") for p in (alice, bob)]
         raise AssertionError(f"{exc}\nalice: {traces[0]}\nbob: {traces[1]}") from None
     wait_decoding(alice, 1, above=frames(alice))
+
+
+def test_simultaneous_entry_still_connects(live_url, new_context, room, owner, member):
+    """Both click Join at once: neither may have seen the other in the call yet."""
+    alice = open_room(new_context, live_url, owner)
+    bob = open_room(new_context, live_url, member.user)
+    for page in (alice, bob):
+        page.wait_for_selector("#join-call:not([disabled])")
+    alice.evaluate("window.huddleCall.join()")
+    bob.evaluate("window.huddleCall.join()")
+    for page in (alice, bob):
+        wait_decoding(page, 1, timeout=20)

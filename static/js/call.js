@@ -8,6 +8,7 @@ import * as ui from "./call-ui.js";
 
 const STATS_EVERY_MS = 2000;
 const SIGNAL_QUEUE_LIMIT = 500;
+const ENTRY_FALLBACK_MS = 1500;
 
 /**
  * @typedef {import("./peer.js").IceConfig} IceConfig
@@ -329,6 +330,14 @@ export function init({ socket, presence }) {
       return;
     }
     if (state.peers.has(peerId)) ui.setTileMedia(peerId, f.peer);
+    else if (state.inCall && f.peer.in_call) {
+      // They entered the call and should offer to us. If we both entered at
+      // once, neither saw the other in the call: then nobody would. Give
+      // their offer a moment, then offer ourselves (glare is handled).
+      setTimeout(() => {
+        if (state.inCall && !state.peers.has(peerId) && presence.peers.get(peerId)?.in_call) ensurePeer(peerId);
+      }, ENTRY_FALLBACK_MS);
+    }
     if (!state.inCall) ui.$("call-count").textContent = describeRoom(presence.list(), state.selfId);
   });
 
