@@ -48,7 +48,9 @@ class Target:
     port: int
     cookies: list[str | None]
     slugs: list[str]
-    service: Service | None = None
+    # More than one server process: clients alternate between them, so every
+    # room has sockets on each (a load balancer's job in production).
+    extra_ports: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -139,12 +141,14 @@ def pct(values: list[int], p: float) -> float:
 
 async def run_step(target: Target, deliveries_per_s: int, seconds: float) -> dict:
     rate = deliveries_per_s / (ROOMS * PER_ROOM * PER_ROOM)  # messages/s per client
+    ports = [target.port, *target.extra_ports]
     clients = [
         Client(
             idx=i,
             room=target.slugs[i % ROOMS],
-            url=f"ws://127.0.0.1:{target.port}/ws/rooms/{target.slugs[i % ROOMS]}/",
-            origin=f"http://127.0.0.1:{target.port}",
+            url=f"ws://127.0.0.1:{ports[(i // ROOMS) % len(ports)]}"
+            f"/ws/rooms/{target.slugs[i % ROOMS]}/",
+            origin=f"http://127.0.0.1:{ports[(i // ROOMS) % len(ports)]}",
             cookie=target.cookies[i],
         )
         for i in range(ROOMS * PER_ROOM)
@@ -207,8 +211,18 @@ def daphne(app: str, port: int, run: Path, env: dict[str, str]) -> Service:
     return Service(f"daphne-{app}", port, argv, run / f"daphne-{port}.log", env=env)
 
 
+_huddle: tuple[dict[str, str], list[str], list[str]] | None = None
+
+
 def huddle_setup(run: Path, redis_url: str) -> tuple[dict[str, str], list[str], list[str]]:
     """A fresh database with 4 rooms of 10 members each; returns (env, cookies, slugs)."""
+    global _huddle
+    if _huddle is None:
+        _huddle = _huddle_setup(run, redis_url)
+    return _huddle
+
+
+def _huddle_setup(run: Path, redis_url: str) -> tuple[dict[str, str], list[str], list[str]]:
     env = {
         "DATABASE_URL": f"sqlite:///{run / 'bench.sqlite3'}",
         "REDIS_URL": redis_url,
@@ -274,7 +288,9 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rates", default="2000,4000,8000,16000")
     parser.add_argument("--seconds", type=float, default=4)
-    parser.add_argument("--targets", default="bare,channels,huddle")
+    parser.add_argument(
+        "--targets", default="bare,channels,huddle", help="also: huddle2 (two daphne processes)"
+    )
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--keep", action="store_true", help="keep the run folder (logs)")
     args = parser.parse_args()
@@ -303,18 +319,25 @@ def main() -> int:
                     {"REDIS_URL": redis_url, "PYTHONPATH": str(BASE)},
                 )
                 target = Target(name, port, [None] * 40, [f"r{i}" for i in range(ROOMS)])
-            elif name == "huddle":
+            elif name in ("huddle", "huddle2"):
                 env, cookies, slugs = huddle_setup(run, redis_url)
                 svc = daphne("videochat.asgi:application", port, run, env)
                 target = Target(name, port, cookies, slugs)
             else:
                 raise SystemExit(f"unknown target {name}")
-            services.append(svc)
-            svc.start()
+            started = [svc]
+            if name == "huddle2":  # two daphne processes sharing the database and Redis
+                second = daphne("videochat.asgi:application", free_port(), run, env)
+                target.extra_ports.append(second.port)
+                started.append(second)
+            services.extend(started)
+            for one in started:
+                one.start()
             try:
                 results += asyncio.run(run_target(target, rates, args.seconds))
             finally:
-                svc.stop()
+                for one in started:
+                    one.stop()
                 subprocess.run(
                     ["redis-cli", "-p", str(redis.port), "flushall"],  # noqa: S607
                     capture_output=True,
