@@ -69,7 +69,7 @@ def _stale_peers(room_id: int, timeout_s: float) -> list[str]:
 def presence_expire(*, dry_run: bool = False, timeout_s: float | None = None) -> dict[str, Any]:
     """Remove peers whose heartbeats stopped in rooms nobody pings any more
     (the room socket reaps on each ping; an empty room has no pinger)."""
-    from rooms.handlers import PRESENCE_TIMEOUT_S
+    from rooms.presence import PRESENCE_TIMEOUT_S
 
     timeout = PRESENCE_TIMEOUT_S if timeout_s is None else timeout_s
     r = sync_redis()
