@@ -288,6 +288,17 @@ CHAT_RETENTION_DAYS = env.int("CHAT_RETENTION_DAYS", default=365)
 WEBHOOK_ALLOW_PRIVATE = env_bool("WEBHOOK_ALLOW_PRIVATE", default=False)
 # Where the file email backend (EMAIL_BACKEND=...filebased.EmailBackend) writes.
 EMAIL_FILE_PATH = env.str("EMAIL_FILE_PATH", default=str(RUN_DIR / "mail"))
+# SMTP for the offline-member emails (EMAIL_BACKEND defaults to SMTP with DEBUG off).
+EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")
+EMAIL_PORT = env.int("EMAIL_PORT", default=25)
+EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")
+EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", default="")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", default=False)
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", default=False)
+if EMAIL_USE_TLS and EMAIL_USE_SSL:
+    raise ImproperlyConfigured("EMAIL_USE_TLS and EMAIL_USE_SSL are exclusive")
+# A mail server that hangs must not hold a worker: the attempt fails and is retried.
+EMAIL_TIMEOUT = env.float("EMAIL_TIMEOUT", default=DELIVERY_HTTP_TIMEOUT_S)
 if not 0 < DELIVERY_RETRY_BASE_S <= DELIVERY_RETRY_MAX_S:
     raise ImproperlyConfigured("need 0 < DELIVERY_RETRY_BASE_S <= DELIVERY_RETRY_MAX_S")
 if not 0 <= DELIVERY_RETRY_JITTER <= 1:
