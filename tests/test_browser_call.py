@@ -162,3 +162,27 @@ def test_simultaneous_entry_still_connects(live_url, new_context, room, owner, m
     bob.evaluate("window.huddleCall.join()")
     for page in (alice, bob):
         wait_decoding(page, 1, timeout=20)
+
+
+def test_degrading_to_audio_only_stops_video_and_recovery_restores_it(
+    live_url, new_context, room, owner, member
+):
+    """The send levels graceful degradation uses really change what the other decodes."""
+    alice = open_room(new_context, live_url, owner)
+    bob = open_room(new_context, live_url, member.user)
+    join_call(alice)
+    join_call(bob)
+    wait_decoding(alice, 1)
+    set_level = (
+        "async (l) => { for (const p of window.huddleCall.state.peers.values())"
+        " await p.setSendLevel(l); }"
+    )
+    bob.evaluate(set_level, "audio-only")
+    alice.wait_for_timeout(1000)  # frames already in flight drain
+    paused = frames(alice)
+    alice.wait_for_timeout(1500)
+    assert frames(alice) == paused, "video kept flowing at audio-only"
+    bob.evaluate(set_level, "reduced")
+    wait_decoding(alice, 1, above=paused)
+    bob.evaluate(set_level, "full")
+    wait_decoding(alice, 1, above=frames(alice))

@@ -26,3 +26,37 @@ export function classifyLink(prev, cur, opts = {}) {
   if (loss > 0.02 || rtt > 0.25) return "fair";
   return "good";
 }
+
+/**
+ * What we send to one peer, from its link quality: full video, then reduced video
+ * (lower bitrate and resolution), then audio only; and back up when the link recovers.
+ * Steps down after 2 poor samples in a row, up after 3 good ones (hysteresis, so a
+ * single bad sample does not make the picture flap).
+ */
+export const SEND_LEVELS = /** @type {const} */ (["full", "reduced", "audio-only"]);
+
+export class SendPolicy {
+  constructor({ downAfter = 2, upAfter = 3 } = {}) {
+    this.level = 0;
+    this.poor = 0;
+    this.good = 0;
+    this.downAfter = downAfter;
+    this.upAfter = upAfter;
+  }
+
+  /** @param {LinkQuality} quality @returns {boolean} whether the level changed */
+  observe(quality) {
+    if (quality === "poor") { this.poor += 1; this.good = 0; }
+    else if (quality === "good") { this.good += 1; this.poor = 0; }
+    else { this.poor = 0; this.good = 0; } // fair/unknown: hold
+    if (this.poor >= this.downAfter && this.level < SEND_LEVELS.length - 1) {
+      this.level += 1; this.poor = 0; return true;
+    }
+    if (this.good >= this.upAfter && this.level > 0) {
+      this.level -= 1; this.good = 0; return true;
+    }
+    return false;
+  }
+
+  get name() { return SEND_LEVELS[this.level]; }
+}

@@ -3,7 +3,7 @@
 // by main.js. Signaling goes through the room socket; see docs/protocol.md.
 import { Peer } from "./peer.js";
 import { listDevices, mediaErrorText, openLocalMedia, openScreen } from "./media.js";
-import { classifyLink } from "./call-quality.js";
+import { SendPolicy, classifyLink } from "./call-quality.js";
 import * as ui from "./call-ui.js";
 
 const STATS_EVERY_MS = 2000;
@@ -34,6 +34,7 @@ export function init({ socket, presence }) {
     /** @type {Map<string, string>} peer id -> display name, kept after presence forgets */ names: new Map(),
     /** @type {Map<string, any>} last stats sample per peer */ samples: new Map(),
     /** @type {Map<string, string>} */ quality: new Map(),
+    /** @type {Map<string, SendPolicy>} what we send each peer, from its link */ policies: new Map(),
     /** @type {object[]} signals that could not be sent while the socket was down */ queue: [],
     wasDisconnected: false,
     refreshTimer: 0,
@@ -96,6 +97,7 @@ export function init({ socket, presence }) {
     state.peers.delete(peerId);
     state.samples.delete(peerId);
     state.quality.delete(peerId);
+    state.policies.delete(peerId);
     ui.removeTile(peerId);
     if (said) ui.showStatus(said, { tone: "info" });
     renderCallState();
@@ -251,8 +253,22 @@ export function init({ socket, presence }) {
       try { cur = await peer.stats(); } catch { continue; }
       const info = presence.peers.get(peerId);
       const expectVideo = Boolean(info?.video || info?.screen) && peer.pc.connectionState === "connected";
-      const level = classifyLink(state.samples.get(peerId) ?? null, cur, { expectVideo });
+      const prev = state.samples.get(peerId) ?? null;
+      const level = classifyLink(prev, cur, { expectVideo });
       state.samples.set(peerId, cur);
+      // Degrade what we send on loss/RTT only: a frozen picture may be the other
+      // side degrading its own sending, and must not start a spiral.
+      if (!state.policies.has(peerId)) state.policies.set(peerId, new SendPolicy());
+      const policy = /** @type {SendPolicy} */ (state.policies.get(peerId));
+      if (policy.observe(classifyLink(prev, cur))) {
+        await peer.setSendLevel(policy.name);
+        const text = {
+          full: `The link to ${nameOf(peerId)} recovered: sending full video again.`,
+          reduced: `Poor link to ${nameOf(peerId)}: sending lower-quality video.`,
+          "audio-only": `Poor link to ${nameOf(peerId)}: sending audio only until it improves.`,
+        };
+        ui.showStatus(text[policy.name], { tone: policy.level ? "warn" : "ok" });
+      }
       const before = state.quality.get(peerId);
       if (level === before) continue;
       state.quality.set(peerId, level);

@@ -73,6 +73,30 @@ export class Peer {
     this.pc.addTransceiver("video", { direction: "recvonly" });
   }
 
+  /**
+   * Graceful degradation toward this peer: "full", "reduced" (about 250 kbit/s at half
+   * resolution) or "audio-only" (video encoding paused). No renegotiation needed.
+   * @param {"full"|"reduced"|"audio-only"} level
+   */
+  async setSendLevel(level) {
+    const sender = this.senders.get("video");
+    if (!sender) return;
+    const params = sender.getParameters();
+    if (!params.encodings || params.encodings.length === 0) params.encodings = [{}];
+    for (const enc of params.encodings) {
+      enc.active = level !== "audio-only";
+      if (level === "reduced") {
+        enc.maxBitrate = 250_000;
+        enc.scaleResolutionDownBy = 2;
+      } else {
+        delete enc.maxBitrate;
+        enc.scaleResolutionDownBy = 1;
+      }
+    }
+    try { await sender.setParameters(params); } catch (err) { console.warn("setParameters", err); }
+    this.sendLevel = level;
+  }
+
   /** Swap the outgoing video (camera <-> screen) without renegotiating. */
   async replaceVideo(track) {
     await this.senders.get("video")?.replaceTrack(track);
