@@ -293,3 +293,77 @@ def test_whole_worker_sigkilled_mid_delivery_is_redone_by_the_next_worker(
     assert errors == ["worker lost during the attempt", None]
     assert deadletters.deadletter_get(delivery_id=delivery_id) is None
     assert set(rec.delivered_ids()) == {delivery_id}
+
+
+class TinySMTP:
+    """Just enough SMTP to accept mail (Python 3.11's smtpd is deprecated)."""
+
+    def __init__(self, port: int) -> None:
+        import socketserver
+        import threading
+
+        self.messages: list[bytes] = []
+        outer = self
+
+        class Handler(socketserver.StreamRequestHandler):
+            def handle(self):
+                self.wfile.write(b"220 tiny ESMTP\r\n")
+                while line := self.rfile.readline():
+                    verb = line[:4].upper()
+                    if verb in (b"EHLO", b"HELO"):
+                        self.wfile.write(b"250 tiny\r\n")
+                    elif verb == b"DATA":
+                        self.wfile.write(b"354 go ahead\r\n")
+                        data = b""
+                        while (chunk := self.rfile.readline()) not in (b".\r\n", b""):
+                            data += chunk
+                        outer.messages.append(data)
+                        self.wfile.write(b"250 queued\r\n")
+                    elif verb == b"QUIT":
+                        self.wfile.write(b"221 bye\r\n")
+                        return
+                    else:
+                        self.wfile.write(b"250 ok\r\n")
+
+        socketserver.ThreadingTCPServer.allow_reuse_address = True
+        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", port), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_email_to_a_down_mail_server_is_dead_lettered_then_replayed(
+    room, member, member_user, celery_worker, settings, delivery_settings
+):
+    from tests.fixtures.workers import free_port
+
+    port = free_port()  # nothing listens yet: the mail server is down
+    celery_worker(
+        EMAIL_BACKEND="django.core.mail.backends.smtp.EmailBackend",
+        EMAIL_HOST="127.0.0.1",
+        EMAIL_PORT=str(port),
+    )
+    n = services.notify_offline_members(
+        room_id=room.pk, member_ids=[member.pk], reason="Mentioned", text="@marco hello"
+    )
+    assert n == 1
+    doc = wait_until(
+        lambda: next(iter(deadletters.collection().find({"kind": "email"})), None),
+        what="the email dead letter",
+    )
+    assert doc["target"] == member_user.email
+    assert doc["attempt_count"] == settings.DELIVERY_MAX_ATTEMPTS
+    assert "Connection refused" in doc["last_error"] or "Errno" in doc["last_error"]
+    smtp = TinySMTP(port)
+    try:
+        replay = run_manage("deliveries_replay", "--kind", "email", **delivery_settings)
+        assert replay.returncode == 0, replay.stderr
+        assert json.loads(replay.stdout)["replayed"] == [doc["_id"]]
+        wait_until(lambda: smtp.messages, what="the replayed email")
+        assert b"@marco hello" in smtp.messages[0]
+        assert len(smtp.messages) == 1
+    finally:
+        smtp.stop()
