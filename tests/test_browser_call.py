@@ -186,3 +186,35 @@ def test_degrading_to_audio_only_stops_video_and_recovery_restores_it(
     wait_decoding(alice, 1, above=paused)
     bob.evaluate(set_level, "full")
     wait_decoding(alice, 1, above=frames(alice))
+
+
+@pytest.mark.fault
+def test_silently_stalled_socket_is_detected_and_resumed_without_a_leave(
+    live_url, new_context, room, owner, member
+):
+    """Bob's network goes offline: his socket never fires close. The heartbeat notices,
+    the client reconnects when the network is back and resumes; the server retires the
+    old socket (4005) and alice never sees bob leave. Media keeps flowing throughout."""
+    alice = open_room(new_context, live_url, owner)
+    alice.evaluate(
+        "window.leaves = []; window.huddle.socket.on('presence.leave', f => window.leaves.push(f))"
+    )
+    bob = open_room(new_context, live_url, member.user)
+    join_call(alice)
+    join_call(bob)
+    before = wait_decoding(alice, 1)
+    bob_id = self_id(bob)
+    # A 1 s heartbeat instead of 10 s so the test takes seconds, not half a minute.
+    bob.evaluate(
+        "window.huddle.socket.opts.heartbeatMs = 1000; window.huddle.socket.startHeartbeat()"
+    )
+    bob.context.set_offline(True)
+    expect(bob.locator("#call-status")).to_contain_text("reconnecting", timeout=10000)
+    during = wait_decoding(alice, 1, above=before)
+    bob.context.set_offline(False)
+    expect(bob.locator("#connection-state")).to_have_text("Connected", timeout=25000)
+    assert self_id(bob) == bob_id
+    wait_decoding(alice, 1, above=during)
+    wait_decoding(bob, 1, above=frames(bob))
+    expect(alice.locator("#online li")).to_have_count(2)
+    assert alice.evaluate("window.leaves") == []
