@@ -3,10 +3,24 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from . import services
-from .models import AuditLog, Ban, Invite, Membership, Room
+from .models import AuditLog, Ban, Invite, Membership, Role, Room
 
 
-class MembershipInline(admin.TabularInline):
+class OwnerOnlyForSuperusers:
+    """Moderators (staff, not superusers) cannot make or edit owners: no escalation."""
+
+    def formfield_for_choice_field(self, db_field, request, **kwargs):
+        if db_field.name == "role" and not request.user.is_superuser:
+            kwargs["choices"] = [c for c in Role.choices if c[0] != Role.OWNER]
+        return super().formfield_for_choice_field(db_field, request, **kwargs)
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        if isinstance(obj, Membership) and obj.role == Role.OWNER and not request.user.is_superuser:
+            return False
+        return super().has_change_permission(request, obj)
+
+
+class MembershipInline(OwnerOnlyForSuperusers, admin.TabularInline):
     model = Membership
     extra = 0
     fields = ("display_name", "user", "role", "joined_at")
@@ -31,9 +45,21 @@ class RoomAdmin(admin.ModelAdmin):
     raw_id_fields = ("owner",)
     inlines = [MembershipInline, InviteInline]
 
+    def get_readonly_fields(self, request: HttpRequest, obj=None):
+        # Handing a room to someone else is for superusers only.
+        extra = () if request.user.is_superuser else ("owner",)
+        return (*super().get_readonly_fields(request, obj), *extra)
+
+    def save_formset(self, request: HttpRequest, form, formset, change: bool) -> None:
+        super().save_formset(request, form, formset, change)
+        if formset.model is Membership:
+            for membership, fields in formset.changed_objects:
+                if "role" in fields:
+                    services.member_role_saved_in_admin(membership=membership, by=request.user)
+
 
 @admin.register(Membership)
-class MembershipAdmin(admin.ModelAdmin):
+class MembershipAdmin(OwnerOnlyForSuperusers, admin.ModelAdmin):
     list_display = ("display_name", "room", "user", "role", "joined_at")
     list_filter = ("role", "joined_at")
     search_fields = ("display_name", "user__username", "room__slug", "room__name")

@@ -129,3 +129,27 @@ async def test_a_role_changed_in_the_admin_takes_effect_on_the_open_socket(
         assert (await receive_until(comm, "room.access"))["locked"] is True
     assert (await Membership.objects.aget(pk=member.pk)).role == Role.MODERATOR
     assert await AuditLog.objects.filter(action="role").acount() == 1
+
+
+def test_staff_moderators_cannot_make_owners_or_take_rooms(staff_moderator, room, member):
+    client = admin_client(staff_moderator)
+    page = client.get(f"/admin/rooms/membership/{member.pk}/change/").content.decode()
+    assert 'value="moderator"' in page and 'value="owner"' not in page
+    response = client.post(
+        f"/admin/rooms/membership/{member.pk}/change/",
+        {
+            "room": room.pk,
+            "user": member.user_id,
+            "display_name": "marco",
+            "role": Role.OWNER,
+            "joined_at_0": member.joined_at.strftime("%Y-%m-%d"),
+            "joined_at_1": member.joined_at.strftime("%H:%M:%S"),
+        },
+    )
+    assert response.status_code == 200  # the form refuses the choice
+    member.refresh_from_db()
+    assert member.role == Role.PARTICIPANT
+    owner_member = Membership.objects.get(room=room, role=Role.OWNER)
+    assert client.post(f"/admin/rooms/membership/{owner_member.pk}/change/", {}).status_code == 403
+    room_page = client.get(f"/admin/rooms/room/{room.pk}/change/").content.decode()
+    assert 'name="owner"' not in room_page
