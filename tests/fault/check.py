@@ -51,7 +51,13 @@ def check_logs(clients: list[ChatClient], *, db_rows: list[tuple[int, str]]) -> 
         problems.append("database seqs are not dense")
     if dict(db_rows) != dict(reference):
         problems.append("client logs differ from the database")
-    assert not problems, "\n".join(problems[:30])
+    if problems:
+        codes: dict[str, int] = {}
+        for c in clients:
+            for e in c.errors:
+                codes[str(e.get("code"))] = codes.get(str(e.get("code")), 0) + 1
+        problems.append(f"error frames seen by clients: {codes}")
+    assert not problems, "\n".join(problems[-30:])
     return {
         "clients": len(clients),
         "messages": len(reference),

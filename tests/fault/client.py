@@ -48,6 +48,7 @@ class ChatClient:
     _ws: object = None
     _stop: bool = False
     _sync_inflight: bool = False
+    _resume: dict | None = None
 
     # --- what the harness reads -------------------------------------------
     @property
@@ -92,11 +93,18 @@ class ChatClient:
             ping_timeout=1.5,
             close_timeout=0.5,
         ) as ws:
-            await ws.send(json.dumps({"type": "hello", "v": PROTOCOL_VERSION}))
+            hello: dict = {"type": "hello", "v": PROTOCOL_VERSION}
+            if self._resume:
+                # As the browser does: reclaim our seat, so the stale presence of a
+                # killed server's socket does not count against the room's capacity.
+                hello["resume"] = self._resume
+            await ws.send(json.dumps(hello))
             welcome = json.loads(await asyncio.wait_for(ws.recv(), 5))
             if welcome.get("type") != "welcome":
                 self.errors.append(welcome)
                 return
+            token = (welcome.get("resume") or {}).get("token")
+            self._resume = {"peer_id": welcome["peer_id"], "token": token} if token else None
             self.connects += 1
             self._ws = ws
             self._sync_inflight = False
