@@ -50,6 +50,13 @@ class RoomAdmin(admin.ModelAdmin):
         extra = () if request.user.is_superuser else ("owner",)
         return (*super().get_readonly_fields(request, obj), *extra)
 
+    def save_model(self, request: HttpRequest, obj: Room, form, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        changed = [f for f in ("locked", "lobby_enabled") if f in form.changed_data]
+        if change and changed:
+            # Locking from the admin is a moderation action like in the call.
+            services.room_access_saved_in_admin(room=obj, by=request.user, fields=changed)
+
     def save_formset(self, request: HttpRequest, form, formset, change: bool) -> None:
         super().save_formset(request, form, formset, change)
         if formset.model is Membership:

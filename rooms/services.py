@@ -489,3 +489,25 @@ def member_role_saved_in_admin(*, membership: Membership, by: AbstractBaseUser) 
 def moderator_check(*, room_id: int, actor_member_id: int) -> None:
     """Raise Forbidden unless the member moderates the room now."""
     _actor(room_id=room_id, actor_member_id=actor_member_id, need=Role.MODERATOR)
+
+
+def room_access_saved_in_admin(*, room: Room, by: AbstractBaseUser, fields: list[str]) -> None:
+    lobby = AuditLog.Action.LOBBY_ON if room.lobby_enabled else AuditLog.Action.LOBBY_OFF
+    actions = {
+        "locked": AuditLog.Action.LOCK if room.locked else AuditLog.Action.UNLOCK,
+        "lobby_enabled": lobby,
+    }
+    with transaction.atomic():
+        for field in fields:
+            audit_record(
+                room=room,
+                actor_user=by,
+                actor_name=by.get_username(),
+                action=actions[field],
+                detail={"via": "admin"},
+            )
+        moderation_revision_bump(room_id=room.pk)
+        room_broadcast_after_commit(
+            room_id=room.pk,
+            frame={"type": "room.access", **room_access_state(room=room), "by": by.get_username()},
+        )

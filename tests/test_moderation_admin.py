@@ -153,3 +153,29 @@ def test_staff_moderators_cannot_make_owners_or_take_rooms(staff_moderator, room
     assert client.post(f"/admin/rooms/membership/{owner_member.pk}/change/", {}).status_code == 403
     room_page = client.get(f"/admin/rooms/room/{room.pk}/change/").content.decode()
     assert 'name="owner"' not in room_page
+
+
+async def test_locking_a_room_in_the_admin_is_audited_and_seen_live(staff_moderator, owner, room):
+    from types import SimpleNamespace
+
+    from django.contrib import admin as django_admin
+    from django.test import RequestFactory
+
+    from rooms.admin import RoomAdmin
+    from rooms.models import Room
+
+    @sync_to_async
+    def lock_in_admin():
+        request = RequestFactory().post("/admin/rooms/room/")
+        request.user = staff_moderator
+        obj = Room.objects.get(pk=room.pk)
+        obj.locked = True
+        form = SimpleNamespace(changed_data=["locked"])
+        RoomAdmin(Room, django_admin.site).save_model(request, obj, form, change=True)
+
+    async with joined(owner) as (comm, _):
+        await lock_in_admin()
+        access = await receive_until(comm, "room.access")
+        assert access["locked"] is True and access["by"] == "sam"
+    log = await AuditLog.objects.aget()
+    assert (log.action, log.detail) == ("lock", {"via": "admin"})
