@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from rooms.models import Membership
 from rooms.protocol import room_group_name
-from videochat.errors import AppError, BadRequest, NotFound
+from videochat.errors import AppError, BadRequest, Forbidden, NotFound
 
 from .conf import BODY_MAX_CHARS, CLIENT_ID_MAX_CHARS
 from .errors import BodyTooLong, EmptyBody
@@ -88,10 +88,22 @@ def messages_create(*, items: list[NewMessage]) -> list[Created | AppError]:
     if by_room:
         with transaction.atomic():
             authors = {a for entries in by_room.values() for _, a, _, _ in entries}
-            names = dict(
-                Membership.objects.filter(pk__in=authors).values_list("id", "display_name")
-            )
-            for room_id, entries in by_room.items():
+            names = {
+                (pk, room_id): name
+                for pk, room_id, name in Membership.objects.filter(pk__in=authors).values_list(
+                    "id", "room_id", "display_name"
+                )
+            }
+            for room_id, all_entries in by_room.items():
+                # A membership removed since the socket connected fails alone, not the batch.
+                entries = []
+                for entry in all_entries:
+                    if (entry[1], room_id) in names:
+                        entries.append(entry)
+                    else:
+                        results[entry[0]] = Forbidden("You are no longer a member of this room.")
+                if not entries:
+                    continue
                 counter = _counter_locked(room_id=room_id)
                 known: dict[tuple[int, str], MessageDict] = {
                     (m.author_id, m.client_id): message_dict(m)
@@ -119,7 +131,7 @@ def messages_create(*, items: list[NewMessage]) -> list[Created | AppError]:
                         seq=row.seq,
                         client_id=client_id,
                         author_id=author_id,
-                        author_name=names[author_id],
+                        author_name=names[(author_id, room_id)],
                         body=body,
                         created_at=row.created_at.isoformat(),
                     )

@@ -149,3 +149,19 @@ def test_group_commit_gives_each_item_its_own_result(room, owner_m, member):
     # The same client id twice in one batch is one message.
     assert not results[3]["created"] and results[3]["message"] == results[0]["message"]
     assert Message.objects.count() == 2
+
+
+def test_a_removed_author_fails_alone_in_a_batch(room, owner_m, member):
+    from messaging.services import NewMessage
+    from videochat.errors import Forbidden
+
+    gone_id = member.pk
+    member.delete()
+    results = services.messages_create(
+        items=[
+            NewMessage(room_id=room.pk, author_id=gone_id, body="x", client_id="g"),
+            NewMessage(room_id=room.pk, author_id=owner_m.pk, body="y", client_id="o"),
+        ]
+    )
+    assert isinstance(results[0], Forbidden)
+    assert results[1]["created"] and results[1]["message"]["seq"] == 1
