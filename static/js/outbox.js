@@ -14,7 +14,7 @@
  */
 
 // Codes after which resending the same frame cannot succeed: the user decides.
-const PERMANENT = new Set(["empty_body", "body_too_long", "bad_request"]);
+const PERMANENT = new Set(["empty_body", "body_too_long", "bad_request", "forbidden"]);
 
 export function newClientId() {
   if (globalThis.crypto?.randomUUID) return globalThis.crypto.randomUUID();
