@@ -80,7 +80,7 @@ export function init({ socket, presence }) {
       ice: /** @type {IceConfig} */ (state.ice),
       send: sendSignal,
       onStream: (stream) => ui.setTileStream(peerId, stream),
-      onState: (link) => { ui.setTileLink(peerId, link); renderCallState(); },
+      onState: (link) => { ui.setTileLink(peerId, link); linkNews(peerId, link); renderCallState(); },
     });
     state.peers.set(peerId, peer);
     if (state.local) peer.addLocalStream(state.local);
@@ -89,6 +89,19 @@ export function init({ socket, presence }) {
     ui.setTileLink(peerId, "connecting");
     renderCallState();
     return peer;
+  }
+
+  /** Say it when a peer's media link breaks and when it is back. */
+  function linkNews(peerId, link) {
+    const peer = state.peers.get(peerId);
+    if (!peer) return;
+    if (link === "disconnected" || link === "failed") {
+      peer.wasBroken = true;
+      ui.showStatus(`The connection to ${nameOf(peerId)} was interrupted; reconnecting…`, { tone: "warn", sticky: true });
+    } else if (link === "connected" && peer.wasBroken) {
+      peer.wasBroken = false;
+      ui.showStatus(`The connection to ${nameOf(peerId)} is back.`, { tone: "ok" });
+    }
   }
 
   function dropPeer(peerId, { said } = {}) {

@@ -8,6 +8,8 @@ import { Negotiator, isPolite } from "./negotiation.js";
  * @typedef {"new"|"connecting"|"connected"|"disconnected"|"failed"|"closed"} PeerLinkState
  */
 
+const DISCONNECTED_RESTART_MS = 3000;
+
 export function rtcConfiguration(/** @type {IceConfig} */ ice) {
   return {
     iceServers: (ice?.ice_servers ?? []).map((s) => ({ ...s })),
@@ -49,8 +51,17 @@ export class Peer {
     this.pc.onconnectionstatechange = () => this.stateChanged();
     this.pc.oniceconnectionstatechange = () => {
       // "failed" needs a new path: restart ICE (the impolite side's offer wins
-      // if both restart at once).
-      if (this.pc.iceConnectionState === "failed") this.negotiator.restartIce();
+      // if both restart at once). "disconnected" often heals by itself (a lost
+      // burst); if it lasts, the path changed (new Wi-Fi, VPN): restart sooner
+      // than the ~30 s Chromium takes to declare "failed".
+      const ice = this.pc.iceConnectionState;
+      clearTimeout(this.disconnectTimer);
+      if (ice === "failed") this.negotiator.restartIce();
+      else if (ice === "disconnected") {
+        this.disconnectTimer = setTimeout(() => {
+          if (this.pc.iceConnectionState === "disconnected") this.negotiator.restartIce();
+        }, DISCONNECTED_RESTART_MS);
+      }
     };
   }
 
@@ -153,6 +164,7 @@ export class Peer {
   }
 
   close() {
+    clearTimeout(this.disconnectTimer);
     this.pc.ontrack = null;
     this.pc.onconnectionstatechange = null;
     this.pc.close();
