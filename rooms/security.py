@@ -112,6 +112,8 @@ async def socket_closed(consumer: "RoomConsumer") -> None:
 
 async def check_frame(consumer: "RoomConsumer", frame: Frame, *, size: int) -> bool:
     """Raise for a frame to refuse with an error; False when the socket was closed."""
+    if getattr(consumer, "member", None) is None:
+        return False  # refused at connect; a frame raced the close
     limit = frame_limit(frame.get("type"))
     if size > limit:
         raise FrameTooLarge(limit=limit)

@@ -34,11 +34,15 @@ export function init(ctx) {
     socket.send({ ...frame, reason: input("mod-reason").value.trim() || undefined });
   }
 
+  function accessWords() {
+    return [access.locked ? "locked" : "open", access.lobby_enabled ? "lobby on" : null,
+      access.password_required ? "password required" : null].filter(Boolean);
+  }
+
   function renderAccess() {
     input("mod-lock").checked = access.locked;
     input("mod-lobby").checked = access.lobby_enabled;
-    const parts = [access.locked ? "locked" : "open", access.lobby_enabled ? "lobby on" : null,
-      access.password_required ? "password required" : null].filter(Boolean);
+    const parts = accessWords();
     $("mod-access").textContent = `Room: ${parts.join(", ")}`;
     // Everyone sees the entry rules when any is on.
     const restricted = access.locked || access.lobby_enabled || access.password_required;
@@ -163,7 +167,7 @@ export function init(ctx) {
   socket.on("welcome", (f) => { notice(null); setRole(f.member.role); if (isModerator(role)) socket.send({ type: "mod.lobby_list" }); });
   socket.on("member.you", (f) => setRole(f.role));
   for (const type of ["presence.join", "presence.update", "presence.leave"]) socket.on(type, () => queueMicrotask(renderPeople));
-  socket.on("room.access", (f) => { Object.assign(access, f); renderAccess(); if (f.by) log(`${f.by} changed the room: ${$("mod-access").textContent}`); });
+  socket.on("room.access", (f) => { Object.assign(access, f); renderAccess(); if (f.by) log(`${f.by} set the room to: ${accessWords().join(", ")}`); });
   socket.on("mod.action", (f) => log(describeAction(f)));
   socket.on("lobby.knock", (f) => { knocks.set(f.knock_id, f); renderKnocks(); });
   socket.on("lobby.list", (f) => { knocks.clear(); for (const k of f.knocks) knocks.set(k.knock_id, k); renderKnocks(); });
