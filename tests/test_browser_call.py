@@ -218,3 +218,21 @@ def test_silently_stalled_socket_is_detected_and_resumed_without_a_leave(
     wait_decoding(bob, 1, above=frames(bob))
     expect(alice.locator("#online li")).to_have_count(2)
     assert alice.evaluate("window.leaves") == []
+
+
+def test_call_across_two_server_instances(live_url, new_context, room, owner, member):
+    """Alice and bob are on different daphne processes: presence and the targeted
+    signals cross instances through Redis."""
+    from tests.fixtures.live import daphne_service
+
+    other = daphne_service().start()
+    try:
+        alice = open_room(new_context, live_url, owner)
+        bob = open_room(new_context, f"http://127.0.0.1:{other.port}", member.user)
+        expect(alice.locator("#online li")).to_have_count(2)
+        join_call(alice)
+        join_call(bob)
+        for page in (alice, bob):
+            wait_decoding(page, 1, above=wait_decoding(page, 1))
+    finally:
+        other.stop()
