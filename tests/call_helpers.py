@@ -33,7 +33,8 @@ def open_room(new_context, base: str, user, slug: str = "standup", *, route=None
 def join_call(page) -> None:
     page.wait_for_selector("#join-call:not([disabled])")
     page.click("#join-call")
-    page.wait_for_selector("#in-call:not([hidden])")
+    page.wait_for_selector("#in-call", state="visible")
+    page.wait_for_selector("#prejoin", state="hidden")
 
 
 def frames(page) -> dict[str, int]:
