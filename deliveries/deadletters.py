@@ -179,6 +179,7 @@ def spool_flush(*, limit: int = 1000) -> int:
         raw = r.lindex(SPOOL_KEY, 0)
         if raw is None:
             break
+        raw = str(raw)
         deadletter_write(doc=json.loads(raw))
         r.lrem(SPOOL_KEY, 1, raw)
         written += 1

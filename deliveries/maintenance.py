@@ -63,7 +63,7 @@ def _stale_peers(room_id: int, timeout_s: float) -> list[str]:
     r = sync_redis()
     secs, micros = r.time()
     cutoff = secs + micros / 1e6 - timeout_s
-    return list(r.zrangebyscore(f"presence:{room_id}:seen", "-inf", cutoff))
+    return [str(p) for p in r.zrangebyscore(f"presence:{room_id}:seen", "-inf", cutoff)]
 
 
 def presence_expire(*, dry_run: bool = False, timeout_s: float | None = None) -> dict[str, Any]:
@@ -126,7 +126,7 @@ def delivery_health(*, hours: int = 24) -> dict[str, Any]:
     ]
     for key in keys:
         for field, value in r.hgetall(key).items():
-            totals[field] = totals.get(field, 0) + int(value)
+            totals[str(field)] = totals.get(str(field), 0) + int(value)
     report: dict[str, Any] = {
         "window_hours": hours,
         "counts": dict(sorted(totals.items())),

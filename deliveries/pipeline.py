@@ -18,6 +18,7 @@ import random
 import socket
 import time
 import uuid
+from datetime import datetime
 from typing import Any, Literal, TypedDict
 
 import structlog
@@ -74,10 +75,9 @@ def delivery_reset_for_replay(*, delivery_id: str, attempts: list[dict[str, Any]
         pipe.hset(state_key(delivery_id), mapping={"status": "pending", "run_attempts": 0})
         for a in attempts:
             at = a.get("at")
-            pipe.rpush(
-                log_key(delivery_id),
-                json.dumps({**a, "at": at.isoformat() if hasattr(at, "isoformat") else at}),
-            )
+            if isinstance(at, datetime):
+                at = at.isoformat()
+            pipe.rpush(log_key(delivery_id), json.dumps({**a, "at": at}))
         pipe.expire(state_key(delivery_id), STATE_TTL_S)
         pipe.expire(log_key(delivery_id), STATE_TTL_S)
         pipe.execute()

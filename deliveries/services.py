@@ -3,6 +3,7 @@ webhooks, replay and discard dead letters."""
 
 import json
 import uuid
+from datetime import datetime
 from typing import Any
 
 import structlog
@@ -105,7 +106,7 @@ def notify_offline_members(*, room_id: int, member_ids: list[int], reason: str, 
     for member in members:
         payload = {
             "room_id": room_id,
-            "member_id": member.id,
+            "member_id": member.pk,
             "reason": reason,
             "subject": f"[Huddle] {reason} in {room.name}",
             "body": f"{text}\n\nRoom: {room.name} ({room.slug})\n",
@@ -160,7 +161,7 @@ def deadletter_replay(*, delivery_id: str, by: str) -> bool:
                 "kind": doc["kind"],
                 "target": doc["target"],
                 "payload": doc["payload"],
-                "created_at": created.isoformat() if hasattr(created, "isoformat") else created,
+                "created_at": created.isoformat() if isinstance(created, datetime) else created,
             },
             kwargsrepr=f"delivery {doc['kind']} {delivery_id} (replay)",
         )

@@ -45,7 +45,7 @@ def url_check(*, url: str, allow_private: bool) -> None:
     except (socket.gaierror, UnicodeError) as exc:
         raise UnsafeURL(f"The host {host!r} cannot be resolved.") from exc
     for info in infos:
-        address = info[4][0].split("%", 1)[0]
+        address = str(info[4][0]).split("%", 1)[0]
         if _refused(ipaddress.ip_address(address)):
             raise UnsafeURL(
                 f"The host {host!r} points at a private, loopback or reserved address "

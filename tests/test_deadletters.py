@@ -116,21 +116,24 @@ def test_dead_letter_due_while_mongodb_is_stopped_appears_after_it_returns(
     rec = receiver()
     rec.always_fail()
     Webhook.objects.create(room=room, url=rec.url, events=["call.started"])
-    celery_worker(MONGODB_URI=settings.MONGODB_URI)
+    worker = celery_worker(MONGODB_URI=settings.MONGODB_URI)
     deadletters.collection()  # indexes exist before the outage
     assert services.room_event_emit(room_id=room.pk, event="call.started", data={}) == 1
     rec.wait_hits(1)
     private_mongo.stop()
-    rec.wait_hits(settings.DELIVERY_MAX_ATTEMPTS)
-    delivery_id = rec.hits[0].delivery_id
-    wait_until(lambda: deadletters.spool_length() == 1, what="the spooled dead letter")
-    assert pipeline.delivery_status(delivery_id=delivery_id)["status"] == "dead"
-    private_mongo.start()  # same port, same data
-    doc = wait_until(
-        lambda: deadletters.deadletter_get(delivery_id=delivery_id),
-        timeout=30,
-        what="the dead letter written after MongoDB returned",
-    )
+    try:
+        rec.wait_hits(settings.DELIVERY_MAX_ATTEMPTS)
+        delivery_id = rec.hits[0].delivery_id
+        wait_until(lambda: deadletters.spool_length() == 1, what="the spooled dead letter")
+        assert pipeline.delivery_status(delivery_id=delivery_id)["status"] == "dead"
+        private_mongo.start()  # same port, same data
+        doc = wait_until(
+            lambda: deadletters.deadletter_get(delivery_id=delivery_id),
+            timeout=45,
+            what="the dead letter written after MongoDB returned",
+        )
+    except (TimeoutError, AssertionError) as exc:
+        raise AssertionError(f"{exc}\nworker log:\n{worker.log()[-4000:]}") from exc
     assert doc["attempt_count"] == settings.DELIVERY_MAX_ATTEMPTS
     assert deadletters.spool_length() == 0
     assert deadletters.collection().count_documents({}) == 1
