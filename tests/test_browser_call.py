@@ -236,3 +236,21 @@ def test_call_across_two_server_instances(live_url, new_context, room, owner, me
             wait_decoding(page, 1, above=wait_decoding(page, 1))
     finally:
         other.stop()
+
+
+def test_prejoin_preview_lists_devices_and_switches_camera(live_url, new_context, room, owner):
+    page = open_room(new_context, live_url, owner)
+    page.wait_for_selector("#join-call:not([disabled])")
+    expect(page.locator("#prejoin")).to_be_visible()
+    expect(page.locator("#in-call")).to_be_hidden()
+    assert page.locator("#camera-select option").count() >= 1
+    assert page.locator("#mic-select option").count() >= 1
+    poll_until(page, "document.getElementById('preview').videoWidth > 0")
+    before = page.evaluate("window.huddleCall.state.local.id")
+    camera = page.locator("#camera-select option").first.get_attribute("value")
+    page.select_option("#camera-select", camera)
+    page.dispatch_event("#camera-select", "change")
+    poll_until(page, f"window.huddleCall.state.local.id !== {before!r}")
+    poll_until(page, "document.getElementById('preview').videoWidth > 0")
+    expect(page.locator("#media-error")).to_be_hidden()
+    assert page.evaluate("window.huddleCall.state.local.getVideoTracks()[0].readyState") == "live"
