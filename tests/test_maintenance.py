@@ -174,3 +174,36 @@ def test_visibility_timeout_must_exceed_the_longest_retry_delay(settings):
     settings.CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 300}
     errors = visibility_timeout_check(None)
     assert [e.id for e in errors] == ["deliveries.E001"]
+
+
+def test_rqcron_enqueues_the_schedule_and_a_worker_runs_it(delivery_settings):
+    import subprocess
+    import sys
+
+    import django_rq
+    from rq.job import Job
+
+    from tests.fixtures.live import django_env
+    from tests.fixtures.workers import wait_until
+    from videochat.devstack import BASE_DIR
+
+    queue = django_rq.get_queue("default")
+    cron = subprocess.Popen(
+        [sys.executable, "manage.py", "rqcron", "deliveries.cron"],
+        cwd=BASE_DIR,
+        env=django_env(**delivery_settings),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        # Interval jobs are enqueued as soon as the scheduler starts.
+        ids = wait_until(lambda: len(queue.job_ids) >= 2 and queue.job_ids, timeout=30)
+    finally:
+        cron.terminate()
+        cron.wait(10)
+    names = sorted(Job.fetch(i, connection=queue.connection).func_name for i in ids)
+    assert names == ["deliveries.jobs.expire_presence", "deliveries.jobs.flush_deadletter_spool"]
+    done = rq_burst(**delivery_settings)
+    assert done.returncode == 0, done.stderr
+    for job_id in ids:
+        assert Job.fetch(job_id, connection=queue.connection).get_status() == "finished"
