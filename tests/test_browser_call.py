@@ -254,3 +254,28 @@ def test_prejoin_preview_lists_devices_and_switches_camera(live_url, new_context
     poll_until(page, "document.getElementById('preview').videoWidth > 0")
     expect(page.locator("#media-error")).to_be_hidden()
     assert page.evaluate("window.huddleCall.state.local.getVideoTracks()[0].readyState") == "live"
+
+
+def test_screen_share_replaces_video_and_is_announced(live_url, new_context, room, owner, member):
+    alice = open_room(new_context, live_url, owner)
+    bob = open_room(new_context, live_url, member.user)
+    join_call(alice)
+    join_call(bob)
+    wait_decoding(alice, 1)
+    bob.click("#toggle-screen")
+    expect(bob.locator("#toggle-screen")).to_have_text("Stop sharing")
+    tile = alice.locator(f'#video-grid [data-peer-id="{self_id(bob)}"]')
+    expect(tile.locator(".tile-icons")).to_contain_text("sharing screen")
+    sent = bob.evaluate(
+        "[...window.huddleCall.state.peers.values()][0].senders.get('video').track.label"
+    )
+    assert sent == bob.evaluate("window.huddleCall.state.screen.label")
+    wait_decoding(alice, 1, above=frames(alice))
+    bob.click("#toggle-screen")
+    expect(tile.locator(".tile-icons")).not_to_contain_text("sharing screen")
+    camera = bob.evaluate("window.huddleCall.state.local.getVideoTracks()[0].label")
+    sent = bob.evaluate(
+        "[...window.huddleCall.state.peers.values()][0].senders.get('video').track.label"
+    )
+    assert sent == camera
+    wait_decoding(alice, 1, above=frames(alice))
