@@ -279,3 +279,20 @@ def test_screen_share_replaces_video_and_is_announced(live_url, new_context, roo
     )
     assert sent == camera
     wait_decoding(alice, 1, above=frames(alice))
+
+
+def test_joining_muted_from_the_preview_is_seen_by_the_others(
+    live_url, new_context, room, owner, member
+):
+    alice = open_room(new_context, live_url, owner)
+    bob = open_room(new_context, live_url, member.user)
+    join_call(alice)
+    bob.wait_for_selector("#join-call:not([disabled])")
+    bob.click("#pre-mic")
+    expect(bob.locator("#pre-mic")).to_have_attribute("aria-pressed", "true")
+    join_call(bob)
+    expect(bob.locator("#toggle-mic")).to_have_text("Unmute")
+    tile = alice.locator(f'#video-grid [data-peer-id="{self_id(bob)}"]')
+    expect(tile).to_have_attribute("data-audio", "false")
+    assert bob.evaluate("window.huddleCall.state.local.getAudioTracks()[0].enabled") is False
+    wait_decoding(alice, 1)

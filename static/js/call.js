@@ -30,6 +30,8 @@ export function init({ socket, presence }) {
     /** @type {MediaStreamTrack|null} */ screen: null,
     audio: true,
     video: true,
+    micMuted: false,
+    camOff: false,
     /** @type {Map<string, Peer>} */ peers: new Map(),
     /** @type {Map<string, string>} peer id -> display name, kept after presence forgets */ names: new Map(),
     /** @type {Map<string, any>} last stats sample per peer */ samples: new Map(),
@@ -162,8 +164,13 @@ export function init({ socket, presence }) {
   function setLocal(stream) {
     if (state.local && state.local !== stream) for (const t of state.local.getTracks()) t.stop();
     state.local = stream;
-    state.video = Boolean(stream?.getVideoTracks().length);
-    state.audio = Boolean(stream?.getAudioTracks().length);
+    // A new device keeps the user's mute / camera-off choice.
+    const mic = stream?.getAudioTracks()[0];
+    const cam = stream?.getVideoTracks()[0];
+    if (mic) mic.enabled = !state.micMuted;
+    if (cam) cam.enabled = !state.camOff;
+    state.audio = Boolean(mic) && !state.micMuted;
+    state.video = Boolean(cam) && !state.camOff;
     ui.setPreview(stream);
   }
 
@@ -215,9 +222,10 @@ export function init({ socket, presence }) {
   function toggleMic() {
     const track = state.local?.getAudioTracks()[0];
     if (!track) return ui.showStatus("No microphone to unmute.", { tone: "warn" });
-    state.audio = !state.audio;
+    state.micMuted = !state.micMuted;
+    state.audio = !state.micMuted;
     track.enabled = state.audio;
-    ui.setToggle("toggle-mic", !state.audio, ["Mute", "Unmute"]);
+    for (const id of ["toggle-mic", "pre-mic"]) ui.setToggle(id, !state.audio, ["Mute", "Unmute"]);
     ui.setTileMedia(state.selfId, { audio: state.audio, video: state.video, screen: Boolean(state.screen) });
     announce({ audio: state.audio });
   }
@@ -225,9 +233,10 @@ export function init({ socket, presence }) {
   function toggleCam() {
     const track = state.local?.getVideoTracks()[0];
     if (!track) return ui.showStatus("No camera to turn on.", { tone: "warn" });
-    state.video = !state.video;
+    state.camOff = !state.camOff;
+    state.video = !state.camOff;
     track.enabled = state.video;
-    ui.setToggle("toggle-cam", !state.video, ["Camera off", "Camera on"]);
+    for (const id of ["toggle-cam", "pre-cam"]) ui.setToggle(id, !state.video, ["Camera off", "Camera on"]);
     ui.setTileMedia(state.selfId, { audio: state.audio, video: state.video, screen: Boolean(state.screen) });
     announce({ video: state.video });
   }
@@ -416,6 +425,8 @@ export function init({ socket, presence }) {
   ui.$("rejoin").addEventListener("click", () => location.reload());
   ui.$("toggle-mic").addEventListener("click", toggleMic);
   ui.$("toggle-cam").addEventListener("click", toggleCam);
+  ui.$("pre-mic").addEventListener("click", toggleMic);
+  ui.$("pre-cam").addEventListener("click", toggleCam);
   ui.$("toggle-screen").addEventListener("click", toggleScreen);
   ui.$("camera-select").addEventListener("change", changeDevice);
   ui.$("mic-select").addEventListener("change", changeDevice);
