@@ -296,3 +296,30 @@ def test_joining_muted_from_the_preview_is_seen_by_the_others(
     expect(tile).to_have_attribute("data-audio", "false")
     assert bob.evaluate("window.huddleCall.state.local.getAudioTracks()[0].enabled") is False
     wait_decoding(alice, 1)
+
+
+def test_glare_both_renegotiate_at_once_and_the_call_converges(
+    live_url, new_context, room, owner, member
+):
+    """Perfect negotiation in the real browser: both sides offer at the same moment."""
+    alice = open_room(new_context, live_url, owner)
+    bob = open_room(new_context, live_url, member.user)
+    join_call(alice)
+    join_call(bob)
+    wait_decoding(alice, 1)
+    wait_decoding(bob, 1)
+    restart = "for (const p of window.huddleCall.state.peers.values()) p.negotiator.restartIce()"
+    for _ in range(3):
+        alice.evaluate(restart)
+        bob.evaluate(restart)
+    settled = (
+        "[...window.huddleCall.state.peers.values()].every(p => p.pc.signalingState === 'stable'"
+        " && !p.negotiator.makingOffer && p.pc.connectionState === 'connected')"
+    )
+    for page in (alice, bob):
+        poll_until(page, settled)
+        wait_decoding(page, 1, above=frames(page))
+    collisions = "[...window.huddleCall.state.peers.values()][0].negotiator.collisions"
+    glare = alice.evaluate(collisions) + bob.evaluate(collisions)
+    assert glare >= 1, "the test did not produce glare"
+    assert not alice.errors and not bob.errors

@@ -43,6 +43,7 @@ export class Negotiator {
     // Signals are applied one at a time, in arrival order.
     this.chain = Promise.resolve();
     this.offersSent = 0;
+    this.collisions = 0; // glare seen (for diagnostics and tests)
     pc.onnegotiationneeded = () => this.negotiate();
     pc.onicecandidate = ({ candidate }) => {
       const init = candidate && typeof candidate.toJSON === "function" ? candidate.toJSON() : candidate;
@@ -89,6 +90,7 @@ export class Negotiator {
       const readyForOffer =
         !this.makingOffer && (pc.signalingState === "stable" || this.settingRemoteAnswer);
       const offerCollision = description.type === "offer" && !readyForOffer;
+      if (offerCollision) this.collisions += 1;
       this.ignoreOffer = !this.polite && offerCollision;
       if (this.ignoreOffer) return;
       this.settingRemoteAnswer = description.type === "answer";

@@ -129,3 +129,10 @@ test("an ICE restart renegotiates and marks the offer as a restart", async () =>
   assert.equal(offers[1].restart, true);
   assert.deepEqual(errors, []);
 });
+
+test("glare is counted on both ends", async () => {
+  const { a, b, pump } = pair();
+  await Promise.all([a.negotiate(), b.negotiate()]);
+  await pump();
+  assert.equal(a.collisions + b.collisions, 2);
+});
