@@ -40,14 +40,18 @@ def _enqueue(*, delivery_id: str, kind: str, target: str, payload: dict[str, Any
         deliver.apply_async(kwargs=kwargs, kwargsrepr=f"delivery {kind} {delivery_id}")
     except Exception:
         # The broker is unreachable after the commit: log exactly what was not
-        # enqueued so an operator can resend it, and fail loudly to the caller.
+        # enqueued so an operator can resend it.
         log.exception("delivery.enqueue_failed", delivery=delivery_id, task=json.dumps(kwargs))
         raise
 
 
 def _enqueue_on_commit(*, delivery_id: str, kind: str, target: str, payload: dict) -> None:
+    # robust: the caller's write is committed (a chat message may already be
+    # acknowledged); a broker outage must not turn that into an error. The
+    # failure is logged with the whole task so it can be resent.
     transaction.on_commit(
-        lambda: _enqueue(delivery_id=delivery_id, kind=kind, target=target, payload=payload)
+        lambda: _enqueue(delivery_id=delivery_id, kind=kind, target=target, payload=payload),
+        robust=True,
     )
 
 

@@ -128,3 +128,19 @@ def test_notify_offline_members_skips_guests_and_people_without_email(
     assert n == 1
     assert [s["target"] for s in sent] == [room.owner.email]
     assert sent[0]["kind"] == "email" and sent[0]["payload"]["member_id"] == owner_membership.pk
+
+
+@pytest.mark.django_db(transaction=True)
+def test_broker_down_after_commit_is_logged_not_raised_to_the_caller(room, monkeypatch, caplog):
+    from deliveries import tasks
+
+    def down(**kwargs):
+        raise ConnectionError("broker unreachable")
+
+    monkeypatch.setattr(tasks.deliver, "apply_async", down)
+    Webhook.objects.create(room=room, url="https://93.184.215.14/a", events=["call.ended"])
+    with caplog.at_level("ERROR"):
+        n = services.room_event_emit(room_id=room.pk, event="call.ended", data={"x": 1})
+    assert n == 1  # the caller's committed write stands
+    logged = caplog.text
+    assert "delivery.enqueue_failed" in logged and "https://93.184.215.14/a" in logged
