@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from deliveries import services, signing
+from deliveries import breaker, services, signing
 from deliveries.models import Webhook
 from deliveries.urlsafety import UnsafeURL, url_check
 
@@ -68,6 +68,9 @@ def test_owner_registers_a_webhook_and_sees_its_secret(client, owner, room, sett
     assert hook.room == room and hook.active and len(hook.secret) == 64
     listing = client.get(f"/r/{room.slug}/webhooks/").content.decode()
     assert hook.secret in listing
+    settings.BREAKER_FAIL_MAX = 1
+    breaker.breaker_record_failure(target="http:93.184.215.14:443")
+    assert "receiver failing" in client.get(f"/r/{room.slug}/webhooks/").content.decode()
     client.post(f"/r/{room.slug}/webhooks/{hook.pk}/", {"action": "pause"})
     hook.refresh_from_db()
     assert not hook.active
