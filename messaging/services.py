@@ -1,5 +1,6 @@
 """Writes for chat: create (idempotent by client id) and hide."""
 
+import re
 from typing import TypedDict
 
 import structlog
@@ -8,6 +9,7 @@ from channels.layers import get_channel_layer
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from deliveries.services import notify_offline_members, room_event_emit
 from rooms.models import Membership
 from rooms.protocol import room_group_name
 from videochat.errors import AppError, BadRequest, Forbidden, NotFound
@@ -139,7 +141,41 @@ def messages_create(*, items: list[NewMessage]) -> list[Created | AppError]:
                 if rows:
                     Message.objects.bulk_create(rows)
                     counter.save(update_fields=["last_seq"])
+                    _announce_posted(
+                        room_id=room_id,
+                        messages=[known[(m.author_id, m.client_id)] for m in rows],
+                    )
     return results  # type: ignore[return-value]
+
+
+_MENTION_RE = re.compile(r"@([\w.@+-]{1,40})")
+
+
+def _announce_posted(*, room_id: int, messages: list[MessageDict]) -> None:
+    """Webhooks for each new message and email to offline members it mentions.
+
+    Called inside the write's transaction: the deliveries are enqueued on
+    commit, so a message that rolls back announces nothing.
+    """
+    for message in messages:
+        room_event_emit(room_id=room_id, event="message.posted", data=dict(message))
+        names = {n.rstrip(".").lower() for n in _MENTION_RE.findall(message["body"])}
+        if not names:
+            continue
+        mentioned = [
+            pk
+            for pk, name in Membership.objects.filter(room_id=room_id, user__isnull=False)
+            .exclude(pk=message["author_id"])
+            .values_list("pk", "display_name")
+            if name.lower() in names
+        ]
+        if mentioned:
+            notify_offline_members(
+                room_id=room_id,
+                member_ids=mentioned,
+                reason="mention",
+                text=f"{message['author_name']} mentioned you: {message['body']}",
+            )
 
 
 def message_create(*, room_id: int, author_id: int, body: object, client_id: object) -> Created:
