@@ -19,7 +19,7 @@ from django.conf import settings
 from videochat import ratelimit
 from videochat.errors import AppError, BadRequest, RoomFull
 
-from . import admission, presence, resume, security, selectors, turn
+from . import admission, events, presence, resume, security, selectors, turn
 from .protocol import HANDLERS, PROTOCOL_VERSION, CloseCode, room_group_name
 
 log = structlog.get_logger(__name__)
@@ -198,7 +198,7 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
         self.ready = True
         self.handshake_timer.cancel()
         await self.send_welcome(resumed=False)
-        await self.broadcast({"type": "presence.join", "peer": state}, exclude_self=True)
+        await events.announce_join(self, state)
         self.log.info("room.joined", peer=self.peer_id)
 
     async def join_resumed(self, state: presence.PeerState) -> None:
@@ -254,12 +254,7 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
     async def _reap_after(self, delay: float) -> None:
         # Every peer's ping also reaps; this covers a room where nobody else is.
         await asyncio.sleep(delay)
-        for gone in await presence.presence_reap(
-            room_id=self.room["id"], timeout_s=presence.PRESENCE_TIMEOUT_S
-        ):
-            await self.broadcast(
-                {"type": "presence.leave", "peer_id": gone["peer_id"], "reason": "timeout"}
-            )
+        await events.reap_and_announce(self)
 
     async def leave_room(self, *, reason: str) -> None:
         self.ready = False
@@ -267,10 +262,9 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
         owner = await presence.presence_channel(room_id=self.room["id"], peer_id=self.peer_id)
         if owner not in (None, self.channel_name):
             return  # a newer socket resumed this peer
+        state = await presence.presence_get(room_id=self.room["id"], peer_id=self.peer_id)
         if await presence.presence_remove(room_id=self.room["id"], peer_id=self.peer_id):
-            await self.broadcast(
-                {"type": "presence.leave", "peer_id": self.peer_id, "reason": reason}
-            )
+            await events.announce_leave(self, state, peer_id=self.peer_id, reason=reason)
         self.log.info("room.left", peer=self.peer_id, reason=reason)
 
     # --- sending ----------------------------------------------------------

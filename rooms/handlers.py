@@ -2,7 +2,7 @@
 
 from videochat.errors import BadRequest
 
-from . import presence
+from . import events, presence
 from .consumers import RoomConsumer
 from .protocol import Frame, handles
 
@@ -14,10 +14,7 @@ async def ping(consumer: RoomConsumer, frame: Frame) -> None:
     room_id = consumer.room["id"]
     alive = await presence.presence_touch(room_id=room_id, peer_id=consumer.peer_id)
     await consumer.send_json({"type": "pong", "t": frame.get("t"), "present": alive})
-    for gone in await presence.presence_reap(room_id=room_id, timeout_s=PRESENCE_TIMEOUT_S):
-        await consumer.broadcast(
-            {"type": "presence.leave", "peer_id": gone["peer_id"], "reason": "timeout"}
-        )
+    await events.reap_and_announce(consumer)
 
 
 @handles("presence.update")

@@ -14,7 +14,7 @@ from channels.db import database_sync_to_async
 from videochat.errors import BadRequest, Conflict, NotFound
 from videochat.redis import get_redis
 
-from . import admission, presence, security, services
+from . import admission, events, presence, security, services
 from .consumers import RoomConsumer
 from .models import AuditLog, Role
 from .protocol import CloseCode, Frame, handles, member_group_name
@@ -63,9 +63,7 @@ async def _drop_member_presence(consumer: RoomConsumer, *, member_id: int, reaso
         if peer["member_id"] != member_id:
             continue
         if await presence.presence_remove(room_id=room_id, peer_id=peer["peer_id"]):
-            await consumer.broadcast(
-                {"type": "presence.leave", "peer_id": peer["peer_id"], "reason": reason}
-            )
+            await events.announce_leave(consumer, peer, peer_id=peer["peer_id"], reason=reason)
 
 
 async def _announce(

@@ -117,6 +117,11 @@ async def presence_remove(*, room_id: int, peer_id: str) -> bool:
     return bool(removed)
 
 
+async def presence_count(*, room_id: int) -> int:
+    key, _ = _keys(room_id)
+    return int(await get_redis().hlen(key))
+
+
 async def presence_list(*, room_id: int) -> list[PeerState]:
     key, _ = _keys(room_id)
     states = [json.loads(v) for v in (await get_redis().hgetall(key)).values()]

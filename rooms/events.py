@@ -1,0 +1,74 @@
+"""Announce joins and leaves: to the room (live) and to its webhooks (durable).
+
+Every path that adds or removes a peer goes through here, so the room's
+sockets and its webhook receivers hear the same story: ``participant.joined``
+/ ``participant.left``, and ``call.started`` / ``call.ended`` when the room
+goes from empty to occupied and back.
+"""
+
+from typing import TYPE_CHECKING, Any
+
+import structlog
+from channels.db import database_sync_to_async
+
+from deliveries.services import room_event_emit
+
+from . import presence
+
+if TYPE_CHECKING:
+    from .consumers import RoomConsumer
+
+log = structlog.get_logger(__name__)
+
+
+@database_sync_to_async
+def _emit(room_id: int, events: list[tuple[str, dict[str, Any]]]) -> None:
+    for event, data in events:
+        room_event_emit(room_id=room_id, event=event, data=data)
+
+
+async def _tell_webhooks(room_id: int, events: list[tuple[str, dict[str, Any]]]) -> None:
+    # The socket must not fail because a webhook could not be queued: the
+    # deliveries module logs and spools what it cannot enqueue.
+    try:
+        await _emit(room_id, events)
+    except Exception:  # noqa: BLE001
+        log.exception("room.webhook_emit_failed", room=room_id, events=[e for e, _ in events])
+
+
+def _who(peer: presence.PeerState) -> dict[str, Any]:
+    return {
+        "peer_id": peer["peer_id"],
+        "member_id": peer["member_id"],
+        "display_name": peer["display_name"],
+    }
+
+
+async def announce_join(consumer: "RoomConsumer", peer: presence.PeerState) -> None:
+    room_id = consumer.room["id"]
+    await consumer.broadcast({"type": "presence.join", "peer": peer}, exclude_self=True)
+    events: list[tuple[str, dict[str, Any]]] = [("participant.joined", _who(peer))]
+    if await presence.presence_count(room_id=room_id) == 1:
+        events.insert(0, ("call.started", {"by": _who(peer)}))
+    await _tell_webhooks(room_id, events)
+
+
+async def announce_leave(
+    consumer: "RoomConsumer", peer: presence.PeerState | None, *, peer_id: str, reason: str
+) -> None:
+    """``peer`` is the removed state when known (it carries who it was)."""
+    room_id = consumer.room["id"]
+    await consumer.broadcast({"type": "presence.leave", "peer_id": peer_id, "reason": reason})
+    who = _who(peer) if peer else {"peer_id": peer_id}
+    events: list[tuple[str, dict[str, Any]]] = [("participant.left", {**who, "reason": reason})]
+    if await presence.presence_count(room_id=room_id) == 0:
+        events.append(("call.ended", {"reason": reason}))
+    await _tell_webhooks(room_id, events)
+
+
+async def reap_and_announce(consumer: "RoomConsumer") -> None:
+    """Drop peers whose heartbeats stopped (or whose resume grace ran out)."""
+    for gone in await presence.presence_reap(
+        room_id=consumer.room["id"], timeout_s=presence.PRESENCE_TIMEOUT_S
+    ):
+        await announce_leave(consumer, gone, peer_id=gone["peer_id"], reason="timeout")
