@@ -30,6 +30,12 @@ def _clean_redis():
     if urlparse(url).port == 6379:
         raise RuntimeError("refusing to flush the shared Redis on 6379")
     redis.Redis.from_url(url).flushdb()
+    # A fresh channel layer per test: channels_redis keeps per-channel locks bound
+    # to the event loop that made them, and each async test has its own loop, so
+    # a receiver left over from an earlier test poisons the next one.
+    from channels.layers import channel_layers
+
+    channel_layers.backends.clear()
     yield
 
 

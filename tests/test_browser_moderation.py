@@ -40,6 +40,7 @@ def test_moderator_kicks_a_participant_who_is_told_why_and_stays_out(
     notice = them.locator("#mod-notice")
     expect(notice).to_have_text("You were removed from the room by olivia. Reason: shouting")
     expect(them.locator("#connection-state")).to_have_text("Disconnected")
+    expect(them.locator("#online li")).to_have_count(0)
     expect(mod.locator("#online li")).to_have_count(1)
     expect(mod.locator("#mod-log")).to_contain_text("olivia removed marco (shouting)")
     # No reconnect is scheduled: the client treats 4001 as final.

@@ -17,6 +17,10 @@ const presence = new Presence();
 const render = () => renderOnline(presence.list(), presence.selfId);
 
 socket.onState(showConnectionState);
+socket.onState((state) => {
+  // Closed for good (kicked, banned, logged out): nobody is "here" for this page any more.
+  if (state === "closed") { presence.reset(null, []); render(); }
+});
 socket.on("welcome", (f) => { presence.reset(f.peer_id, f.participants); render(); });
 socket.on("presence.join", (f) => { presence.upsert(f.peer); ensureMember(f.peer); render(); });
 socket.on("presence.update", (f) => { presence.upsert(f.peer); render(); });
