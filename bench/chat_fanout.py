@@ -35,7 +35,7 @@ from websockets.asyncio.client import connect
 BASE = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(BASE))
 
-from videochat.devstack import Service, free_port, redis_service  # noqa: E402
+from videochat.devstack import Service, daphne_service, free_port, redis_service  # noqa: E402
 
 ROOMS = 4
 PER_ROOM = 10
@@ -198,17 +198,7 @@ async def run_step(target: Target, deliveries_per_s: int, seconds: float) -> dic
 
 
 def daphne(app: str, port: int, run: Path, env: dict[str, str]) -> Service:
-    argv = [
-        str(Path(sys.executable).parent / "daphne"),
-        "-b",
-        "127.0.0.1",
-        "-p",
-        str(port),
-        "--websocket-max-message-size",
-        "65536",
-        app,
-    ]
-    return Service(f"daphne-{app}", port, argv, run / f"daphne-{port}.log", env=env)
+    return daphne_service(run, port, app=app, env=env)
 
 
 _huddle: tuple[dict[str, str], list[str], list[str]] | None = None

@@ -142,6 +142,28 @@ def mongo_service(run_dir: Path, port: int | None = None) -> Service:
     return Service("mongodb", port, argv, run_dir / f"mongo-{port}.log")
 
 
+def daphne_service(
+    run_dir: Path,
+    port: int | None = None,
+    *,
+    app: str = "videochat.asgi:application",
+    env: dict[str, str] | None = None,
+) -> Service:
+    """daphne as the Procfile runs it (same message-size cap), on ``port``."""
+    port = port or free_port()
+    argv = [
+        str(Path(sys.executable).parent / "daphne"),
+        "-b",
+        "127.0.0.1",
+        "-p",
+        str(port),
+        "--websocket-max-message-size",
+        "65536",
+        app,
+    ]
+    return Service(f"daphne-{app}", port, argv, run_dir / f"daphne-{port}.log", env=env or {})
+
+
 class Stack:
     """The private services for one run, started only where no URL was given."""
 
