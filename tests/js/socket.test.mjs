@@ -1,24 +1,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { RoomSocket } from "../../static/js/socket.js";
+import { FakeWS, tick } from "./fake-ws.mjs";
 
-// A scripted stand-in for the browser's WebSocket (pure-logic unit test).
-class FakeWS {
-  static instances = [];
-  constructor(url) {
-    this.url = url;
-    this.readyState = 0;
-    this.sent = [];
-    FakeWS.instances.push(this);
-    queueMicrotask(() => { this.readyState = 1; this.onopen?.(); });
-  }
-  send(data) { this.sent.push(JSON.parse(data)); }
-  close() { this.readyState = 3; }
-  serverSends(frame) { this.onmessage?.({ data: JSON.stringify(frame) }); }
-  serverCloses(code) { this.readyState = 3; this.onclose?.({ code, reason: "" }); }
-}
-
-const tick = () => new Promise((r) => setTimeout(r, 5));
 
 test("hello carries extras; welcome makes it open", async () => {
   FakeWS.instances = [];
