@@ -58,8 +58,17 @@ def _enqueue_on_commit(*, delivery_id: str, kind: str, target: str, payload: dic
 def room_event_emit(*, room_id: int, event: str, data: dict) -> int:
     """Enqueue (after commit) one delivery per active webhook of the room that
     subscribed to ``event``; returns how many."""
-    if event not in EVENT_NAMES:
-        raise ValueError(f"unknown room event {event!r}")
+    return room_events_emit(room_id=room_id, events=[(event, data)])
+
+
+def room_events_emit(*, room_id: int, events: list[tuple[str, dict]]) -> int:
+    """``room_event_emit`` for several events of one room, reading its webhooks once
+    (a chat batch or a join that also starts the call); returns how many."""
+    unknown = [event for event, _ in events if event not in EVENT_NAMES]
+    if unknown:
+        raise ValueError(f"unknown room event {unknown[0]!r}")
+    if not events:
+        return 0
     hooks = list(
         Webhook.objects.filter(room_id=room_id, active=True)
         .order_by("id")  # not Meta.ordering: that joins rooms
@@ -67,20 +76,21 @@ def room_event_emit(*, room_id: int, event: str, data: dict) -> int:
     )
     count = 0
     created_at = timezone.now().isoformat()
-    for hook in hooks:
-        if event not in (hook["events"] or []):
-            continue
-        payload = {
-            "webhook_id": hook["id"],
-            "room_id": room_id,
-            "event": event,
-            "data": data,
-            "created_at": created_at,
-        }
-        _enqueue_on_commit(
-            delivery_id=new_delivery_id(), kind="webhook", target=hook["url"], payload=payload
-        )
-        count += 1
+    for event, data in events:
+        for hook in hooks:
+            if event not in (hook["events"] or []):
+                continue
+            payload = {
+                "webhook_id": hook["id"],
+                "room_id": room_id,
+                "event": event,
+                "data": data,
+                "created_at": created_at,
+            }
+            _enqueue_on_commit(
+                delivery_id=new_delivery_id(), kind="webhook", target=hook["url"], payload=payload
+            )
+            count += 1
     return count
 
 

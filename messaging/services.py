@@ -9,7 +9,7 @@ from channels.layers import get_channel_layer
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from deliveries.services import notify_offline_members, room_event_emit
+from deliveries.services import notify_offline_members, room_events_emit
 from rooms.models import Membership
 from rooms.protocol import room_group_name
 from videochat.errors import AppError, BadRequest, Forbidden, NotFound
@@ -157,8 +157,10 @@ def _announce_posted(*, room_id: int, messages: list[MessageDict]) -> None:
     Called inside the write's transaction: the deliveries are enqueued on
     commit, so a message that rolls back announces nothing.
     """
+    room_events_emit(
+        room_id=room_id, events=[("message.posted", dict(message)) for message in messages]
+    )
     for message in messages:
-        room_event_emit(room_id=room_id, event="message.posted", data=dict(message))
         names = {n.rstrip(".").lower() for n in _MENTION_RE.findall(message["body"])}
         if not names:
             continue

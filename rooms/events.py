@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 from channels.db import database_sync_to_async
 
-from deliveries.services import room_event_emit
+from deliveries.services import room_events_emit
 
 from . import presence
 
@@ -23,8 +23,7 @@ log = structlog.get_logger(__name__)
 
 @database_sync_to_async
 def _emit(room_id: int, events: list[tuple[str, dict[str, Any]]]) -> None:
-    for event, data in events:
-        room_event_emit(room_id=room_id, event=event, data=data)
+    room_events_emit(room_id=room_id, events=events)
 
 
 async def _tell_webhooks(room_id: int, events: list[tuple[str, dict[str, Any]]]) -> None:
