@@ -85,12 +85,12 @@ async def one_round(cookie: str, n: int) -> float:
 
 
 async def main(n: int, rounds: int) -> None:
-    from rooms import consumers, security
+    from rooms import security
     from videochat import ratelimit
     from videochat.redis import get_redis
 
     big = ratelimit.Limit("bench", rate=1e6, burst=10**7)
-    consumers.FRAME_LIMIT = big
+    security.USER_FRAME_LIMIT = big
     security.IP_FRAME_LIMIT = big
     security.IP_CONNECT_LIMIT = big
     shipped = security.check_frame

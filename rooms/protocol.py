@@ -10,6 +10,8 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from videochat.ratelimit import Limit
+
     from .consumers import RoomConsumer
 
 PROTOCOL_VERSION = 1
@@ -33,13 +35,18 @@ Frame = dict[str, Any]
 Handler = Callable[["RoomConsumer", Frame], Awaitable[None]]
 
 HANDLERS: dict[str, Handler] = {}
+# A type's own rate limit (per user), checked with the frame guard's others
+# in one Redis round trip before the handler runs (rooms.security.check_frame).
+HANDLER_LIMITS: dict[str, "Limit"] = {}
 
 
-def handles(type_name: str) -> Callable[[Handler], Handler]:
+def handles(type_name: str, *, limit: "Limit | None" = None) -> Callable[[Handler], Handler]:
     def register(fn: Handler) -> Handler:
         if type_name in HANDLERS:
             raise RuntimeError(f"two handlers for {type_name!r}")
         HANDLERS[type_name] = fn
+        if limit is not None:
+            HANDLER_LIMITS[type_name] = limit
         return fn
 
     return register

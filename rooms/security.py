@@ -12,25 +12,25 @@
   logout reach a socket.
 """
 
-import hashlib
 from typing import TYPE_CHECKING, Any
 
 from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
-from redis.exceptions import NoScriptError
 
 from videochat import ratelimit
 from videochat.errors import AppError, BadRequest, RateLimited
-from videochat.redis import get_redis
 
 from . import admission, presence, selectors
-from .protocol import CloseCode, Frame, member_group_name, user_group_name
+from .protocol import HANDLER_LIMITS, HANDLERS, CloseCode, Frame, member_group_name, user_group_name
 
 if TYPE_CHECKING:
     from .consumers import RoomConsumer
 
 IP_FRAME_LIMIT = ratelimit.Limit("frames-ip", rate=150, burst=600)
+# Per user (per guest membership) for every frame after hello; a frame type
+# may add its own limit (``@handles(..., limit=...)``, e.g. chat.send).
+USER_FRAME_LIMIT = ratelimit.Limit("frames", rate=50, burst=200)
 # New sockets per client address: a reconnect storm of a whole office fits,
 # a script opening sockets in a loop (each costs database reads) does not.
 IP_CONNECT_LIMIT = ratelimit.Limit("connect-ip", rate=5, burst=60)
@@ -48,10 +48,6 @@ MAX_FRAME_CHARS = {
     "signal": 65536,  # SDP offers with many candidates are large
 }
 DEFAULT_MAX_FRAME_CHARS = 4096
-
-
-# The token-bucket script runs by its SHA: a frame sends no script text.
-_BUCKET_SHA = hashlib.sha1(ratelimit._BUCKET.encode()).hexdigest()  # noqa: S324 - Redis' id
 
 
 class FrameTooLarge(AppError):
@@ -117,23 +113,16 @@ async def check_frame(consumer: "RoomConsumer", frame: Frame, *, size: int) -> b
     limit = frame_limit(frame.get("type"))
     if size > limit:
         raise FrameTooLarge(limit=limit)
-    # One Redis round trip for both the address's token bucket and the room's
-    # moderation revision (bench/frame_guard.py measures what this costs).
-    redis = get_redis()
-    key = f"rl:{IP_FRAME_LIMIT.name}:{admission.client_ip(consumer.scope)}"
-    for attempt in (1, 2):
-        try:
-            async with redis.pipeline(transaction=False) as pipe:
-                pipe.evalsha(_BUCKET_SHA, 1, key, IP_FRAME_LIMIT.rate, IP_FRAME_LIMIT.burst, 1)
-                pipe.get(f"modrev:{consumer.room['id']}")
-                (allowed, wait_ms), revision = await pipe.execute()
-            break
-        except NoScriptError:
-            if attempt == 2:
-                raise
-            await redis.script_load(ratelimit._BUCKET)  # after a Redis restart or flush
-    if not int(allowed):
-        raise RateLimited(retry_after=int(wait_ms) / 1000)
+    # One Redis round trip for every bucket that applies (address; then, for a
+    # known type after hello, user and per-type) and the room's moderation
+    # revision (bench/frame_guard.py measures what this costs).
+    frame_type = frame.get("type")
+    buckets = [(IP_FRAME_LIMIT, admission.client_ip(consumer.scope))]
+    if consumer.ready and isinstance(frame_type, str) and frame_type in HANDLERS:
+        buckets.append((USER_FRAME_LIMIT, consumer.rate_key))
+        if frame_type in HANDLER_LIMITS:
+            buckets.append((HANDLER_LIMITS[frame_type], consumer.rate_key))
+    revision = await ratelimit.hit_many(buckets, read=f"modrev:{consumer.room['id']}")
     if frame.get("type") == "hello" and getattr(consumer, "lobby_knock_id", None):
         if not consumer.ready:
             # One knock per socket: another hello would queue a second one.

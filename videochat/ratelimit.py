@@ -1,34 +1,62 @@
-"""Token buckets in Redis, so a limit holds across every server instance."""
+"""Token buckets in Redis, so a limit holds across every server instance.
 
+Several buckets (and one plain read riding along, like a room's moderation
+revision) are checked in one script call: one round trip per frame however
+many limits apply to it. The script runs by its SHA, so a frame sends no
+script text; after a Redis restart or flush it is loaded again.
+"""
+
+import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
+
+from redis.exceptions import NoScriptError
 
 from videochat.errors import RateLimited
 from videochat.redis import get_redis
 
-# KEYS[1] bucket; ARGV rate (tokens/s), burst, cost. Redis' own clock keeps
-# instances consistent. Returns {allowed, retry_after_ms}.
-_BUCKET = """
+# KEYS[1..n] buckets, KEYS[n+1] (optional) a key to GET; ARGV[1] = n, then
+# rate (tokens/s), burst, cost per bucket. All or nothing: tokens are spent
+# only when every bucket has enough. Redis' own clock keeps instances
+# consistent. Returns {allowed, retry_after_ms, refused_index, value}.
+_BUCKETS = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local rate = tonumber(ARGV[1]) / 1000
-local burst = tonumber(ARGV[2])
-local cost = tonumber(ARGV[3])
-local state = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
-local tokens = tonumber(state[1]) or burst
-local ts = tonumber(state[2]) or now
-tokens = math.min(burst, tokens + math.max(0, now - ts) * rate)
-local allowed = 0
+local n = tonumber(ARGV[1])
+local state = {}
 local wait = 0
-if tokens >= cost then
-  tokens = tokens - cost
-  allowed = 1
-else
-  wait = math.ceil((cost - tokens) / rate)
+local refused = 0
+for i = 1, n do
+  local rate = tonumber(ARGV[3 * i - 1]) / 1000
+  local burst = tonumber(ARGV[3 * i])
+  local cost = tonumber(ARGV[3 * i + 1])
+  local saved = redis.call('HMGET', KEYS[i], 'tokens', 'ts')
+  local tokens = tonumber(saved[1]) or burst
+  local ts = tonumber(saved[2]) or now
+  tokens = math.min(burst, tokens + math.max(0, now - ts) * rate)
+  if tokens < cost then
+    local w = math.ceil((cost - tokens) / rate)
+    if w > wait then
+      wait = w
+      refused = i
+    end
+  end
+  state[i] = {tokens, rate, burst, cost}
 end
-redis.call('HSET', KEYS[1], 'tokens', tokens, 'ts', now)
-redis.call('PEXPIRE', KEYS[1], math.ceil(burst / rate) + 1000)
-return {allowed, wait}
+if refused == 0 then
+  for i = 1, n do
+    local s = state[i]
+    redis.call('HSET', KEYS[i], 'tokens', s[1] - s[4], 'ts', now)
+    redis.call('PEXPIRE', KEYS[i], math.ceil(s[3] / s[2]) + 1000)
+  end
+end
+local value = false
+if #KEYS > n then
+  value = redis.call('GET', KEYS[n + 1])
+end
+return {refused == 0 and 1 or 0, wait, refused, value}
 """
+_BUCKETS_SHA = hashlib.sha1(_BUCKETS.encode()).hexdigest()  # noqa: S324 - Redis' script id
 
 
 @dataclass(frozen=True)
@@ -38,10 +66,32 @@ class Limit:
     burst: int
 
 
-async def hit(limit: Limit, key: str, cost: int = 1) -> None:
-    """Spend ``cost`` tokens from ``limit`` for ``key`` or raise RateLimited."""
-    allowed, wait_ms = await get_redis().eval(
-        _BUCKET, 1, f"rl:{limit.name}:{key}", limit.rate, limit.burst, cost
-    )
+async def hit_many(
+    buckets: Sequence[tuple[Limit, str]], *, cost: int = 1, read: str | None = None
+) -> str | None:
+    """Spend ``cost`` from every (limit, key) bucket, or none of them and raise RateLimited.
+
+    Returns the value of the key ``read`` (None if unset or not asked),
+    fetched in the same round trip.
+    """
+    keys = [f"rl:{limit.name}:{key}" for limit, key in buckets]
+    if read is not None:
+        keys.append(read)
+    args: list[float | int] = [len(buckets)]
+    for limit, _ in buckets:
+        args += [limit.rate, limit.burst, cost]
+    redis = get_redis()
+    try:
+        allowed, wait_ms, _refused, value = await redis.evalsha(
+            _BUCKETS_SHA, len(keys), *keys, *args
+        )
+    except NoScriptError:
+        allowed, wait_ms, _refused, value = await redis.eval(_BUCKETS, len(keys), *keys, *args)
     if not int(allowed):
         raise RateLimited(retry_after=int(wait_ms) / 1000)
+    return value
+
+
+async def hit(limit: Limit, key: str, cost: int = 1) -> None:
+    """Spend ``cost`` tokens from ``limit`` for ``key`` or raise RateLimited."""
+    await hit_many([(limit, key)], cost=cost)
