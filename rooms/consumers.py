@@ -12,11 +12,11 @@ import secrets
 from typing import Any
 
 import structlog
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
-from videochat import ratelimit
 from videochat.errors import AppError, BadRequest, RoomFull
 
 from . import admission, events, presence, resume, security, selectors, turn
@@ -25,8 +25,6 @@ from .protocol import HANDLERS, PROTOCOL_VERSION, CloseCode, room_group_name
 log = structlog.get_logger(__name__)
 
 HANDSHAKE_TIMEOUT_S = 10
-# Every frame costs one token; chat and signaling add their own limits.
-FRAME_LIMIT = ratelimit.Limit("frames", rate=50, burst=200)
 # Close codes a browser sends when the user left on purpose (leave button,
 # tab closed, navigation): no resume grace, the others see the leave at once.
 DELIBERATE_CLOSE_CODES = {1000, 1001}
@@ -61,6 +59,10 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
     ready = False
     # Set when the server itself closed the socket (kick, ban, replaced).
     server_close_code: int | None = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.beside: set[asyncio.Task] = set()
 
     # --- connection -------------------------------------------------------
     async def connect(self) -> None:
@@ -117,6 +119,18 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
         await super().close(code=code, reason=reason)
 
     # --- frames -----------------------------------------------------------
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        # Channels' own dispatch first runs close_old_connections in the
+        # database thread: one thread hop per frame and per channel-layer
+        # event, queued behind whatever that thread is writing (a chat group
+        # commit), so every socket's frames waited for the commit in progress.
+        # Every database call here goes through database_sync_to_async, which
+        # already closes stale connections around each call.
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
+
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None):
         ref = None
         try:
@@ -150,7 +164,7 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
         handler = HANDLERS.get(frame_type)
         if handler is None:
             raise UnknownType(frame_type=frame_type[:64])
-        await ratelimit.hit(FRAME_LIMIT, self.rate_key)
+        # Rate limits were spent in security.check_frame (one round trip).
         await handler(self, frame)
 
     async def hello(self, frame: dict[str, Any]) -> None:
@@ -266,6 +280,20 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
         if await presence.presence_remove(room_id=self.room["id"], peer_id=self.peer_id):
             await events.announce_leave(self, state, peer_id=self.peer_id, reason=reason)
         self.log.info("room.left", peer=self.peer_id, reason=reason)
+
+    # --- work beside the frame loop ----------------------------------------
+    async def run_beside(self, coro: Any, *, window: int) -> None:
+        """Run ``coro`` as a task so the next frame need not wait for it.
+
+        At most ``window`` such tasks per socket: beyond that, this waits for
+        one to finish (the socket stops reading, TCP pushes back). Tasks that
+        outlive the socket finish on their own; what they send is dropped.
+        """
+        while len(self.beside) >= window:
+            await asyncio.wait(self.beside, return_when=asyncio.FIRST_COMPLETED)
+        task = asyncio.create_task(coro)
+        self.beside.add(task)
+        task.add_done_callback(self.beside.discard)
 
     # --- sending ----------------------------------------------------------
     @property
