@@ -1,5 +1,6 @@
 """Chat services and selectors against a real database (also run on PostgreSQL)."""
 
+import re
 import threading
 
 import pytest
@@ -165,3 +166,62 @@ def test_a_removed_author_fails_alone_in_a_batch(room, owner_m, member):
     )
     assert isinstance(results[0], Forbidden)
     assert results[1]["created"] and results[1]["message"]["seq"] == 1
+
+
+def test_the_resend_lookup_uses_the_client_id_index_not_the_history(room, owner_m):
+    """A send costs the same in a room with a long history (found by bench/chat_fanout.py).
+
+    With the model's (room, seq) ordering SQLite answered the "already sent?"
+    lookup by walking every message of the room; without it, both databases
+    use the (room, author, client_id) unique index.
+    """
+    from django.test.utils import CaptureQueriesContext
+
+    send(room, owner_m, client_id="first")
+    with CaptureQueriesContext(connection) as queries:
+        send(room, owner_m, client_id="second")
+    lookups = [
+        q["sql"]
+        for q in queries.captured_queries
+        if q["sql"].startswith("SELECT") and "client_id" in q["sql"] and "IN" in q["sql"]
+    ]
+    assert len(lookups) == 1, queries.captured_queries
+    assert "ORDER BY" not in lookups[0]
+    if connection.vendor == "sqlite":
+        with connection.cursor() as cursor:
+            cursor.execute("EXPLAIN QUERY PLAN " + lookups[0].split(" LIMIT")[0])
+            plan = " ".join(str(row[-1]) for row in cursor.fetchall())
+        assert "client_id" in plan, plan
+
+
+def test_a_batch_locks_room_counters_in_room_id_order(room, owner, owner_m):
+    """Two servers writing batches for the same rooms lock them in one order.
+
+    In arrival order, server A could lock room 1 then wait for room 2 while
+    server B held room 2 and waited for room 1: PostgreSQL aborts one with a
+    deadlock after a second (found by bench/chat_fanout.py with two daphne
+    processes on PostgreSQL).
+    """
+    from django.test.utils import CaptureQueriesContext
+
+    from rooms import services as room_services
+
+    other = room_services.room_create(
+        owner=owner, name="Other", slug="other-room", capacity=6, guest_access=False
+    )
+    other_m = other.memberships.get(user=owner)
+    first, second = sorted([(room, owner_m), (other, other_m)], key=lambda pair: -pair[0].pk)
+    items = [
+        services.NewMessage(room_id=r.pk, author_id=m.pk, body="hi", client_id=f"o{r.pk}")
+        for r, m in (first, second)  # the higher room id arrives first
+    ]
+    with CaptureQueriesContext(connection) as queries:
+        results = services.messages_create(items=items)
+    assert all(r["created"] for r in results)
+    locked = [
+        q["sql"]
+        for q in queries.captured_queries
+        if q["sql"].startswith("SELECT") and "messaging_chatcounter" in q["sql"]
+    ]
+    order = [int(re.search(r'"room_id" = (\d+)', sql)[1]) for sql in locked]
+    assert list(dict.fromkeys(order)) == sorted([room.pk, other.pk]), locked
