@@ -74,7 +74,7 @@ class _Hub:
                 room_id = int(str(message["channel"]).rsplit(":", 1)[1])
             except (KeyError, ValueError, IndexError):
                 continue
-            text = message["data"]
+            text = message["data"]  # the frame, encoded once for every socket
             for consumer in list(self.rooms.get(room_id, ())):
                 if not consumer.ready:
                     continue
@@ -110,6 +110,20 @@ async def room_listen(*, room_id: int, consumer: RoomConsumer) -> None:
     await _hub().join(room_id, consumer)
 
 
-async def room_publish(*, room_id: int, frame: dict[str, Any]) -> None:
-    """Publish a chat wake-up to every socket in the room, on every server."""
-    await get_redis().publish(_channel(room_id), json.dumps(frame))
+def wakeup_frame(messages: list[dict[str, Any]]) -> dict[str, Any]:
+    """``chat.message`` for one new message, ``chat.messages`` for several (in seq order)."""
+    if len(messages) == 1:
+        return {"type": "chat.message", **messages[0]}
+    return {"type": "chat.messages", "messages": messages}
+
+
+async def rooms_publish(messages_by_room: dict[int, list[dict[str, Any]]]) -> None:
+    """Publish chat wake-ups to every socket in these rooms, on every server.
+
+    One Redis round trip; one pub/sub message, i.e. one frame per socket, per
+    room, carrying that room's new messages in seq order.
+    """
+    async with get_redis().pipeline(transaction=False) as pipe:
+        for room_id, messages in messages_by_room.items():
+            pipe.publish(_channel(room_id), json.dumps(wakeup_frame(messages)))
+        await pipe.execute()

@@ -12,8 +12,7 @@ from channels.db import database_sync_to_async
 
 from rooms.consumers import RoomConsumer
 from rooms.protocol import Frame, handles
-from videochat import ratelimit
-from videochat.errors import BadRequest
+from videochat.errors import AppError, BadRequest, Unavailable
 
 from . import fanout, selectors, writer
 from .conf import CHAT_LIMIT, PAGE_MAX
@@ -21,6 +20,8 @@ from .conf import CHAT_LIMIT, PAGE_MAX
 log = structlog.get_logger(__name__)
 
 HISTORY_PAGE = 50
+# Unacknowledged sends one socket may have in flight; the next waits.
+SEND_WINDOW = 64
 
 
 def _seq(frame: Frame, key: str, *, optional: bool = False) -> int | None:
@@ -39,30 +40,39 @@ def _limit(frame: Frame, default: int) -> int:
     return value
 
 
-@handles("chat.send")
+@handles("chat.send", limit=CHAT_LIMIT)
 async def chat_send(consumer: RoomConsumer, frame: Frame) -> None:
-    await ratelimit.hit(CHAT_LIMIT, consumer.rate_key)
+    # Queued for the next group commit in frame order (so one sender's
+    # messages keep their order); the ack waits for the commit beside the
+    # frame loop, so the socket's next sends join the same or the next batch
+    # instead of waiting one commit each (an outbox flushed after a reconnect).
     await fanout.room_listen(room_id=consumer.room["id"], consumer=consumer)
-    result = await writer.message_submit(
+    pending = writer.message_enqueue(
         room_id=consumer.room["id"],
         author_id=consumer.member["id"],
         body=frame.get("body"),
         client_id=frame.get("client_id"),
     )
-    message = result["message"]
-    # Valid, or message_submit would have raised; a hidden original has no client_id to echo.
+    await consumer.run_beside(_ack_when_durable(consumer, frame, pending), window=SEND_WINDOW)
+
+
+async def _ack_when_durable(consumer: RoomConsumer, frame: Frame, pending: Any) -> None:
+    ref = frame.get("ref") if isinstance(frame.get("ref"), (str, int)) else None
+    try:
+        result = await pending
+    except AppError as exc:
+        await consumer.send_error(exc, ref=ref)
+        return
+    except Exception as exc:  # noqa: BLE001
+        # Nothing was committed; the client's outbox resends the same client_id.
+        log.warning("chat.send_failed", room=consumer.room["id"], error=repr(exc))
+        await consumer.send_error(Unavailable(retry_after=1), ref=ref)
+        return
+    # Valid, or the write would have failed; a hidden original has no client_id to echo.
     await consumer.send_json(
-        {"type": "chat.ack", "client_id": frame["client_id"], "seq": message["seq"]}
+        {"type": "chat.ack", "client_id": frame["client_id"], "seq": result["message"]["seq"]}
     )
-    if result["created"]:
-        try:
-            await fanout.room_publish(
-                room_id=consumer.room["id"], frame={"type": "chat.message", **message}
-            )
-        except Exception:  # noqa: BLE001
-            # The write is committed and acknowledged; a lost wake-up is
-            # repaired by the receivers' next sync.
-            log.warning("chat.broadcast_failed", room=consumer.room["id"], seq=message["seq"])
+    # The wake-up to the room (this socket included) went out with the batch.
 
 
 @handles("chat.sync")

@@ -216,3 +216,78 @@ async def test_hidden_message_is_broadcast_and_served_without_body(
         await alice.send_json_to({"type": "chat.sync", "after_seq": 0})
         batch = await receive_until(alice, "chat.batch")
         assert batch["messages"] == [{"seq": 1, "hidden": True}]
+
+
+async def test_pipelined_sends_are_acked_in_order_and_share_commits(room, owner):
+    """A burst (an outbox flushed after a reconnect) does not wait one commit per message."""
+    from messaging import writer
+
+    batches = []
+    real = writer.services.messages_create
+
+    def counting(*, items):
+        batches.append(len(items))
+        return real(items=items)
+
+    n = 15
+    async with joined(owner) as (comm, _):
+        writer.services.messages_create = counting
+        try:
+            for i in range(n):
+                await send(comm, body=f"m{i}", client_id=f"b{i}")
+            acks = [await receive_until(comm, "chat.ack") for _ in range(n)]
+        finally:
+            writer.services.messages_create = real
+    assert [a["client_id"] for a in acks] == [f"b{i}" for i in range(n)]
+    assert [a["seq"] for a in acks] == list(range(1, n + 1))
+    from messaging.models import Message
+
+    bodies = [
+        b
+        async for b in Message.objects.filter(room=room)
+        .order_by("seq")
+        .values_list("body", flat=True)
+    ]
+    assert bodies == [f"m{i}" for i in range(n)]
+    # One socket's sends no longer wait for each other's commit: they share batches.
+    assert sum(batches) == n and len(batches) < n, batches
+
+
+async def test_a_failed_write_is_answered_unavailable_and_the_resend_lands(
+    room, owner, monkeypatch
+):
+    from django.db import OperationalError
+
+    from messaging import services
+
+    real = services.messages_create
+
+    def broken(*, items):
+        raise OperationalError("database is locked")
+
+    async with joined(owner) as (comm, _):
+        monkeypatch.setattr(services, "messages_create", broken)
+        await send(comm, client_id="u1", ref="u1")
+        error = await receive_until(comm, "error")
+        assert error["code"] == "unavailable" and error["ref"] == "u1"
+        assert error["retry_after"] > 0
+        monkeypatch.setattr(services, "messages_create", real)
+        await send(comm, client_id="u1", ref="u1")  # the outbox resends the same id
+        ack = await receive_until(comm, "chat.ack")
+    assert ack == {"type": "chat.ack", "client_id": "u1", "seq": 1}
+
+
+async def test_messages_committed_together_reach_a_socket_in_one_frame(
+    room, owner, member_user, member
+):
+    from messaging import fanout
+
+    async with joined(member_user) as (marco, _):
+        await subscribe(marco)
+        one = {"seq": 1, "client_id": "a", "author_id": 1, "author_name": "x", "body": "1"}
+        two = {**one, "seq": 2, "client_id": "b", "body": "2"}
+        await fanout.rooms_publish({room.pk: [one]})
+        assert await receive_until(marco, "chat.message") == {"type": "chat.message", **one}
+        await fanout.rooms_publish({room.pk: [one, two]})
+        frame = await receive_until(marco, "chat.messages")
+    assert frame == {"type": "chat.messages", "messages": [one, two]}

@@ -49,6 +49,14 @@ class RateLimited(AppError):
         super().__init__(message, retry_after=round(retry_after, 3))
 
 
+class Unavailable(AppError):
+    code = "unavailable"
+    message = "Temporarily unavailable; try again shortly."
+
+    def __init__(self, retry_after: float, message: str | None = None) -> None:
+        super().__init__(message, retry_after=round(retry_after, 3))
+
+
 class InviteInvalid(AppError):
     code = "invite_invalid"
     message = "This invite link is invalid, expired or revoked."

@@ -197,6 +197,7 @@ export function init({ socket, root }) {
     if (f.has_more) requestSync();
   });
   socket.on("chat.message", (f) => apply(log.receive([f])));
+  socket.on("chat.messages", (f) => apply(log.receive(f.messages)));
   socket.on("chat.ack", (f) => {
     const item = outbox.ack(f.client_id, f.seq);
     const li = byClientId.get(f.client_id);

@@ -131,7 +131,7 @@ export class Outbox {
   error(clientId, code, retryAfterS = 0) {
     const item = this.items.get(clientId);
     if (!item || item.status === "sent") return undefined;
-    if (code === "rate_limited") {
+    if (code === "rate_limited" || code === "unavailable") {
       item.notBefore = this.now() + Math.max(0, retryAfterS) * 1000;
       delete item.lastSent;
     } else if (PERMANENT.has(code)) {

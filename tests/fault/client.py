@@ -159,9 +159,9 @@ class ChatClient:
             self._unacked.pop(frame["client_id"], None)
             if frame["seq"] > self.last_seq:
                 await self._sync()  # its wake-up may be lost: backfill
-        elif kind == "chat.message":
+        elif kind in ("chat.message", "chat.messages"):
             self.live_at.append(time.monotonic())
-            if await self._receive([frame]):
+            if await self._receive(frame["messages"] if kind == "chat.messages" else [frame]):
                 await self._sync()
         elif kind == "chat.batch":
             self._sync_inflight = False

@@ -79,6 +79,17 @@ test("rate_limited waits retry_after then resends by itself", () => {
   assert.deepEqual(box.due().map((i) => i.client_id), ["id1"]);
 });
 
+test("unavailable (a write that failed) also waits retry_after and resends", () => {
+  const { box, clock } = make();
+  box.add("a");
+  box.markSent("id1");
+  box.error("id1", "unavailable", 1);
+  assert.equal(box.get("id1").status, "sending");
+  assert.deepEqual(box.due(), []);
+  clock.t += 1000;
+  assert.deepEqual(box.due().map((i) => i.client_id), ["id1"]);
+});
+
 test("permanent errors fail the message until the user retries; failed survives reload", () => {
   const { box, storage } = make();
   box.add("x".repeat(5000));
