@@ -311,6 +311,7 @@ def main() -> int:
         def dropdb() -> None:
             with psycopg.connect(args.database, autocommit=True) as conn:
                 conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
     run = Path(tempfile.mkdtemp(prefix="chat-bench-"))
     redis = redis_service(run, persist=False).start()
     redis_url = f"redis://127.0.0.1:{redis.port}/0"
