@@ -63,34 +63,47 @@ def room_event_emit(*, room_id: int, event: str, data: dict) -> int:
 
 def room_events_emit(*, room_id: int, events: list[tuple[str, dict]]) -> int:
     """``room_event_emit`` for several events of one room, reading its webhooks once
-    (a chat batch or a join that also starts the call); returns how many."""
-    unknown = [event for event, _ in events if event not in EVENT_NAMES]
+    (a join that also starts the call); returns how many."""
+    return rooms_events_emit(events_by_room={room_id: events})
+
+
+def rooms_events_emit(*, events_by_room: dict[int, list[tuple[str, dict]]]) -> int:
+    """``room_event_emit`` for events of several rooms, reading their webhooks in one
+    query (a group-committed chat batch); returns how many."""
+    unknown = [e for events in events_by_room.values() for e, _ in events if e not in EVENT_NAMES]
     if unknown:
         raise ValueError(f"unknown room event {unknown[0]!r}")
-    if not events:
+    rooms = [room_id for room_id, events in events_by_room.items() if events]
+    if not rooms:
         return 0
-    hooks = list(
-        Webhook.objects.filter(room_id=room_id, active=True)
+    hooks: dict[int, list[dict]] = {}
+    for hook in (
+        Webhook.objects.filter(room_id__in=rooms, active=True)
         .order_by("id")  # not Meta.ordering: that joins rooms
-        .values("id", "url", "events")
-    )
+        .values("id", "room_id", "url", "events")
+    ):
+        hooks.setdefault(hook["room_id"], []).append(hook)
     count = 0
     created_at = timezone.now().isoformat()
-    for event, data in events:
-        for hook in hooks:
-            if event not in (hook["events"] or []):
-                continue
-            payload = {
-                "webhook_id": hook["id"],
-                "room_id": room_id,
-                "event": event,
-                "data": data,
-                "created_at": created_at,
-            }
-            _enqueue_on_commit(
-                delivery_id=new_delivery_id(), kind="webhook", target=hook["url"], payload=payload
-            )
-            count += 1
+    for room_id in rooms:
+        for event, data in events_by_room[room_id]:
+            for hook in hooks.get(room_id, ()):
+                if event not in (hook["events"] or []):
+                    continue
+                payload = {
+                    "webhook_id": hook["id"],
+                    "room_id": room_id,
+                    "event": event,
+                    "data": data,
+                    "created_at": created_at,
+                }
+                _enqueue_on_commit(
+                    delivery_id=new_delivery_id(),
+                    kind="webhook",
+                    target=hook["url"],
+                    payload=payload,
+                )
+                count += 1
     return count
 
 

@@ -7,9 +7,10 @@ import structlog
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import IntegrityError, connection, transaction
+from django.db.models import Case, Value, When
 from django.utils import timezone
 
-from deliveries.services import notify_offline_members, room_events_emit
+from deliveries.services import notify_offline_members, rooms_events_emit
 from rooms.models import Membership
 from rooms.protocol import room_group_name
 from videochat.errors import AppError, BadRequest, Forbidden, NotFound
@@ -40,23 +41,29 @@ def _clean(*, body: object, client_id: object) -> tuple[str, str]:
     return body, client_id
 
 
-def _last_seq_locked(*, room_id: int) -> int:
-    """The room's last seq, its counter row locked until the transaction ends.
+def _last_seqs_locked(*, room_ids: list[int]) -> dict[int, int]:
+    """Each room's last seq, its counter row locked until the transaction ends.
 
-    On PostgreSQL ``SELECT ... FOR UPDATE``; SQLite transactions here are
-    IMMEDIATE, so the writer already holds the database's write lock. The
-    row is created on first use.
+    On PostgreSQL ``SELECT ... ORDER BY room_id FOR UPDATE``: every writer locks
+    rooms in id order, so two servers writing batches for the same rooms wait
+    for each other instead of deadlocking. SQLite transactions here are
+    IMMEDIATE: the writer already holds the database's write lock. A room's
+    row is created on its first message.
     """
-    locked = ChatCounter.objects.select_for_update().filter(room_id=room_id).order_by()
-    found = list(locked.values_list("last_seq", flat=True))
-    if not found:
-        try:
-            with transaction.atomic():
-                ChatCounter.objects.create(room_id=room_id)
-        except IntegrityError:
-            pass  # another writer created it first; lock theirs
-        found = list(locked.values_list("last_seq", flat=True))
-    return found[0]
+    locked = (
+        ChatCounter.objects.select_for_update().filter(room_id__in=room_ids).order_by("room_id")
+    )
+    found = dict(locked.values_list("room_id", "last_seq"))
+    missing = [room_id for room_id in room_ids if room_id not in found]
+    if missing:
+        for room_id in missing:
+            try:
+                with transaction.atomic():
+                    ChatCounter.objects.create(room_id=room_id)
+            except IntegrityError:
+                pass  # another writer created it first; lock theirs
+        found = dict(locked.values_list("room_id", "last_seq"))
+    return found
 
 
 def _insert_rows(rows: list[tuple[int, int, int, str, str, object]]) -> None:
@@ -96,107 +103,113 @@ def messages_create(*, items: list[NewMessage]) -> list[Created | AppError]:
     original (two sockets of one tab) finds it under the same lock.
     """
     results: list[Created | AppError | None] = [None] * len(items)
-    by_room: dict[int, list[tuple[int, int, str, str]]] = {}
+    valid: list[tuple[int, int, int, str, str]] = []  # (index, room, author, body, client id)
     for i, item in enumerate(items):
         try:
             body, client_id = _clean(body=item["body"], client_id=item["client_id"])
         except AppError as exc:
             results[i] = exc
             continue
-        by_room.setdefault(item["room_id"], []).append((i, item["author_id"], body, client_id))
-    if by_room:
-        with transaction.atomic():
-            now = timezone.now()
-            stamp = connection.ops.adapt_datetimefield_value(now)
-            authors = {a for entries in by_room.values() for _, a, _, _ in entries}
-            names = {
-                (pk, room_id): name
-                for pk, room_id, name in Membership.objects.filter(pk__in=authors).values_list(
-                    "id", "room_id", "display_name"
-                )
-            }
-            # Rooms in id order: two servers writing the same rooms lock their
-            # counter rows in one order (no deadlock on PostgreSQL).
-            for room_id, all_entries in sorted(by_room.items()):
-                # A membership removed since the socket connected fails alone, not the batch.
-                entries = []
-                for entry in all_entries:
-                    if (entry[1], room_id) in names:
-                        entries.append(entry)
-                    else:
-                        results[entry[0]] = Forbidden("You are no longer a member of this room.")
-                if not entries:
-                    continue
-                last_seq = _last_seq_locked(room_id=room_id)
-                known: dict[tuple[int, str], MessageDict] = {
-                    (m.author_id, m.client_id): message_dict(m)
-                    # No ordering: with the model's (room, seq) order SQLite walks
-                    # the room's whole history instead of the client-id index.
-                    for m in Message.objects.select_related("author")
-                    .filter(
-                        room_id=room_id,
-                        author_id__in={a for _, a, _, _ in entries},
-                        client_id__in={c for _, _, _, c in entries},
-                    )
-                    .order_by()
-                }
-                # One timestamp per commit.
-                created_at = now.isoformat()
-                rows, new = [], []
-                for i, author_id, body, client_id in entries:
-                    if (author_id, client_id) in known:
-                        results[i] = Created(message=known[(author_id, client_id)], created=False)
-                        continue
-                    last_seq += 1
-                    rows.append((room_id, last_seq, author_id, client_id, body, stamp))
-                    message = MessageDict(
-                        seq=last_seq,
-                        client_id=client_id,
-                        author_id=author_id,
-                        author_name=names[(author_id, room_id)],
-                        body=body,
-                        created_at=created_at,
-                    )
-                    known[(author_id, client_id)] = message
-                    new.append(message)
-                    results[i] = Created(message=message, created=True)
-                if rows:
-                    _insert_rows(rows)
-                    ChatCounter.objects.filter(room_id=room_id).update(last_seq=last_seq)
-                    _announce_posted(room_id=room_id, messages=new)
+        valid.append((i, item["room_id"], item["author_id"], body, client_id))
+    if not valid:
+        return results  # type: ignore[return-value]
+    # A handful of statements per batch, however many rooms and messages it
+    # holds: the database thread shares the event loop's GIL.
+    with transaction.atomic():
+        names = {
+            (pk, room_id): name
+            for pk, room_id, name in Membership.objects.filter(
+                pk__in={author for _, _, author, _, _ in valid}
+            ).values_list("id", "room_id", "display_name")
+        }
+        entries = []
+        for entry in valid:
+            if (entry[2], entry[1]) in names:
+                entries.append(entry)
+            else:  # a membership removed since the socket connected fails alone
+                results[entry[0]] = Forbidden("You are no longer a member of this room.")
+        if not entries:
+            return results  # type: ignore[return-value]
+        room_ids = sorted({room_id for _, room_id, _, _, _ in entries})
+        last_seq = _last_seqs_locked(room_ids=room_ids)
+        known: dict[tuple[int, int, str], MessageDict] = {
+            (m.room_id, m.author_id, m.client_id): message_dict(m)
+            # No ordering: with the model's (room, seq) order SQLite walks the
+            # rooms' whole history instead of the client-id index.
+            for m in Message.objects.select_related("author")
+            .filter(
+                room_id__in=room_ids,
+                author_id__in={author for _, _, author, _, _ in entries},
+                client_id__in={client_id for _, _, _, _, client_id in entries},
+            )
+            .order_by()
+        }
+        now = timezone.now()
+        stamp = connection.ops.adapt_datetimefield_value(now)
+        created_at = now.isoformat()  # one timestamp per commit
+        rows = []
+        new: dict[int, list[MessageDict]] = {}
+        for i, room_id, author_id, body, client_id in entries:  # arrival order
+            key = (room_id, author_id, client_id)
+            if key in known:
+                results[i] = Created(message=known[key], created=False)
+                continue
+            last_seq[room_id] += 1
+            rows.append((room_id, last_seq[room_id], author_id, client_id, body, stamp))
+            message = MessageDict(
+                seq=last_seq[room_id],
+                client_id=client_id,
+                author_id=author_id,
+                author_name=names[(author_id, room_id)],
+                body=body,
+                created_at=created_at,
+            )
+            known[key] = message
+            new.setdefault(room_id, []).append(message)
+            results[i] = Created(message=message, created=True)
+        if rows:
+            _insert_rows(rows)
+            ChatCounter.objects.filter(room_id__in=list(new)).update(
+                last_seq=Case(*(When(room_id=r, then=Value(last_seq[r])) for r in new))
+            )
+            _announce_posted(new_by_room=new)
     return results  # type: ignore[return-value]
 
 
 _MENTION_RE = re.compile(r"@([\w.@+-]{1,40})")
 
 
-def _announce_posted(*, room_id: int, messages: list[MessageDict]) -> None:
+def _announce_posted(*, new_by_room: dict[int, list[MessageDict]]) -> None:
     """Webhooks for each new message and email to offline members it mentions.
 
     Called inside the write's transaction: the deliveries are enqueued on
     commit, so a message that rolls back announces nothing.
     """
-    room_events_emit(
-        room_id=room_id, events=[("message.posted", dict(message)) for message in messages]
+    rooms_events_emit(
+        events_by_room={
+            room_id: [("message.posted", dict(message)) for message in messages]
+            for room_id, messages in new_by_room.items()
+        }
     )
-    for message in messages:
-        names = {n.rstrip(".").lower() for n in _MENTION_RE.findall(message["body"])}
-        if not names:
-            continue
-        mentioned = [
-            pk
-            for pk, name in Membership.objects.filter(room_id=room_id, user__isnull=False)
-            .exclude(pk=message["author_id"])
-            .values_list("pk", "display_name")
-            if name.lower() in names
-        ]
-        if mentioned:
-            notify_offline_members(
-                room_id=room_id,
-                member_ids=mentioned,
-                reason="mention",
-                text=f"{message['author_name']} mentioned you: {message['body']}",
-            )
+    for room_id, messages in new_by_room.items():
+        for message in messages:
+            names = {n.rstrip(".").lower() for n in _MENTION_RE.findall(message["body"])}
+            if not names:
+                continue
+            mentioned = [
+                pk
+                for pk, name in Membership.objects.filter(room_id=room_id, user__isnull=False)
+                .exclude(pk=message["author_id"])
+                .values_list("pk", "display_name")
+                if name.lower() in names
+            ]
+            if mentioned:
+                notify_offline_members(
+                    room_id=room_id,
+                    member_ids=mentioned,
+                    reason="mention",
+                    text=f"{message['author_name']} mentioned you: {message['body']}",
+                )
 
 
 def message_create(*, room_id: int, author_id: int, body: object, client_id: object) -> Created:
