@@ -6,11 +6,16 @@ message is delivered to the 10 sockets of its room (the sender included), so
 offered deliveries/s = 40 x rate x 10. For each target and each offered rate:
 deliveries/s achieved, p50/p99 latency from send to receive (one clock: the
 load generator's), and loss (expected deliveries never received within the
-drain time). Each client uses its own loopback source address (127.0.1.N), as
+drain time), plus the message frames received per second (Huddle puts the
+messages of one commit in one frame, so under load it sends fewer frames than
+deliveries). Each client uses its own loopback source address (127.0.1.N), as
 40 browsers would.
 
     .venv/bin/python bench/chat_fanout.py [--rates 2000,4000,8000] [--seconds 4]
+        [--targets bare,channels,huddle,huddle2] [--database postgres://...]
 
+huddle2 is the product on two daphne processes sharing the database and
+Redis, the clients alternating between them (a load balancer's job).
 Starts its own private redis-server, daphne processes and a fresh SQLite
 database in a temporary folder; never the shared Redis.
 """
@@ -283,10 +288,12 @@ async def run_target(target: Target, rates: list[int], seconds: float) -> list[d
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--rates", default="2000,4000,8000,16000")
+    parser.add_argument("--rates", default="2000,4000,8000,16000,32000,64000")
     parser.add_argument("--seconds", type=float, default=4)
     parser.add_argument(
-        "--targets", default="bare,channels,huddle", help="also: huddle2 (two daphne processes)"
+        "--targets",
+        default="bare,channels,huddle,huddle2",
+        help="any of bare, channels, huddle, huddle2 (two daphne processes)",
     )
     parser.add_argument(
         "--database",
