@@ -14,8 +14,9 @@ deliveries). Each client uses its own loopback source address (127.0.1.N), as
     .venv/bin/python bench/chat_fanout.py [--rates 2000,4000,8000] [--seconds 4]
         [--targets bare,channels,huddle,huddle2] [--database postgres://...]
 
-huddle2 is the product on two daphne processes sharing the database and
-Redis, the clients alternating between them (a load balancer's job).
+huddle2 is the product as the Procfile runs it with WEB_WORKERS=2: two daphne
+processes accepting on one port (videochat.webpool), sharing the database
+and Redis; the kernel spreads the sockets (reported per step).
 Starts its own private redis-server, daphne processes and a fresh SQLite
 database in a temporary folder; never the shared Redis.
 """
@@ -35,6 +36,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import psutil
 from websockets.asyncio.client import connect
 
 BASE = Path(__file__).resolve().parent.parent
@@ -54,9 +56,9 @@ class Target:
     port: int
     cookies: list[str | None]
     slugs: list[str]
-    # More than one server process: clients alternate between them, so every
-    # room has sockets on each (a load balancer's job in production).
-    extra_ports: list[int] = field(default_factory=list)
+    # The server's process (a webpool's workers are its children), to report
+    # how the kernel spread the sockets over the workers.
+    pid: int | None = None
 
 
 @dataclass
@@ -151,20 +153,19 @@ def pct(values: list[int], p: float) -> float:
 
 async def run_step(target: Target, deliveries_per_s: int, seconds: float) -> dict:
     rate = deliveries_per_s / (ROOMS * PER_ROOM * PER_ROOM)  # messages/s per client
-    ports = [target.port, *target.extra_ports]
     clients = [
         Client(
             idx=i,
             room=target.slugs[i % ROOMS],
-            url=f"ws://127.0.0.1:{ports[(i // ROOMS) % len(ports)]}"
-            f"/ws/rooms/{target.slugs[i % ROOMS]}/",
-            origin=f"http://127.0.0.1:{ports[(i // ROOMS) % len(ports)]}",
+            url=f"ws://127.0.0.1:{target.port}/ws/rooms/{target.slugs[i % ROOMS]}/",
+            origin=f"http://127.0.0.1:{target.port}",
             cookie=target.cookies[i],
         )
         for i in range(ROOMS * PER_ROOM)
     ]
     for c in clients:  # one by one: connection storms are not what is measured
         await c.open()
+    spread = sockets_per_worker(target)
     readers = [asyncio.create_task(c.read()) for c in clients]
     await asyncio.sleep(0.5)
     start = time.monotonic() + 0.2
@@ -206,11 +207,30 @@ async def run_step(target: Target, deliveries_per_s: int, seconds: float) -> dic
         "expected": expected,
         "delivered": delivered,
         "errors": errors,
+        **({"sockets_per_worker": spread} if spread else {}),
     }
 
 
-def daphne(app: str, port: int, run: Path, env: dict[str, str]) -> Service:
-    return daphne_service(run, port, app=app, env=env)
+def sockets_per_worker(target: Target) -> list[int]:
+    """Client sockets each webpool worker accepted (empty for a single process)."""
+    if target.pid is None:
+        return []
+    workers = psutil.Process(target.pid).children()
+    return sorted(
+        sum(
+            1
+            for conn in worker.net_connections(kind="tcp")
+            if conn.status == psutil.CONN_ESTABLISHED
+            and conn.laddr.port == target.port
+            and conn.raddr
+            and conn.raddr.ip.startswith("127.0.1.")
+        )
+        for worker in workers
+    )
+
+
+def daphne(app: str, port: int, run: Path, env: dict[str, str], workers: int = 1) -> Service:
+    return daphne_service(run, port, app=app, env=env, workers=workers)
 
 
 _huddle: tuple[dict[str, str], list[str], list[str]] | None = None
@@ -345,23 +365,21 @@ def main() -> int:
                 target = Target(name, port, [None] * 40, [f"r{i}" for i in range(ROOMS)])
             elif name in ("huddle", "huddle2"):
                 env, cookies, slugs = huddle_setup(run, redis_url)
-                svc = daphne("videochat.asgi:application", port, run, env)
+                # huddle2: two daphne processes on one port (videochat.webpool,
+                # WEB_WORKERS=2), sharing the database and Redis.
+                workers = 2 if name == "huddle2" else 1
+                svc = daphne("videochat.asgi:application", port, run, env, workers)
                 target = Target(name, port, cookies, slugs)
             else:
                 raise SystemExit(f"unknown target {name}")
-            started = [svc]
-            if name == "huddle2":  # two daphne processes sharing the database and Redis
-                second = daphne("videochat.asgi:application", free_port(), run, env)
-                target.extra_ports.append(second.port)
-                started.append(second)
-            services.extend(started)
-            for one in started:
-                one.start()
+            services.append(svc)
+            svc.start()
+            if name == "huddle2":
+                target.pid = svc.proc.pid
             try:
                 results += asyncio.run(run_target(target, rates, args.seconds))
             finally:
-                for one in started:
-                    one.stop()
+                svc.stop()
                 subprocess.run(
                     ["redis-cli", "-p", str(redis.port), "flushall"],  # noqa: S607
                     capture_output=True,

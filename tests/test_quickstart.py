@@ -31,7 +31,10 @@ def test_up_serves_health_and_ctrl_c_leaves_no_process(tmp_path):
         if k not in ("REDIS_URL", "MONGODB_URI", "VIDEOCHAT_RUN_DIR", "DATABASE_URL")
     }
     env.update(
-        DJANGO_DEBUG="1", WEB_PORT=str(port), DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}"
+        DJANGO_DEBUG="1",
+        WEB_PORT=str(port),
+        WEB_WORKERS="2",  # the web tier on two cores (videochat.webpool)
+        DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",
     )
     # What bin/up runs after bootstrap; Ctrl-C in a terminal is SIGINT to its group.
     proc = subprocess.Popen(
@@ -69,6 +72,10 @@ def test_up_serves_health_and_ctrl_c_leaves_no_process(tmp_path):
         names = " ".join(" ".join(p.cmdline()) for p in children)
         for part in ("redis-server", "nx-27017", "daphne", "celery", "rqworker"):
             assert part in names, f"{part} not running under bin/up: {names}"
+        daphnes = [
+            p for p in children if "--fd" in p.cmdline() and "daphne" in " ".join(p.cmdline())
+        ]
+        assert len(daphnes) == 2, names
         os.killpg(proc.pid, signal.SIGINT)
         output, _ = proc.communicate(timeout=60)
         assert "log in as demo" in output

@@ -148,19 +148,30 @@ def daphne_service(
     *,
     app: str = "videochat.asgi:application",
     env: dict[str, str] | None = None,
+    workers: int = 1,
 ) -> Service:
-    """daphne as the Procfile runs it (same message-size cap), on ``port``."""
+    """daphne as the Procfile runs it (same message-size cap), on ``port``.
+
+    ``workers`` > 1: that many daphne processes on the one port
+    (videochat.webpool, the Procfile's ``WEB_WORKERS``).
+    """
     port = port or free_port()
-    argv = [
-        str(Path(sys.executable).parent / "daphne"),
-        "-b",
-        "127.0.0.1",
-        "-p",
-        str(port),
-        "--websocket-max-message-size",
-        "65536",
-        app,
-    ]
+    daphne_args = ["--websocket-max-message-size", "65536", app]
+    if workers > 1:
+        argv = [
+            sys.executable,
+            "-m",
+            "videochat.webpool",
+            "--workers",
+            str(workers),
+            "--port",
+            str(port),
+            "--",
+            *daphne_args,
+        ]
+    else:
+        daphne = str(Path(sys.executable).parent / "daphne")
+        argv = [daphne, "-b", "127.0.0.1", "-p", str(port), *daphne_args]
     return Service(f"daphne-{app}", port, argv, run_dir / f"daphne-{port}.log", env=env or {})
 
 
