@@ -1,11 +1,12 @@
-"""Several daphne processes on one listening socket: the web tier on every core.
+"""Several daphne processes on one port: the web tier on every core.
 
 One Python process serves its sockets on one core (the GIL; a chat commit's
-database thread shares it too). This binds the port once and starts
+database thread shares it too). This binds the port and starts
 ``--workers`` daphne processes that all accept on it (``daphne --fd``, as
-supervisor's fcgi-program does for Channels); the kernel hands each new
-connection to one of them. Everything between processes already goes through
-Redis and the database (channel layer, presence, chat wake-ups per process).
+supervisor's fcgi-program does for Channels; each its own SO_REUSEPORT
+socket); the kernel hands each new connection to one of them. Everything
+between processes already goes through Redis and the database (channel
+layer, presence, chat wake-ups per process).
 
     python -m videochat.webpool --workers 2 --bind 127.0.0.1 --port 8000 -- \
         --websocket-max-message-size 65536 videochat.asgi:application
@@ -51,22 +52,29 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
 
 def main(argv: list[str] | None = None) -> int:
     args, daphne_args = parse(sys.argv[1:] if argv is None else argv)
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    # One listening socket per worker, all on the port with SO_REUSEPORT: the
+    # kernel spreads new connections over them by address hash. (One shared
+    # socket let whichever worker woke first take most of them: 35 of 40
+    # sockets on one worker in bench/chat_fanout.py.)
+    listeners = []
     try:
-        listener.bind((args.bind, args.port))
+        for _ in range(args.workers):
+            listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            listeners.append(listener)
+            listener.bind((args.bind, args.port))
+            listener.listen(1024)
     except OSError as exc:
         print(f"webpool: cannot listen on {args.bind}:{args.port}: {exc}", file=sys.stderr)
         return 1
-    listener.listen(1024)
-    fd = listener.fileno()
-    os.set_inheritable(fd, True)
     daphne = str(Path(sys.executable).parent / "daphne")
-    workers = [
-        subprocess.Popen([daphne, "--fd", str(fd), *daphne_args], pass_fds=(fd,))
-        for _ in range(args.workers)
-    ]
-    listener.close()  # the workers hold it now
+    workers = []
+    for listener in listeners:
+        fd = listener.fileno()
+        os.set_inheritable(fd, True)
+        workers.append(subprocess.Popen([daphne, "--fd", str(fd), *daphne_args], pass_fds=(fd,)))
+        listener.close()  # the worker holds it now
     stopping = False  # asked to stop (a signal), not a worker's failure
 
     def relay(signum: int) -> None:
