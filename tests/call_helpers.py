@@ -54,7 +54,12 @@ def wait_decoding(page, peers: int, *, timeout: float = 20.0, above: dict | None
         if len(seen) == peers and len(rising) == peers:
             return seen
         page.wait_for_timeout(100)
-    raise AssertionError(f"not decoding from {peers} peers in {timeout}s: {seen} (before {above})")
+    # The page's last signaling events, to tell a stuck negotiation from stalled media.
+    trace = page.evaluate("window.huddleCall.trace.slice(-30)")
+    raise AssertionError(
+        f"not decoding from {peers} peers in {timeout}s: {seen} (before {above}); "
+        f"signaling trace: {trace}"
+    )
 
 
 def self_id(page) -> str:
