@@ -9,6 +9,9 @@ import { Negotiator, isPolite } from "./negotiation.js";
  */
 
 const DISCONNECTED_RESTART_MS = 3000;
+// A link not connected this long after it was set up (or after the last kick)
+// is stuck: a signal was lost or a collision left both sides waiting.
+export const CONNECT_WATCHDOG_MS = 10000;
 
 export function rtcConfiguration(/** @type {IceConfig} */ ice) {
   return {
@@ -63,10 +66,38 @@ export class Peer {
         }, DISCONNECTED_RESTART_MS);
       }
     };
+    this.kicks = 0; // watchdog restarts (diagnostics and tests)
+    this.armWatchdog();
   }
 
   stateChanged() {
+    if (this.pc.connectionState === "connected") clearTimeout(this.connectTimer);
     this.onState(/** @type {PeerLinkState} */ (this.pc.connectionState));
+  }
+
+  armWatchdog() {
+    clearTimeout(this.connectTimer);
+    this.connectTimer = setTimeout(() => this.kickIfStuck(), CONNECT_WATCHDOG_MS);
+  }
+
+  /**
+   * Not connected yet while the signaling socket stayed up (so nothing else will
+   * retry): drop an offer of ours that was never answered and restart ICE, which
+   * negotiates afresh; again every CONNECT_WATCHDOG_MS until connected.
+   */
+  async kickIfStuck() {
+    const state = this.pc.connectionState;
+    if (state === "connected" || state === "closed") return;
+    this.kicks += 1;
+    if (this.pc.signalingState === "have-local-offer" && !this.negotiator.makingOffer) {
+      try {
+        await this.pc.setLocalDescription({ type: "rollback" });
+      } catch (err) {
+        console.warn("rollback", err);
+      }
+    }
+    this.negotiator.restartIce();
+    this.armWatchdog();
   }
 
   /** @param {MediaStream} stream */
@@ -165,6 +196,7 @@ export class Peer {
 
   close() {
     clearTimeout(this.disconnectTimer);
+    clearTimeout(this.connectTimer);
     this.pc.ontrack = null;
     this.pc.onconnectionstatechange = null;
     this.pc.close();
