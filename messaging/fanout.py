@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from videochat.loops import per_loop
 from videochat.redis import get_redis
 
 if TYPE_CHECKING:
@@ -94,15 +95,7 @@ class _Hub:
                 await self._subscribe(room_id)  # someone joined while we unsubscribed
 
 
-_hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Hub] = weakref.WeakKeyDictionary()
-
-
-def _hub() -> _Hub:
-    loop = asyncio.get_running_loop()
-    hub = _hubs.get(loop)
-    if hub is None:
-        hub = _hubs[loop] = _Hub()
-    return hub
+_hub = per_loop(_Hub)
 
 
 async def room_listen(*, room_id: int, consumer: RoomConsumer) -> None:

@@ -15,12 +15,12 @@ per message; when idle a batch is one message and nothing waits.
 """
 
 import asyncio
-import weakref
 
 import structlog
 from channels.db import database_sync_to_async
 
 from videochat.errors import AppError
+from videochat.loops import per_loop
 
 from . import fanout, services
 
@@ -81,9 +81,7 @@ class _Writer:
                     log.warning("chat.broadcast_failed", error=repr(exc), rooms=list(wakeups))
 
 
-_writers: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Writer]" = (
-    weakref.WeakKeyDictionary()
-)
+_writer = per_loop(_Writer)
 
 
 def message_enqueue(
@@ -94,10 +92,6 @@ def message_enqueue(
     Returns at once with a future for the result (or the AppError); sends
     queued one after the other get seqs in that order.
     """
-    loop = asyncio.get_running_loop()
-    writer = _writers.get(loop)
-    if writer is None:
-        writer = _writers[loop] = _Writer()
-    return writer.enqueue(
+    return _writer().enqueue(
         services.NewMessage(room_id=room_id, author_id=author_id, body=body, client_id=client_id)
     )

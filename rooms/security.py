@@ -123,7 +123,7 @@ async def check_frame(consumer: "RoomConsumer", frame: Frame, *, size: int) -> b
         if frame_type in HANDLER_LIMITS:
             buckets.append((HANDLER_LIMITS[frame_type], consumer.rate_key))
     revision = await ratelimit.hit_many(buckets, read=f"modrev:{consumer.room['id']}")
-    if frame.get("type") == "hello" and getattr(consumer, "lobby_knock_id", None):
+    if frame_type == "hello" and getattr(consumer, "lobby_knock_id", None):
         if not consumer.ready:
             # One knock per socket: another hello would queue a second one.
             raise BadRequest("Already waiting in the lobby.")

@@ -12,7 +12,6 @@ on every frame of every socket.
 
 import asyncio
 import hashlib
-import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,19 +19,20 @@ from typing import Any
 from redis.exceptions import NoScriptError
 
 from videochat.errors import RateLimited
+from videochat.loops import per_loop
 from videochat.redis import get_redis
 
 # KEYS[1..n] buckets, KEYS[n+1] (optional) a key to GET; ARGV[1] = n, then
 # rate (tokens/s), burst, cost per bucket. All or nothing: tokens are spent
 # only when every bucket has enough. Redis' own clock keeps instances
-# consistent. Returns {allowed, retry_after_ms, refused_index, value}.
+# consistent. Returns {allowed, retry_after_ms, value}.
 _BUCKETS = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local n = tonumber(ARGV[1])
 local state = {}
 local wait = 0
-local refused = 0
+local refused = false
 for i = 1, n do
   local rate = tonumber(ARGV[3 * i - 1]) / 1000
   local burst = tonumber(ARGV[3 * i])
@@ -43,14 +43,12 @@ for i = 1, n do
   tokens = math.min(burst, tokens + math.max(0, now - ts) * rate)
   if tokens < cost then
     local w = math.ceil((cost - tokens) / rate)
-    if w > wait then
-      wait = w
-      refused = i
-    end
+    wait = math.max(wait, w)
+    refused = true
   end
   state[i] = {tokens, rate, burst, cost}
 end
-if refused == 0 then
+if not refused then
   for i = 1, n do
     local s = state[i]
     redis.call('HSET', KEYS[i], 'tokens', s[1] - s[4], 'ts', now)
@@ -61,7 +59,7 @@ local value = false
 if #KEYS > n then
   value = redis.call('GET', KEYS[n + 1])
 end
-return {refused == 0 and 1 or 0, wait, refused, value}
+return {refused and 0 or 1, wait, value}
 """
 _BUCKETS_SHA = hashlib.sha1(_BUCKETS.encode()).hexdigest()  # noqa: S324 - Redis' script id
 
@@ -87,7 +85,7 @@ async def hit_many(
     args: list[float | int] = [len(buckets)]
     for limit, _ in buckets:
         args += [limit.rate, limit.burst, cost]
-    allowed, wait_ms, _refused, value = await _batcher().submit(keys, args)
+    allowed, wait_ms, value = await _batcher().submit(keys, args)
     if not int(allowed):
         raise RateLimited(retry_after=int(wait_ms) / 1000)
     return value
@@ -119,16 +117,14 @@ class _Batcher:
     async def _send(self, batch: list[tuple[list[str], list[Any], asyncio.Future]]) -> None:
         redis = get_redis()
         try:
-            async with redis.pipeline(transaction=False) as pipe:
-                for keys, args, _ in batch:
-                    pipe.evalsha(_BUCKETS_SHA, len(keys), *keys, *args)
-                results = await pipe.execute(raise_on_error=False)
-            if any(isinstance(r, NoScriptError) for r in results):
-                await redis.script_load(_BUCKETS)  # after a Redis restart or flush
+            for attempt in (1, 2):
                 async with redis.pipeline(transaction=False) as pipe:
                     for keys, args, _ in batch:
                         pipe.evalsha(_BUCKETS_SHA, len(keys), *keys, *args)
                     results = await pipe.execute(raise_on_error=False)
+                if attempt == 2 or not any(isinstance(r, NoScriptError) for r in results):
+                    break
+                await redis.script_load(_BUCKETS)  # after a Redis restart or flush
         except Exception as exc:  # noqa: BLE001 - every caller gets it
             results = [exc] * len(batch)
         for (_, _, future), result in zip(batch, results, strict=True):
@@ -140,17 +136,7 @@ class _Batcher:
                 future.set_result(result)
 
 
-_batchers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Batcher] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def _batcher() -> _Batcher:
-    loop = asyncio.get_running_loop()
-    batcher = _batchers.get(loop)
-    if batcher is None:
-        batcher = _batchers[loop] = _Batcher()
-    return batcher
+_batcher = per_loop(_Batcher)
 
 
 async def hit(limit: Limit, key: str, cost: int = 1) -> None:
