@@ -4,6 +4,7 @@ Tests run under ``bin/test``, which starts a private Redis and MongoDB-protocol
 server (videochat.devstack) and exports their URLs; never the shared Redis.
 """
 
+import asyncio
 import os
 from urllib.parse import urlparse
 
@@ -37,6 +38,42 @@ def _clean_redis():
 
     channel_layers.backends.clear()
     yield
+
+
+@pytest.fixture(autouse=True)
+def _async_tests_settle(request):
+    if request.node.get_closest_marker("asyncio"):
+        request.getfixturevalue("_loop_settled")
+
+
+@pytest.fixture
+async def _loop_settled():
+    """An async test's loop ends with no task of its own still running.
+
+    Torn down last, in the test's loop: whatever the test left running (a
+    socket's application it never closed, a per-loop listener) is cancelled
+    here, again if it swallowed a cancellation, and a task that still will not
+    end fails the test with its stack. Left to asyncio's own close, which
+    cancels once and waits for ever, it hung CI until the 300 s timeout.
+    """
+    yield
+    me = asyncio.current_task()
+    others: set[asyncio.Task] = set()
+    for _ in range(10):
+        others = {task for task in asyncio.all_tasks() if task is not me and not task.done()}
+        if not others:
+            return
+        for task in others:
+            task.cancel()
+        await asyncio.wait(others, timeout=0.5)
+    stacks = []
+    for task in others:
+        frames = "".join(
+            f"    {f.f_code.co_filename}:{f.f_lineno} {f.f_code.co_name}\n"
+            for f in task.get_stack()
+        )
+        stacks.append(f"  {task!r}\n{frames}")
+    pytest.fail("tasks left by the test ignore cancellation:\n" + "".join(stacks), pytrace=False)
 
 
 def make_user(django_user_model, username: str, **extra):

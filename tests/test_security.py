@@ -326,6 +326,7 @@ async def test_a_connection_flood_from_one_address_is_refused_with_retry_after(m
     closed = await comm.receive_output(timeout=5)
     assert (closed["type"], closed["code"]) == ("websocket.close", 4429)
     assert 4429 in CLOSE_CODES
+    await comm.disconnect()
 
 
 async def test_a_removed_membership_is_closed_on_the_next_frame(owner, member, room):
