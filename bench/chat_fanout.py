@@ -255,9 +255,13 @@ def _huddle_setup(run: Path, redis_url: str) -> tuple[dict[str, str], list[str],
         # Persistent database connections (a documented setting): opening a
         # connection per database_sync_to_async call costs ~15 ms on SQLite here.
         "DATABASE_CONN_MAX_AGE": "600",
-        # The per-user chat limit is for people; 40 bench users send faster.
-        "CHAT_RATE_PER_S": "10000",
-        "CHAT_RATE_BURST": "10000",
+        # The per-user chat and frame limits and the per-address frame limit
+        # are for people; 40 bench users send faster.
+        **{
+            f"{limit}_{part}": "100000"
+            for limit in ("CHAT_RATE", "FRAME_RATE", "FRAME_RATE_IP")
+            for part in ("PER_S", "BURST")
+        },
     }
     os.environ.update(env)
     os.environ["DJANGO_SETTINGS_MODULE"] = "videochat.settings"
@@ -295,6 +299,9 @@ def _huddle_setup(run: Path, redis_url: str) -> tuple[dict[str, str], list[str],
     return env, cookies, slugs
 
 
+DEFAULT_RATES = [2000, 4000, 8000, 16000, 24000, 32000, 48000, 64000, 96000, 128000]
+
+
 async def run_target(target: Target, rates: list[int], seconds: float) -> list[dict]:
     rows = []
     for offered in rates:
@@ -308,7 +315,7 @@ async def run_target(target: Target, rates: list[int], seconds: float) -> list[d
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--rates", default="2000,4000,8000,16000,32000,64000")
+    parser.add_argument("--rates", default=",".join(map(str, DEFAULT_RATES)))
     parser.add_argument("--seconds", type=float, default=4)
     parser.add_argument(
         "--targets",

@@ -27,10 +27,10 @@ from .protocol import HANDLER_LIMITS, HANDLERS, CloseCode, Frame, member_group_n
 if TYPE_CHECKING:
     from .consumers import RoomConsumer
 
-IP_FRAME_LIMIT = ratelimit.Limit("frames-ip", rate=150, burst=600)
+IP_FRAME_LIMIT = ratelimit.Limit.from_env("frames-ip", "FRAME_RATE_IP", rate=150, burst=600)
 # Per user (per guest membership) for every frame after hello; a frame type
 # may add its own limit (``@handles(..., limit=...)``, e.g. chat.send).
-USER_FRAME_LIMIT = ratelimit.Limit("frames", rate=50, burst=200)
+USER_FRAME_LIMIT = ratelimit.Limit.from_env("frames", "FRAME_RATE", rate=50, burst=200)
 # New sockets per client address: a reconnect storm of a whole office fits,
 # a script opening sockets in a loop (each costs database reads) does not.
 IP_CONNECT_LIMIT = ratelimit.Limit("connect-ip", rate=5, burst=60)

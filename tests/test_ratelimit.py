@@ -1,6 +1,7 @@
 """Token buckets in (a private) Redis: several limits and a read in one round trip."""
 
 import pytest
+from django.core.exceptions import ImproperlyConfigured
 
 from videochat import ratelimit
 from videochat.errors import RateLimited
@@ -37,3 +38,18 @@ async def test_the_script_is_loaded_again_after_redis_forgets_it():
     await get_redis().script_flush()
     await ratelimit.hit(WIDE, "s")
     assert await tokens(WIDE, "s") == pytest.approx(8, abs=0.1)
+
+
+def test_a_limit_read_from_the_environment_keeps_its_defaults_or_fails_clearly(monkeypatch):
+    assert ratelimit.Limit.from_env("t", "T_RATE", rate=5, burst=20) == ratelimit.Limit(
+        "t", rate=5, burst=20
+    )
+    monkeypatch.setenv("T_RATE_PER_S", "250")
+    monkeypatch.setenv("T_RATE_BURST", "1000")
+    assert ratelimit.Limit.from_env("t", "T_RATE", rate=5, burst=20) == ratelimit.Limit(
+        "t", rate=250, burst=1000
+    )
+    for bad in ("fast", "0", "-3"):
+        monkeypatch.setenv("T_RATE_BURST", bad)
+        with pytest.raises(ImproperlyConfigured, match="T_RATE_BURST"):
+            ratelimit.Limit.from_env("t", "T_RATE", rate=5, burst=20)
