@@ -61,6 +61,10 @@ class Target:
     pid: int | None = None
 
 
+class RoomFull(RuntimeError):
+    pass
+
+
 @dataclass
 class Client:
     idx: int
@@ -79,6 +83,19 @@ class Client:
     ws: object = None
 
     async def open(self) -> None:
+        # After a saturated step the server may still be working through the
+        # last step's backlog, its sockets (and their seats) not yet released.
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                return await self._open()
+            except RoomFull:
+                await self.ws.close()
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.5)
+
+    async def _open(self) -> None:
         headers = {"Cookie": f"sessionid={self.cookie}"} if self.cookie else {}
         self.ws = await connect(
             self.url,
@@ -99,7 +116,9 @@ class Client:
                 await self.ws.send(json.dumps({"type": "chat.sync", "after_seq": 0, "limit": 1}))
                 return
             if frame["type"] == "error":
-                raise RuntimeError(f"refused: {frame}")
+                raise (RoomFull if frame["code"] == "room_full" else RuntimeError)(
+                    f"refused: {frame}"
+                )
 
     async def read(self) -> None:
         try:
