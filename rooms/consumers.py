@@ -90,6 +90,20 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
         await security.socket_opened(self)
         self.handshake_timer = asyncio.create_task(self._expect_hello())
 
+    async def take_seat(self, state: presence.PeerState) -> bool:
+        """Add this peer to the room's presence; False when the room is full.
+
+        Seats of peers that went away without a goodbye (a server killed
+        mid-call, a close that failed under load) are freed by anyone's
+        heartbeat; in a full room nobody may be left to send one, so a
+        refused join first drops the stale peers and tries once more.
+        """
+        room_id, capacity = self.room["id"], self.room["capacity"]
+        if await presence.presence_add(room_id=room_id, state=state, capacity=capacity):
+            return True
+        await events.reap_and_announce(self)
+        return await presence.presence_add(room_id=room_id, state=state, capacity=capacity)
+
     async def _expect_hello(self) -> None:
         await asyncio.sleep(HANDSHAKE_TIMEOUT_S)
         if not self.ready:
@@ -199,9 +213,7 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
             screen=False,
             in_call=frame.get("in_call") is True,
         )
-        if not await presence.presence_add(
-            room_id=self.room["id"], state=state, capacity=self.room["capacity"]
-        ):
+        if not await self.take_seat(state):
             await self.send_json(RoomFull(capacity=self.room["capacity"]).as_frame())
             await self.close(code=CloseCode.ROOM_FULL)
             return

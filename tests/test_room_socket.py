@@ -108,6 +108,27 @@ async def test_capacity_refuses_the_extra_peer(room, owner, member):
         await comm.disconnect()
 
 
+async def test_a_full_room_of_stale_peers_frees_their_seats_for_a_newcomer(room, owner, member):
+    """Peers whose server died never said goodbye; with nobody left to ping, a join reaps them."""
+    from rooms import presence
+    from videochat.redis import get_redis
+
+    room.capacity = 2
+    await room.asave()
+    async with joined(owner) as (alice, _), joined(member.user) as (bob, welcome_b):
+        await receive_until(alice, "presence.join")
+        # Bob's server "dies": his heartbeat stops and his socket never closes.
+        stale = (await get_redis().time())[0] - presence.PRESENCE_TIMEOUT_S - 1
+        _, seen = presence._keys(room.pk)
+        await get_redis().zadd(seen, {welcome_b["peer_id"]: stale})
+        async with joined(member.user) as (_, welcome):
+            assert welcome["peer_id"] != welcome_b["peer_id"]
+            assert {p["peer_id"] for p in welcome["participants"]} >= {welcome["peer_id"]}
+            assert welcome_b["peer_id"] not in {p["peer_id"] for p in welcome["participants"]}
+            leave = await receive_until(alice, "presence.leave")
+            assert (leave["peer_id"], leave["reason"]) == (welcome_b["peer_id"], "timeout")
+
+
 async def test_frame_flood_is_rate_limited_with_retry_after(room, owner):
     async with joined(owner) as (comm, _):
         codes = []
