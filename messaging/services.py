@@ -13,6 +13,7 @@ from django.utils import timezone
 from deliveries.services import notify_offline_members, rooms_events_emit
 from rooms.models import Membership
 from rooms.protocol import room_group_name
+from videochat.dbturns import write_turn
 from videochat.errors import AppError, BadRequest, Forbidden, NotFound
 
 from .conf import BODY_MAX_CHARS, CLIENT_ID_MAX_CHARS
@@ -115,7 +116,7 @@ def messages_create(*, items: list[NewMessage]) -> list[Created | AppError]:
         return results  # type: ignore[return-value]
     # A handful of statements per batch, however many rooms and messages it
     # holds: the database thread shares the event loop's GIL.
-    with transaction.atomic():
+    with write_turn(), transaction.atomic():
         names = {
             (pk, room_id): name
             for pk, room_id, name in Membership.objects.filter(

@@ -232,3 +232,24 @@ def test_a_batch_locks_room_counters_in_room_id_order(room, owner, owner_m):
     assert all(str(room.pk) in sql and str(other.pk) in sql for sql in locks), locks
     if connection.features.has_select_for_update:
         assert all("FOR UPDATE" in sql for sql in locks), locks
+
+
+@pytest.mark.django_db(transaction=True)
+def test_sqlite_writers_take_turns_and_the_waiter_wakes_when_the_turn_ends():
+    from videochat.dbturns import write_turn
+
+    got_turn = threading.Event()
+
+    def other_writer():
+        with write_turn():
+            got_turn.set()
+
+    with write_turn():
+        waiter = threading.Thread(target=other_writer)
+        waiter.start()
+        if connection.vendor == "sqlite":
+            assert not got_turn.wait(0.5)  # it waits while we hold the turn
+        else:
+            assert got_turn.wait(5)  # other databases lock rows: no turns
+    assert got_turn.wait(5)  # and gets it once we let go
+    waiter.join(5)
