@@ -67,6 +67,29 @@ def _last_seqs_locked(*, room_ids: list[int]) -> dict[int, int]:
     return found
 
 
+def _resent_ids(*, keys: list[tuple[int, int, str]]) -> list[int]:
+    """Ids of the messages already written under these (room, author, client id) keys.
+
+    One index probe per key: the batch's keys joined to the client-id index.
+    Three IN lists (rooms x authors x client ids) made SQLite probe every
+    combination, 32,000 lookups for a batch of 200 from 40 authors; the ORM has
+    no join to a list of values.
+    """
+    qn = connection.ops.quote_name
+    table = qn(Message._meta.db_table)
+    room, author, client_id = (
+        qn(Message._meta.get_field(f).column) for f in ("room", "author", "client_id")
+    )
+    values = ", ".join(["(%s, %s, %s)"] * len(keys))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT m.id FROM (VALUES {values}) AS k JOIN {table} AS m"  # noqa: S608 - names from the model
+            f" ON m.{room} = k.column1 AND m.{author} = k.column2 AND m.{client_id} = k.column3",
+            [value for key in keys for value in key],
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+
 def _insert_rows(rows: list[tuple[int, int, int, str, str, object]]) -> None:
     """Insert new messages with one multi-row INSERT statement.
 
@@ -133,18 +156,11 @@ def messages_create(*, items: list[NewMessage]) -> list[Created | AppError]:
             return results  # type: ignore[return-value]
         room_ids = sorted({room_id for _, room_id, _, _, _ in entries})
         last_seq = _last_seqs_locked(room_ids=room_ids)
-        known: dict[tuple[int, int, str], MessageDict] = {
-            (m.room_id, m.author_id, m.client_id): message_dict(m)
-            # No ordering: with the model's (room, seq) order SQLite walks the
-            # rooms' whole history instead of the client-id index.
-            for m in Message.objects.select_related("author")
-            .filter(
-                room_id__in=room_ids,
-                author_id__in={author for _, _, author, _, _ in entries},
-                client_id__in={client_id for _, _, _, _, client_id in entries},
-            )
-            .order_by()
-        }
+        known: dict[tuple[int, int, str], MessageDict] = {}
+        resent = _resent_ids(keys=[(room, author, cid) for _, room, author, _, cid in entries])
+        if resent:
+            for m in Message.objects.select_related("author").filter(pk__in=resent).order_by():
+                known[(m.room_id, m.author_id, m.client_id)] = message_dict(m)
         now = timezone.now()
         stamp = connection.ops.adapt_datetimefield_value(now)
         created_at = now.isoformat()  # one timestamp per commit
