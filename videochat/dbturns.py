@@ -8,6 +8,11 @@ one that lost can sleep through several of the other's commits. A blocking
 not take a turn (admin, Celery, rq) still get in through the busy handler.
 
 On other databases this does nothing: they lock rows, not the database.
+
+The wait has no timeout (a thread cannot be interrupted in ``flock``): a
+writer that hangs while holding its turn, e.g. a stopped process, stalls the
+other workers' chat writes until it goes on or dies (the kernel then drops
+its lock). SQLite's own timeout (20 s) would have failed them instead.
 """
 
 import fcntl
