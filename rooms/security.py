@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
+from django.conf import settings
 
 from videochat import ratelimit
 from videochat.errors import AppError, BadRequest, RateLimited
@@ -27,10 +28,14 @@ from .protocol import HANDLER_LIMITS, HANDLERS, CloseCode, Frame, member_group_n
 if TYPE_CHECKING:
     from .consumers import RoomConsumer
 
-IP_FRAME_LIMIT = ratelimit.Limit.from_env("frames-ip", "FRAME_RATE_IP", rate=150, burst=600)
+IP_FRAME_LIMIT = ratelimit.Limit(
+    "frames-ip", rate=settings.FRAME_RATE_IP_PER_S, burst=settings.FRAME_RATE_IP_BURST
+)
 # Per user (per guest membership) for every frame after hello; a frame type
 # may add its own limit (``@handles(..., limit=...)``, e.g. chat.send).
-USER_FRAME_LIMIT = ratelimit.Limit.from_env("frames", "FRAME_RATE", rate=50, burst=200)
+USER_FRAME_LIMIT = ratelimit.Limit(
+    "frames", rate=settings.FRAME_RATE_PER_S, burst=settings.FRAME_RATE_BURST
+)
 # New sockets per client address: a reconnect storm of a whole office fits,
 # a script opening sockets in a loop (each costs database reads) does not.
 IP_CONNECT_LIMIT = ratelimit.Limit("connect-ip", rate=5, burst=60)

@@ -40,16 +40,28 @@ async def test_the_script_is_loaded_again_after_redis_forgets_it():
     assert await tokens(WIDE, "s") == pytest.approx(8, abs=0.1)
 
 
-def test_a_limit_read_from_the_environment_keeps_its_defaults_or_fails_clearly(monkeypatch):
-    assert ratelimit.Limit.from_env("t", "T_RATE", rate=5, burst=20) == ratelimit.Limit(
-        "t", rate=5, burst=20
-    )
+def test_a_limit_setting_keeps_its_default_or_fails_clearly(monkeypatch):
+    from videochat.settings import env_positive
+
+    assert env_positive("T_RATE_PER_S", default=5) == 5
+    assert env_positive("T_RATE_BURST", default=20) == 20
     monkeypatch.setenv("T_RATE_PER_S", "250")
     monkeypatch.setenv("T_RATE_BURST", "1000")
-    assert ratelimit.Limit.from_env("t", "T_RATE", rate=5, burst=20) == ratelimit.Limit(
-        "t", rate=250, burst=1000
-    )
+    assert env_positive("T_RATE_PER_S", default=5) == 250
+    assert env_positive("T_RATE_BURST", default=20) == 1000
     for bad in ("fast", "0", "-3"):
         monkeypatch.setenv("T_RATE_BURST", bad)
         with pytest.raises(ImproperlyConfigured, match="T_RATE_BURST"):
-            ratelimit.Limit.from_env("t", "T_RATE", rate=5, burst=20)
+            env_positive("T_RATE_BURST", default=20)
+
+
+def test_the_rate_limits_are_read_from_their_settings():
+    from django.conf import settings
+
+    from messaging.conf import CHAT_LIMIT
+    from rooms.security import IP_FRAME_LIMIT, USER_FRAME_LIMIT
+
+    assert (CHAT_LIMIT.rate, CHAT_LIMIT.burst) == (settings.CHAT_RATE_PER_S, 20)
+    assert settings.CHAT_RATE_PER_S == 5.0
+    assert (USER_FRAME_LIMIT.rate, USER_FRAME_LIMIT.burst) == (50.0, 200)
+    assert (IP_FRAME_LIMIT.rate, IP_FRAME_LIMIT.burst) == (150.0, 600)

@@ -13,12 +13,10 @@ process, bench/RESULTS.md).
 
 import asyncio
 import hashlib
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from django.core.exceptions import ImproperlyConfigured
 from redis.exceptions import NoScriptError
 
 from videochat.errors import RateLimited
@@ -72,31 +70,6 @@ class Limit:
     name: str
     rate: float  # tokens per second
     burst: int
-
-    @classmethod
-    def from_env(cls, name: str, env: str, *, rate: float, burst: int) -> "Limit":
-        """``rate``/``burst`` unless ``{env}_PER_S``/``{env}_BURST`` say otherwise.
-
-        A bad value fails at import (ImproperlyConfigured), not on a frame.
-        """
-        return cls(
-            name,
-            rate=_env_positive(f"{env}_PER_S", rate),
-            burst=int(_env_positive(f"{env}_BURST", burst)),
-        )
-
-
-def _env_positive(name: str, default: float) -> float:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ImproperlyConfigured(f"{name} must be a number, got {raw!r}") from None
-    if value <= 0:
-        raise ImproperlyConfigured(f"{name} must be positive, got {raw!r}")
-    return value
 
 
 async def hit_many(

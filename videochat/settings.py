@@ -29,6 +29,20 @@ def env_bool(name: str, *, default: bool) -> bool:
     return value in _TRUE
 
 
+def env_positive(name: str, *, default: float) -> float:
+    """A number above zero, or ImproperlyConfigured naming the variable."""
+    raw = env.str(name, default=None)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a number, got {raw!r}") from None
+    if value <= 0:
+        raise ImproperlyConfigured(f"{name} must be positive, got {raw!r}")
+    return value
+
+
 DEBUG = env_bool("DJANGO_DEBUG", default=False)
 
 _DEV_SECRET = "dev-only-insecure-secret-key-do-not-use-in-production-0123456789"  # noqa: S105 - refused with DEBUG off
@@ -247,6 +261,14 @@ ROOM_DEFAULT_CAPACITY = 6
 ROOM_MAX_CAPACITY = 12
 INVITE_TTL_DAYS = env.int("INVITE_TTL_DAYS", default=7)
 WS_MAX_MESSAGE_BYTES = env.int("WS_MAX_MESSAGE_BYTES", default=65536)
+# Token buckets shared by every server through Redis (docs/protocol.md):
+# chat messages per user, socket frames per user and per client address.
+CHAT_RATE_PER_S = env_positive("CHAT_RATE_PER_S", default=5.0)
+CHAT_RATE_BURST = int(env_positive("CHAT_RATE_BURST", default=20))
+FRAME_RATE_PER_S = env_positive("FRAME_RATE_PER_S", default=50.0)
+FRAME_RATE_BURST = int(env_positive("FRAME_RATE_BURST", default=200))
+FRAME_RATE_IP_PER_S = env_positive("FRAME_RATE_IP_PER_S", default=150.0)
+FRAME_RATE_IP_BURST = int(env_positive("FRAME_RATE_IP_BURST", default=600))
 
 # --- i18n / static -----------------------------------------------------------
 LANGUAGE_CODE = "en-us"
