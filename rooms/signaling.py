@@ -72,8 +72,9 @@ async def relay(consumer: RoomConsumer, *, to: str, frame: dict[str, Any]) -> No
 async def signal_offer(consumer: RoomConsumer, frame: Frame) -> None:
     to = _target(consumer, frame)
     out = {"type": "signal.offer", "from": consumer.peer_id, "sdp": _sdp(frame)}
-    if frame.get("restart") is True:
-        out["restart"] = True
+    for flag in ("restart", "fresh"):  # ICE restart; a new connection replacing a stuck one
+        if frame.get(flag) is True:
+            out[flag] = True
     await relay(consumer, to=to, frame=out)
 
 

@@ -43,8 +43,12 @@ def frames(page) -> dict[str, int]:
     return {peer: s["framesDecoded"] for peer, s in stats.items()}
 
 
-def wait_decoding(page, peers: int, *, timeout: float = 20.0, above: dict | None = None) -> dict:
-    """Until ``peers`` remote videos decode frames (beyond ``above`` if given)."""
+def wait_decoding(
+    page, peers: int, *, timeout: float = 20.0, above: dict | None = None, others=()
+) -> dict:
+    """Until ``peers`` remote videos decode frames (beyond ``above`` if given).
+
+    A failure shows the page's signaling trace and those of the ``others`` pages."""
     deadline = time.monotonic() + timeout
     seen: dict[str, int] = {}
     while time.monotonic() < deadline:
@@ -55,10 +59,11 @@ def wait_decoding(page, peers: int, *, timeout: float = 20.0, above: dict | None
             return seen
         page.wait_for_timeout(100)
     # The page's last signaling events, to tell a stuck negotiation from stalled media.
-    trace = page.evaluate("window.huddleCall.trace.slice(-30)")
+    trace = page.evaluate("window.huddleCall.trace.slice(-40)")
+    theirs = [other.evaluate("window.huddleCall.trace.slice(-40)") for other in others]
     raise AssertionError(
         f"not decoding from {peers} peers in {timeout}s: {seen} (before {above}); "
-        f"signaling trace: {trace}"
+        f"signaling trace: {trace}" + "".join(f"\nother page's trace: {t}" for t in theirs)
     )
 
 

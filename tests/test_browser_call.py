@@ -160,8 +160,54 @@ def test_simultaneous_entry_still_connects(live_url, new_context, room, owner, m
         page.wait_for_selector("#join-call:not([disabled])")
     alice.evaluate("window.huddleCall.join()")
     bob.evaluate("window.huddleCall.join()")
-    for page in (alice, bob):
-        wait_decoding(page, 1, timeout=20)
+    wait_decoding(alice, 1, timeout=20, others=[bob])
+    wait_decoding(bob, 1, timeout=20, others=[alice])
+
+
+def test_a_link_that_never_connects_is_replaced_and_the_call_connects(
+    live_url, new_context, room, owner, member
+):
+    """The impolite side's offer is answered but the answer is lost on its way: the link
+    never connects, so its watchdog replaces the connection (a fresh offer), the other
+    side replaces its own to answer, and media flows both ways."""
+    armed: dict[str, bool] = {}
+    lost: list[str] = []
+
+    def route_for(name):
+        def route(ws):
+            server = ws.connect_to_server()
+
+            def to_page(message):
+                if armed.get(name) and not lost and '"signal.answer"' in str(message):
+                    lost.append(str(message))
+                    return
+                ws.send(message)
+
+            server.on_message(to_page)
+
+        return route
+
+    alice = open_room(new_context, live_url, owner, route=route_for("alice"))
+    bob = open_room(new_context, live_url, member.user, route=route_for("bob"))
+    ids = {"alice": self_id(alice), "bob": self_id(bob)}
+    pages = {"alice": alice, "bob": bob}
+    impolite = max(ids, key=ids.__getitem__)  # the larger peer id is impolite
+    polite = "bob" if impolite == "alice" else "alice"
+    armed[impolite] = True
+    join_call(pages[polite])
+    in_call = f"window.huddle.presence.peers.get('{ids[polite]}')?.in_call === true"
+    poll_until(pages[impolite], in_call)
+    join_call(pages[impolite])  # the one who enters offers: its answer is lost
+    poll_until(pages[polite], "window.huddleCall.state.peers.size === 1")
+    signaling = "[...window.huddleCall.state.peers.values()][0].pc.signalingState"
+    assert pages[impolite].evaluate(signaling) == "have-local-offer", "the answer got through"
+    wait_decoding(pages[impolite], 1, timeout=30, others=[pages[polite]])
+    wait_decoding(pages[polite], 1, timeout=10, others=[pages[impolite]])
+    assert len(lost) == 1
+    rebuilds = "window.huddleCall.state.rebuilds"
+    assert pages[impolite].evaluate(rebuilds) == 1, "the stuck side replaced its connection"
+    assert pages[polite].evaluate(rebuilds) == 1, "the other side followed the fresh offer"
+    assert not alice.errors and not bob.errors
 
 
 def test_degrading_to_audio_only_stops_video_and_recovery_restores_it(

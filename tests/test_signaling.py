@@ -50,6 +50,25 @@ async def test_offer_answer_and_ice_go_to_the_target_only(room, owner, member, t
             assert await nothing_arrives(alice)
 
 
+async def test_offer_flags_pass_through_and_nothing_else_does(room, owner, member):
+    """``restart`` and ``fresh`` reach the target when true; other keys never do."""
+    async with joined(owner) as (alice, wa), joined(member.user) as (bob, wb):
+        await receive_until(alice, "presence.join")
+        sent = {"type": "signal.offer", "to": wb["peer_id"], "sdp": "v=0"}
+        await alice.send_json_to({**sent, "restart": True, "fresh": True, "x": 1})
+        offer = await bob.receive_json_from(timeout=5)
+        assert offer == {
+            "type": "signal.offer",
+            "from": wa["peer_id"],
+            "sdp": "v=0",
+            "restart": True,
+            "fresh": True,
+        }
+        await alice.send_json_to({**sent, "restart": "yes", "fresh": 1})
+        offer = await bob.receive_json_from(timeout=5)
+        assert offer == {"type": "signal.offer", "from": wa["peer_id"], "sdp": "v=0"}
+
+
 async def test_signal_to_a_peer_of_another_room_is_unknown_peer(room, owner, member):
     from asgiref.sync import sync_to_async
 

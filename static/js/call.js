@@ -39,6 +39,7 @@ export function init({ socket, presence }) {
     /** @type {Map<string, SendPolicy>} what we send each peer, from its link */ policies: new Map(),
     /** @type {object[]} signals that could not be sent while the socket was down */ queue: [],
     wasDisconnected: false,
+    rebuilds: 0, // connections replaced (stuck), for diagnostics and tests
     refreshTimer: 0,
     statsTimer: 0,
     /** @type {{audioId?: string, videoId?: string}} */ choice: {},
@@ -47,9 +48,12 @@ export function init({ socket, presence }) {
   // --- sending -------------------------------------------------------------
   // The last signaling events, for diagnosing a stuck negotiation (tests read it).
   const trace = [];
-  function note(what, frame) {
-    trace.push(`${(performance.now() / 1000).toFixed(2)} ${what} ${frame.type} ${frame.to ?? frame.from ?? ""}${frame.restart ? " restart" : ""}`);
+  function mark(text) {
+    trace.push(`${(performance.now() / 1000).toFixed(2)} ${text}`);
     if (trace.length > 100) trace.shift();
+  }
+  function note(what, frame) {
+    mark(`${what} ${frame.type} ${frame.to ?? frame.from ?? ""}${frame.restart ? " restart" : ""}`);
   }
 
   function sendSignal(frame) {
@@ -70,7 +74,8 @@ export function init({ socket, presence }) {
     return presence.peers.get(peerId)?.display_name ?? state.names.get(peerId) ?? "Someone";
   }
 
-  function ensurePeer(peerId) {
+  /** @param {string} peerId @param {{fresh?: boolean}} [opts] fresh: replaces a stuck one */
+  function ensurePeer(peerId, { fresh = false } = {}) {
     let peer = state.peers.get(peerId);
     if (peer) return peer;
     const info = presence.peers.get(peerId);
@@ -83,14 +88,33 @@ export function init({ socket, presence }) {
       send: sendSignal,
       onStream: (stream) => ui.setTileStream(peerId, stream),
       onState: (link) => { ui.setTileLink(peerId, link); linkNews(peerId, link); renderCallState(); },
+      onStuck: () => replacePeer(peerId, { fresh: true }),
+      fresh,
     });
     state.peers.set(peerId, peer);
+    mark(`peer ${peerId} ${peer.negotiator.polite ? "polite" : "impolite"}${fresh ? " fresh" : ""}`);
+    const pc = peer.pc;
+    pc.addEventListener("signalingstatechange", () => mark(`signaling ${pc.signalingState} ${peerId}`));
+    pc.addEventListener("iceconnectionstatechange", () => mark(`ice ${pc.iceConnectionState} ${peerId}`));
     if (state.local) peer.addLocalStream(state.local);
     else peer.receiveOnly();
     if (state.screen) peer.replaceVideo(state.screen);
     ui.setTileLink(peerId, "connecting");
     renderCallState();
     return peer;
+  }
+
+  /**
+   * A new RTCPeerConnection in place of a stuck one, keeping the tile. Ours (fresh:
+   * its first offer tells the other side to do the same) or theirs (a fresh offer
+   * came: answer it from a new connection).
+   */
+  function replacePeer(peerId, { fresh = false } = {}) {
+    if (!state.peers.has(peerId) || !state.inCall) return;
+    forgetPeer(peerId);
+    state.rebuilds += 1;
+    mark(`replace ${peerId}${fresh ? " (ours stuck)" : " (theirs stuck)"}`);
+    return ensurePeer(peerId, { fresh });
   }
 
   /** Say it when a peer's media link breaks and when it is back. */
@@ -106,13 +130,17 @@ export function init({ socket, presence }) {
     }
   }
 
-  function dropPeer(peerId, { said } = {}) {
-    const peer = state.peers.get(peerId);
-    if (peer) peer.close();
+  /** Close our connection to a peer and forget its link numbers (the tile stays). */
+  function forgetPeer(peerId) {
+    state.peers.get(peerId)?.close();
     state.peers.delete(peerId);
     state.samples.delete(peerId);
     state.quality.delete(peerId);
     state.policies.delete(peerId);
+  }
+
+  function dropPeer(peerId, { said } = {}) {
+    forgetPeer(peerId);
     ui.removeTile(peerId);
     if (said) ui.showStatus(said, { tone: "info" });
     renderCallState();
@@ -393,6 +421,8 @@ export function init({ socket, presence }) {
       if (!state.inCall || typeof f.from !== "string") return;
       // An offer from someone we have no connection with: they just entered.
       if (!state.peers.has(f.from) && type !== "signal.offer") return;
+      // They replaced a stuck connection with a new one: so do we, to answer it.
+      if (type === "signal.offer" && f.fresh === true) replacePeer(f.from);
       ensurePeer(f.from).receive(f);
     });
   }

@@ -9,7 +9,7 @@
 /**
  * @typedef {{type: "offer"|"answer", sdp: string}} Description
  * @typedef {{candidate: string, sdpMid?: string|null, sdpMLineIndex?: number|null} | null} Candidate
- * @typedef {{kind: "description", description: Description, restart?: boolean}
+ * @typedef {{kind: "description", description: Description, restart?: boolean, fresh?: boolean}
  *          | {kind: "candidate", candidate: Candidate}} Signal
  * @typedef {{
  *   signalingState: string,
@@ -27,9 +27,11 @@
 export class Negotiator {
   /**
    * @param {PeerConnectionLike} pc
-   * @param {{polite: boolean, send: (signal: Signal) => void, onError?: (e: Error) => void}} opts
+   * @param {{polite: boolean, send: (signal: Signal) => void, onError?: (e: Error) => void,
+   *          fresh?: boolean}} opts  fresh: this connection replaces a stuck one; the
+   *          first offer says so, and the other side replaces its own to answer it
    */
-  constructor(pc, { polite, send, onError }) {
+  constructor(pc, { polite, send, onError, fresh = false }) {
     this.pc = pc;
     this.polite = polite;
     this.send = send;
@@ -38,6 +40,7 @@ export class Negotiator {
     this.ignoreOffer = false;
     this.settingRemoteAnswer = false;
     this.restarting = false;
+    this.fresh = fresh;
     /** @type {Candidate[]} candidates that came before any remote description */
     this.pendingCandidates = [];
     // Signals are applied one at a time, in arrival order.
@@ -60,6 +63,8 @@ export class Negotiator {
       this.offersSent += 1;
       const signal = { kind: "description", description: plain(this.pc.localDescription) };
       if (this.restarting) signal.restart = true;
+      if (this.fresh) signal.fresh = true;
+      this.fresh = false;
       this.send(signal);
     } catch (err) {
       this.onError(err);
@@ -103,6 +108,7 @@ export class Negotiator {
       }
       await this.flushCandidates();
       if (description.type === "offer") {
+        this.fresh = false; // they offered first: there is nothing of ours to replace
         await pc.setLocalDescription();
         this.send({ kind: "description", description: plain(pc.localDescription) });
       }

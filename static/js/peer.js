@@ -10,8 +10,14 @@ import { Negotiator, isPolite } from "./negotiation.js";
 
 const DISCONNECTED_RESTART_MS = 3000;
 // A link not connected this long after it was set up (or after the last kick)
-// is stuck: a signal was lost or a collision left both sides waiting.
+// is stuck: a signal was lost, a collision left both sides waiting, or the
+// connection itself is wedged (an ICE restart on both sides did not bring one
+// back in CI once). The impolite side replaces its RTCPeerConnection with a new
+// one and the polite side follows its "fresh" offer. The polite side waits
+// longer, so the two do not kick at once; if the other has no connection at all
+// (our first offer was lost), its kick (rollback, ICE restart) offers again.
 export const CONNECT_WATCHDOG_MS = 10000;
+export const POLITE_WATCHDOG_MS = 15000;
 
 export function rtcConfiguration(/** @type {IceConfig} */ ice) {
   return {
@@ -24,22 +30,28 @@ export function rtcConfiguration(/** @type {IceConfig} */ ice) {
 export class Peer {
   /**
    * @param {{selfId: string, remoteId: string, ice: IceConfig, send: (frame: object) => void,
-   *          onStream: (stream: MediaStream) => void, onState: (state: PeerLinkState) => void}} opts
+   *          onStream: (stream: MediaStream) => void, onState: (state: PeerLinkState) => void,
+   *          onStuck?: () => void, fresh?: boolean}} opts
+   *   onStuck: the impolite side's watchdog asks for this connection to be replaced;
+   *   fresh: this one replaces a stuck one (its first offer says so)
    */
-  constructor({ selfId, remoteId, ice, send, onStream, onState }) {
+  constructor({ selfId, remoteId, ice, send, onStream, onState, onStuck, fresh = false }) {
     this.remoteId = remoteId;
     this.onState = onState;
+    this.onStuck = onStuck;
     this.pc = new RTCPeerConnection(rtcConfiguration(ice));
     this.remoteStream = new MediaStream();
     /** @type {Map<string, RTCRtpSender>} kind -> sender */
     this.senders = new Map();
     this.negotiator = new Negotiator(this.pc, {
       polite: isPolite(selfId, remoteId),
+      fresh,
       send: (signal) => {
         if (signal.kind === "description") {
           const type = signal.description.type === "offer" ? "signal.offer" : "signal.answer";
           const frame = { type, to: remoteId, sdp: signal.description.sdp };
           if (signal.restart) frame.restart = true;
+          if (signal.fresh) frame.fresh = true;
           send(frame);
         } else if (signal.candidate) {
           send({ type: "signal.ice", to: remoteId, candidate: signal.candidate });
@@ -77,18 +89,24 @@ export class Peer {
 
   armWatchdog() {
     clearTimeout(this.connectTimer);
-    this.connectTimer = setTimeout(() => this.kickIfStuck(), CONNECT_WATCHDOG_MS);
+    const wait = this.negotiator.polite ? POLITE_WATCHDOG_MS : CONNECT_WATCHDOG_MS;
+    this.connectTimer = setTimeout(() => this.kickIfStuck(), wait);
   }
 
   /**
    * Not connected yet while the signaling socket stayed up (so nothing else will
-   * retry): drop an offer of ours that was never answered and restart ICE, which
-   * negotiates afresh; again every CONNECT_WATCHDOG_MS until connected.
+   * retry). The impolite side asks for a new connection (onStuck); the polite side,
+   * or one without onStuck, drops an offer of its own that was never answered and
+   * restarts ICE, which negotiates afresh, again every watchdog period until connected.
    */
   async kickIfStuck() {
     const state = this.pc.connectionState;
     if (state === "connected" || state === "closed") return;
     this.kicks += 1;
+    if (!this.negotiator.polite && this.onStuck) {
+      this.onStuck();
+      return;
+    }
     if (this.pc.signalingState === "have-local-offer" && !this.negotiator.makingOffer) {
       try {
         await this.pc.setLocalDescription({ type: "rollback" });

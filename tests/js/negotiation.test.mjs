@@ -136,3 +136,23 @@ test("glare is counted on both ends", async () => {
   await pump();
   assert.equal(a.collisions + b.collisions, 2);
 });
+
+test("a fresh connection says so on its first offer only", async () => {
+  const pcA = new FakePC("A");
+  const sent = [];
+  const a = new Negotiator(pcA, { polite: false, fresh: true, send: (s) => sent.push(s) });
+  await a.negotiate();
+  await a.receive({ kind: "description", description: { type: "answer", sdp: "B-answer" } });
+  await a.negotiate();
+  const offers = sent.filter((s) => s.kind === "description");
+  assert.deepEqual(offers.map((s) => s.fresh ?? false), [true, false]);
+});
+
+test("a fresh connection that answers first never marks a later offer", async () => {
+  const pcB = new FakePC("B");
+  const sent = [];
+  const b = new Negotiator(pcB, { polite: true, fresh: true, send: (s) => sent.push(s) });
+  await b.receive({ kind: "description", description: { type: "offer", sdp: "A-offer" } });
+  await b.negotiate();
+  assert.deepEqual(sent.map((s) => [s.description.type, s.fresh ?? false]), [["answer", false], ["offer", false]]);
+});

@@ -20,31 +20,51 @@ class FakePC {
 globalThis.RTCPeerConnection = FakePC;
 globalThis.MediaStream = class { addTrack() {} };
 
-const { Peer, CONNECT_WATCHDOG_MS } = await import("../../static/js/peer.js");
+const { Peer, CONNECT_WATCHDOG_MS, POLITE_WATCHDOG_MS } = await import("../../static/js/peer.js");
 
-function make() {
+/** "a" < "b": a peer of "a" is polite, one of "b" impolite. */
+function make({ selfId = "a", remoteId = "b", onStuck } = {}) {
   const states = [];
   const peer = new Peer({
-    selfId: "a", remoteId: "b", ice: null, send: () => {}, onStream: () => {}, onState: (s) => states.push(s),
+    selfId, remoteId, ice: null, send: () => {}, onStream: () => {}, onState: (s) => states.push(s), onStuck,
   });
   return { peer, pc: peer.pc, states };
 }
 
-test("a link that never connects is kicked: unanswered offer rolled back, ICE restarted, again later", async () => {
+test("the polite side's stuck link: unanswered offer rolled back, ICE restarted, again later", async () => {
   mock.timers.enable({ apis: ["setTimeout"] });
   try {
-    const { peer, pc } = make();
+    const { peer, pc } = make({ onStuck: () => assert.fail("the polite side never replaces") });
     pc.signalingState = "have-local-offer"; // our offer was never answered
-    mock.timers.tick(CONNECT_WATCHDOG_MS - 1);
+    mock.timers.tick(POLITE_WATCHDOG_MS - 1);
     assert.equal(pc.restarts, 0);
     mock.timers.tick(1);
     await new Promise((r) => setImmediate(r));
     assert.deepEqual(pc.local, ["rollback"]);
     assert.equal(pc.restarts, 1);
-    mock.timers.tick(CONNECT_WATCHDOG_MS);
+    mock.timers.tick(POLITE_WATCHDOG_MS);
     await new Promise((r) => setImmediate(r));
     assert.equal(pc.restarts, 2, "keeps trying while not connected");
     assert.equal(peer.kicks, 2);
+    peer.close();
+  } finally {
+    mock.timers.reset();
+  }
+});
+
+test("the impolite side's stuck link asks to be replaced, sooner than the polite side acts", async () => {
+  mock.timers.enable({ apis: ["setTimeout"] });
+  try {
+    let stuck = 0;
+    const { peer, pc } = make({ selfId: "b", remoteId: "a", onStuck: () => { stuck += 1; } });
+    assert.ok(CONNECT_WATCHDOG_MS < POLITE_WATCHDOG_MS);
+    mock.timers.tick(CONNECT_WATCHDOG_MS - 1);
+    assert.equal(stuck, 0);
+    mock.timers.tick(1);
+    await new Promise((r) => setImmediate(r));
+    assert.equal(stuck, 1);
+    assert.equal(pc.restarts, 0, "replaced, not restarted");
+    assert.deepEqual(pc.local, []);
     peer.close();
   } finally {
     mock.timers.reset();
