@@ -69,31 +69,29 @@ _STALE = (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError)
 
 
 def _connection(scheme: str, host: str, port: int | None, *, fresh: bool):
+    """(pool key, connection, whether it was reused from the pool, the pool)."""
     pool: dict = _local.__dict__.setdefault("pool", {})
     key = (scheme, host, port)
     conn = pool.pop(key, None)
     if conn is not None and fresh:
         conn.close()
         conn = None
-    if conn is None:
-        cls = http.client.HTTPSConnection if scheme == "https" else http.client.HTTPConnection
-        conn = cls(host, port, timeout=settings.DELIVERY_HTTP_TIMEOUT_S)
-        conn.reused = False
-    else:
-        conn.reused = True
-    return key, conn, pool
+    if conn is not None:
+        return key, conn, True, pool
+    cls = http.client.HTTPSConnection if scheme == "https" else http.client.HTTPConnection
+    return key, cls(host, port, timeout=settings.DELIVERY_HTTP_TIMEOUT_S), False, pool
 
 
 def _post(scheme: str, host: str, port: int | None, path: str, body: bytes, headers: dict) -> int:
     for fresh in (False, True):
-        key, conn, pool = _connection(scheme, host, port, fresh=fresh)
+        key, conn, reused, pool = _connection(scheme, host, port, fresh=fresh)
         try:
             conn.request("POST", path, body=body, headers=headers)
             response = conn.getresponse()
             data = response.read(RESPONSE_READ_LIMIT + 1)
         except _STALE:
             conn.close()
-            if conn.reused and not fresh:
+            if reused and not fresh:
                 # The receiver closed an idle keep-alive connection: not a failed
                 # attempt, just try once more on a new connection.
                 continue
@@ -126,7 +124,7 @@ class WebhookSender:
             .values_list("url", "secret", "active")[:1]
         )
         url, secret, active = row[0] if row else (None, None, False)
-        if not active:
+        if not active or secret is None:
             raise SendError("the webhook was deleted or deactivated", retryable=False)
         # The owner may have changed the URL since the event; never call a URL
         # other than the one this delivery (and its breaker) is about.
@@ -149,6 +147,8 @@ class WebhookSender:
             ),
         }
         parts = urlsplit(target)
+        if not parts.hostname:  # url_check refuses these; the type says it may be None
+            raise SendError("the webhook URL has no host", retryable=False)
         path = parts.path or "/"
         if parts.query:
             path += "?" + parts.query

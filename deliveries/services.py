@@ -76,13 +76,13 @@ def rooms_events_emit(*, events_by_room: dict[int, list[tuple[str, dict]]]) -> i
     rooms = [room_id for room_id, events in events_by_room.items() if events]
     if not rooms:
         return 0
-    hooks: dict[int, list[dict]] = {}
-    for hook in (
+    hooks: dict[int, list[dict[str, Any]]] = {}
+    for row in (
         Webhook.objects.filter(room_id__in=rooms, active=True)
         .order_by("id")  # not Meta.ordering: that joins rooms
         .values("id", "room_id", "url", "events")
     ):
-        hooks.setdefault(hook["room_id"], []).append(hook)
+        hooks.setdefault(row["room_id"], []).append(dict(row))
     count = 0
     created_at = timezone.now().isoformat()
     for room_id in rooms:
@@ -131,6 +131,7 @@ def notify_offline_members(*, room_id: int, member_ids: list[int], reason: str, 
     )
     count = 0
     for member in members:
+        assert member.user is not None  # filtered above
         payload = {
             "room_id": room_id,
             "member_id": member.pk,

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import weakref
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -103,14 +104,14 @@ async def room_listen(*, room_id: int, consumer: RoomConsumer) -> None:
     await _hub().join(room_id, consumer)
 
 
-def wakeup_frame(messages: list[dict[str, Any]]) -> dict[str, Any]:
+def wakeup_frame(messages: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """``chat.message`` for one new message, ``chat.messages`` for several (in seq order)."""
     if len(messages) == 1:
         return {"type": "chat.message", **messages[0]}
     return {"type": "chat.messages", "messages": messages}
 
 
-async def rooms_publish(messages_by_room: dict[int, list[dict[str, Any]]]) -> None:
+async def rooms_publish(messages_by_room: Mapping[int, Sequence[Mapping[str, Any]]]) -> None:
     """Publish chat wake-ups to every socket in these rooms, on every server.
 
     One Redis round trip; one pub/sub message, i.e. one frame per socket, per

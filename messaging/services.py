@@ -1,13 +1,14 @@
 """Writes for chat: create (idempotent by client id) and hide."""
 
 import re
+from collections.abc import Sequence
 from typing import TypedDict
 
 import structlog
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Case, Value, When
+from django.db.models import Case, Field, Value, When
 from django.utils import timezone
 
 from deliveries.services import notify_offline_members, rooms_events_emit
@@ -67,6 +68,13 @@ def _last_seqs_locked(*, room_ids: list[int]) -> dict[int, int]:
     return found
 
 
+def _column(name: str) -> str:
+    """The quoted column of a Message field, for the two hand-written statements."""
+    field = Message._meta.get_field(name)
+    assert isinstance(field, Field)
+    return connection.ops.quote_name(field.column)
+
+
 def _resent_ids(*, keys: list[tuple[int, int, str]]) -> list[int]:
     """Ids of the messages already written under these (room, author, client id) keys.
 
@@ -75,11 +83,8 @@ def _resent_ids(*, keys: list[tuple[int, int, str]]) -> list[int]:
     combination, 32,000 lookups for a batch of 200 from 40 authors; the ORM has
     no join to a list of values.
     """
-    qn = connection.ops.quote_name
-    table = qn(Message._meta.db_table)
-    room, author, client_id = (
-        qn(Message._meta.get_field(f).column) for f in ("room", "author", "client_id")
-    )
+    table = connection.ops.quote_name(Message._meta.db_table)
+    room, author, client_id = (_column(f) for f in ("room", "author", "client_id"))
     values = ", ".join(["(%s, %s, %s)"] * len(keys))
     with connection.cursor() as cursor:
         cursor.execute(
@@ -90,7 +95,7 @@ def _resent_ids(*, keys: list[tuple[int, int, str]]) -> list[int]:
         return [row[0] for row in cursor.fetchall()]
 
 
-def _insert_rows(rows: list[tuple[int, int, int, str, str, object]]) -> None:
+def _insert_rows(rows: Sequence[tuple[int, int, int, str, str, str | None]]) -> None:
     """Insert new messages with one multi-row INSERT statement.
 
     Not the ORM's bulk_create, which prepared every field of every row (about
@@ -99,12 +104,12 @@ def _insert_rows(rows: list[tuple[int, int, int, str, str, object]]) -> None:
     loop thread is busy (bench/chat_fanout.py measures both).
     """
     fields = ["room", "seq", "author", "client_id", "body", "created_at"]
-    qn = connection.ops.quote_name
-    columns = ", ".join(qn(Message._meta.get_field(f).column) for f in fields)
+    table = connection.ops.quote_name(Message._meta.db_table)
+    columns = ", ".join(_column(f) for f in fields)
     values = ", ".join(["(%s, %s, %s, %s, %s, %s)"] * len(rows))
     with connection.cursor() as cursor:
         cursor.execute(
-            f"INSERT INTO {qn(Message._meta.db_table)} ({columns}) VALUES {values}",  # noqa: S608 - names from the model
+            f"INSERT INTO {table} ({columns}) VALUES {values}",  # noqa: S608 - names from the model
             [value for row in rows for value in row],
         )
 

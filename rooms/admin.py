@@ -1,12 +1,26 @@
+from typing import TYPE_CHECKING, Any
+
 from django.contrib import admin, messages
+from django.contrib.auth.models import User
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from . import services
 from .models import AuditLog, Ban, Invite, Membership, Role, Room
 
+if TYPE_CHECKING:  # the mixin's super() calls reach ModelAdmin or InlineModelAdmin
+    _AdminBase = admin.options.BaseModelAdmin[Any]
+else:
+    _AdminBase = object
 
-class OwnerOnlyForSuperusers:
+
+def _by(request: HttpRequest) -> User:
+    """Who acts: the admin site lets only signed-in staff in."""
+    assert isinstance(request.user, User)
+    return request.user
+
+
+class OwnerOnlyForSuperusers(_AdminBase):
     """Moderators (staff, not superusers) cannot make or edit owners: no escalation."""
 
     def formfield_for_choice_field(self, db_field, request, **kwargs):
@@ -55,14 +69,14 @@ class RoomAdmin(admin.ModelAdmin):
         changed = [f for f in ("locked", "lobby_enabled") if f in form.changed_data]
         if change and changed:
             # Locking from the admin is a moderation action like in the call.
-            services.room_access_saved_in_admin(room=obj, by=request.user, fields=changed)
+            services.room_access_saved_in_admin(room=obj, by=_by(request), fields=changed)
 
     def save_formset(self, request: HttpRequest, form, formset, change: bool) -> None:
         super().save_formset(request, form, formset, change)
         if formset.model is Membership:
             for membership, fields in formset.changed_objects:
                 if "role" in fields:
-                    services.member_role_saved_in_admin(membership=membership, by=request.user)
+                    services.member_role_saved_in_admin(membership=membership, by=_by(request))
 
 
 @admin.register(Membership)
@@ -77,7 +91,7 @@ class MembershipAdmin(OwnerOnlyForSuperusers, admin.ModelAdmin):
         super().save_model(request, obj, form, change)
         if change and "role" in form.changed_data:
             # Same effect as in the call: audited, and the member's sockets follow now.
-            services.member_role_saved_in_admin(membership=obj, by=request.user)
+            services.member_role_saved_in_admin(membership=obj, by=_by(request))
 
 
 @admin.register(Invite)
@@ -92,7 +106,7 @@ class InviteAdmin(admin.ModelAdmin):
     @admin.action(description="Revoke the selected invite links", permissions=["change"])
     def revoke_invites(self, request: HttpRequest, queryset: QuerySet[Invite]) -> None:
         for invite in queryset.select_related("room"):
-            services.invite_revoke_by(invite=invite, by=request.user)
+            services.invite_revoke_by(invite=invite, by=_by(request))
         messages.success(request, "The selected invite links no longer work.")
 
 
@@ -117,19 +131,19 @@ class BanAdmin(admin.ModelAdmin):
 
     def save_model(self, request: HttpRequest, obj: Ban, form, change: bool) -> None:
         if not change:
-            obj.banned_by = request.user
-            if not obj.display_name:
-                obj.display_name = (
-                    obj.membership.display_name if obj.membership else obj.user.get_username()
-                )
+            obj.banned_by = _by(request)
+            if not obj.display_name and obj.membership:
+                obj.display_name = obj.membership.display_name
+            elif not obj.display_name and obj.user:
+                obj.display_name = obj.user.get_username()
         super().save_model(request, obj, form, change)
         # Audited, and enforced live: the banned person's sockets close now.
-        services.ban_saved_in_admin(ban=obj, by=request.user, created=not change)
+        services.ban_saved_in_admin(ban=obj, by=_by(request), created=not change)
 
     @admin.action(description="Lift the selected bans", permissions=["change"])
     def lift_bans(self, request: HttpRequest, queryset: QuerySet[Ban]) -> None:
         for ban in queryset.select_related("room"):
-            services.ban_lift(ban=ban, by=request.user)
+            services.ban_lift(ban=ban, by=_by(request))
         messages.success(request, "The selected bans are lifted.")
 
 

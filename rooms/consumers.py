@@ -122,7 +122,7 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
             self.ready = False
             await self.channel_layer.group_discard(self.group, self.channel_name)
         elif code in DELIBERATE_CLOSE_CODES or server_code is not None:
-            reason = {CloseCode.KICKED: "kicked", CloseCode.BANNED: "banned"}
+            reason: dict[int | None, str] = {CloseCode.KICKED: "kicked", CloseCode.BANNED: "banned"}
             await self.leave_room(reason=reason.get(server_code, "disconnect"))
         else:
             await self.start_grace()

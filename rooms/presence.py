@@ -11,7 +11,7 @@ Signals for a peer in grace wait in ``signal:<room>:<peer>`` until it resumes.
 """
 
 import json
-from typing import TypedDict
+from typing import TypedDict, cast
 
 from videochat.redis import get_redis
 
@@ -93,7 +93,7 @@ async def presence_touch(*, room_id: int, peer_id: str) -> bool:
     return bool(await get_redis().eval(_TOUCH, 2, *_keys(room_id), peer_id))
 
 
-async def presence_update(*, room_id: int, peer_id: str, **changes: bool) -> PeerState | None:
+async def presence_update(*, room_id: int, peer_id: str, **changes: bool | str) -> PeerState | None:
     key, _ = _keys(room_id)
     redis = get_redis()
     raw = await redis.hget(key, peer_id)
@@ -177,7 +177,8 @@ async def presence_bind(*, room_id: int, peer_id: str, channel: str) -> None:
 
 
 async def presence_channel(*, room_id: int, peer_id: str) -> str | None:
-    return await get_redis().hget(_chan_key(room_id), peer_id)
+    # The client decodes responses (videochat/redis.py): a str, not bytes.
+    return cast(str | None, await get_redis().hget(_chan_key(room_id), peer_id))
 
 
 async def presence_is_bound(*, room_id: int, peer_id: str, channel: str) -> bool:

@@ -2,7 +2,7 @@
 
 from typing import TypedDict
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AnonymousUser, User
 from django.contrib.sessions.backends.base import SessionBase
 
 from .models import Membership, Room
@@ -17,12 +17,12 @@ class MemberRow(TypedDict):
     is_guest: bool
 
 
-def rooms_for_user(*, user: AbstractBaseUser) -> list[Room]:
+def rooms_for_user(*, user: User) -> list[Room]:
     return list(Room.objects.filter(memberships__user=user).select_related("owner").distinct())
 
 
 def membership_for(
-    *, room: Room, user: AbstractBaseUser | AnonymousUser, session: SessionBase | None
+    *, room: Room, user: User | AnonymousUser, session: SessionBase | None
 ) -> Membership | None:
     """The caller's membership: by account, else by a guest id kept in the session."""
     if user.is_authenticated:
@@ -67,7 +67,7 @@ class SocketAccess(TypedDict):
 
 
 def socket_access(
-    *, slug: str, user: AbstractBaseUser | AnonymousUser, session: SessionBase | None
+    *, slug: str, user: User | AnonymousUser, session: SessionBase | None
 ) -> SocketAccess:
     """What a connecting socket may do: the room (None if missing) and the caller's membership."""
     room = Room.objects.filter(slug=slug).first()

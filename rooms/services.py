@@ -9,7 +9,7 @@ from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.contrib.auth.hashers import make_password
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.text import slugify
@@ -29,9 +29,7 @@ def suggest_slug(name: str) -> str:
 
 
 @transaction.atomic
-def room_create(
-    *, owner: AbstractBaseUser, name: str, slug: str, capacity: int, guest_access: bool
-) -> Room:
+def room_create(*, owner: User, name: str, slug: str, capacity: int, guest_access: bool) -> Room:
     try:
         with transaction.atomic():
             room = Room.objects.create(
@@ -46,7 +44,7 @@ def room_create(
     return room
 
 
-def invite_create(*, room: Room, created_by: AbstractBaseUser | None) -> Invite:
+def invite_create(*, room: Room, created_by: User | None) -> Invite:
     return Invite.objects.create(room=room, created_by=created_by)
 
 
@@ -68,7 +66,7 @@ def invite_resolve(*, token: str) -> Invite:
     return invite
 
 
-def membership_join(*, invite: Invite, user: AbstractBaseUser) -> Membership:
+def membership_join(*, invite: Invite, user: User) -> Membership:
     # An old invite link must not let a banned account back in.
     existing = Membership.objects.filter(room=invite.room, user=user).first()
     if ban_active_for(
@@ -96,7 +94,7 @@ def membership_join_as_guest(*, invite: Invite, display_name: str) -> Membership
 # demoted moderator is refused at once whatever their socket believes, writes
 # one AuditLog row, and tells sockets only after commit.
 
-ROLE_RANK = {Role.GUEST: 0, Role.PARTICIPANT: 1, Role.MODERATOR: 2, Role.OWNER: 3}
+ROLE_RANK: dict[str, int] = {Role.GUEST: 0, Role.PARTICIPANT: 1, Role.MODERATOR: 2, Role.OWNER: 3}
 
 
 class ModTarget(TypedDict):
@@ -191,7 +189,7 @@ def _target_dict(target: Membership | None) -> ModTarget | None:
 def audit_record(
     *,
     room: Room,
-    actor_user: AbstractBaseUser | None,
+    actor_user: User | None,
     actor_name: str,
     action: str,
     target: Membership | None = None,
@@ -244,7 +242,7 @@ def member_set_role(
     *, room_id: int, actor_member_id: int, target_member_id: object, role: object
 ) -> ModResult:
     """The owner appoints or demotes moderators; takes effect on every socket at once."""
-    if role not in (Role.MODERATOR, Role.PARTICIPANT):
+    if not isinstance(role, str) or role not in (Role.MODERATOR, Role.PARTICIPANT):
         raise BadRequest("role must be 'moderator' or 'participant'.")
     actor = _actor(room_id=room_id, actor_member_id=actor_member_id, need=Role.OWNER)
     target = _target(actor=actor, target_member_id=target_member_id)
@@ -285,15 +283,14 @@ def _ban_frame(ban: Ban, *, by: str) -> dict:
 
 def _ban_enforce_after_commit(*, ban: Ban, by: str) -> None:
     """Close the banned person's sockets in the room and tell the room."""
-    members = (
-        [ban.membership_id]
-        if ban.user_id is None
-        else list(
+    if ban.user_id is not None:
+        members = list(
             Membership.objects.filter(room_id=ban.room_id, user_id=ban.user_id).values_list(
                 "pk", flat=True
             )
         )
-    )
+    else:  # a guest membership
+        members = [ban.membership_id] if ban.membership_id is not None else []
     for member_id in members:
         member_event_after_commit(
             member_id=member_id,
@@ -344,7 +341,7 @@ def ban_create(
     )
 
 
-def ban_saved_in_admin(*, ban: Ban, by: AbstractBaseUser, created: bool) -> None:
+def ban_saved_in_admin(*, ban: Ban, by: User, created: bool) -> None:
     """The admin saved a ban: audit it and, if it holds now, enforce it live."""
     with transaction.atomic():
         audit_record(
@@ -363,7 +360,7 @@ def ban_saved_in_admin(*, ban: Ban, by: AbstractBaseUser, created: bool) -> None
 
 
 @transaction.atomic
-def ban_lift(*, ban: Ban, by: AbstractBaseUser) -> Ban:
+def ban_lift(*, ban: Ban, by: User) -> Ban:
     if ban.lifted_at is None:
         ban.lifted_at = timezone.now()
         ban.save(update_fields=["lifted_at"])
@@ -436,7 +433,7 @@ def room_access_state(*, room: Room) -> dict:
     }
 
 
-def invite_revoke_by(*, invite: Invite, by: AbstractBaseUser) -> Invite:
+def invite_revoke_by(*, invite: Invite, by: User) -> Invite:
     with transaction.atomic():
         if invite.revoked_at is None:
             invite_revoke(invite=invite)
@@ -465,7 +462,7 @@ def message_hide_by_moderator(*, room_id: int, actor_member_id: int, seq: int) -
     return result
 
 
-def member_role_saved_in_admin(*, membership: Membership, by: AbstractBaseUser) -> None:
+def member_role_saved_in_admin(*, membership: Membership, by: User) -> None:
     with transaction.atomic():
         audit_record(
             room=membership.room,
@@ -491,7 +488,7 @@ def moderator_check(*, room_id: int, actor_member_id: int) -> None:
     _actor(room_id=room_id, actor_member_id=actor_member_id, need=Role.MODERATOR)
 
 
-def room_access_saved_in_admin(*, room: Room, by: AbstractBaseUser, fields: list[str]) -> None:
+def room_access_saved_in_admin(*, room: Room, by: User, fields: list[str]) -> None:
     lobby = AuditLog.Action.LOBBY_ON if room.lobby_enabled else AuditLog.Action.LOBBY_OFF
     actions = {
         "locked": AuditLog.Action.LOCK if room.locked else AuditLog.Action.UNLOCK,

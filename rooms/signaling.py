@@ -71,7 +71,7 @@ async def relay(consumer: RoomConsumer, *, to: str, frame: dict[str, Any]) -> No
 @handles("signal.offer")
 async def signal_offer(consumer: RoomConsumer, frame: Frame) -> None:
     to = _target(consumer, frame)
-    out = {"type": "signal.offer", "from": consumer.peer_id, "sdp": _sdp(frame)}
+    out: dict[str, Any] = {"type": "signal.offer", "from": consumer.peer_id, "sdp": _sdp(frame)}
     for flag in ("restart", "fresh"):  # ICE restart; a new connection replacing a stuck one
         if frame.get(flag) is True:
             out[flag] = True

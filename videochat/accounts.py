@@ -12,7 +12,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 class SignupForm(UserCreationForm):
     email = forms.EmailField(required=False, help_text="For notifications; optional.")
 
-    class Meta(UserCreationForm.Meta):
+    class Meta(UserCreationForm.Meta):  # type: ignore[name-defined]  # django-stubs declares no Meta
         model = User
         fields = ("username", "email")
 

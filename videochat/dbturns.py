@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from typing import IO
 
 from django.db import connections
+from django.db.backends.sqlite3.base import DatabaseWrapper as SQLiteDatabase
 
 _files = threading.local()
 
@@ -42,7 +43,8 @@ def write_turn(using: str = "default") -> Iterator[None]:
     name = str(connection.settings_dict["NAME"])
     # Inside a transaction already begun, the turn would come too late to
     # help (and a test's wrapping transaction holds the database anyway).
-    if connection.vendor != "sqlite" or connection.is_in_memory_db() or connection.in_atomic_block:
+    sqlite_file = isinstance(connection, SQLiteDatabase) and not connection.is_in_memory_db()
+    if not sqlite_file or connection.in_atomic_block:
         yield
         return
     lock = _lock_file(f"{name}.writers")

@@ -37,7 +37,9 @@ def wait_for_port(
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"{proc.args[0]} exited with {proc.returncode} before listening")
+            argv = proc.args if isinstance(proc.args, list | tuple) else [proc.args]
+            name = os.fsdecode(argv[0])
+            raise RuntimeError(f"{name} exited with {proc.returncode} before listening")
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.5):
                 return
