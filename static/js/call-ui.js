@@ -61,7 +61,7 @@ export function setPreview(stream) {
 /** @param {string} peerId @param {{name: string, self?: boolean}} info @returns {HTMLElement} */
 export function ensureTile(peerId, { name, self = false }) {
   const grid = $("video-grid");
-  let tile = grid.querySelector(`[data-peer-id="${CSS.escape(peerId)}"]`);
+  let tile = /** @type {HTMLElement|null} */ (grid.querySelector(`[data-peer-id="${CSS.escape(peerId)}"]`));
   if (!tile) {
     tile = document.createElement("figure");
     tile.className = "tile";
@@ -86,7 +86,7 @@ export function ensureTile(peerId, { name, self = false }) {
     grid.dataset.count = String(grid.children.length);
   }
   tile.querySelector(".tile-name").textContent = self ? `${name} (you)` : name;
-  return /** @type {HTMLElement} */ (tile);
+  return tile;
 }
 
 export function setTileStream(peerId, stream) {
@@ -141,6 +141,7 @@ export function setToggle(id, pressed, labels) {
   button.textContent = pressed ? labels[1] : labels[0];
 }
 
+/** @param {string} peerId @returns {HTMLElement|null} */
 function tileOf(peerId) {
   return document.querySelector(`#video-grid [data-peer-id="${CSS.escape(peerId)}"]`);
 }

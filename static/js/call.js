@@ -139,6 +139,7 @@ export function init({ socket, presence }) {
     state.policies.delete(peerId);
   }
 
+  /** @param {string} peerId @param {{said?: string}} [opts] */
   function dropPeer(peerId, { said } = {}) {
     forgetPeer(peerId);
     ui.removeTile(peerId);

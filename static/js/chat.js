@@ -38,10 +38,10 @@ export function init({ socket, root }) {
   const scroller = card.querySelector("#chat-scroll");
   const list = card.querySelector("#chat-messages");
   const pendingList = card.querySelector("#chat-outbox");
-  const olderNote = card.querySelector("#chat-older");
+  const olderNote = /** @type {HTMLElement} */ (card.querySelector("#chat-older"));
   const typingLine = card.querySelector("#chat-typing");
   const form = card.querySelector("#chat-form");
-  const input = card.querySelector("#chat-input");
+  const input = /** @type {HTMLTextAreaElement} */ (card.querySelector("#chat-input"));
   /** @type {Map<number, HTMLElement>} */
   const bySeq = new Map();
   /** @type {Map<string, HTMLElement>} */
@@ -196,7 +196,7 @@ export function init({ socket, root }) {
     apply(log.receive(f.messages));
     if (f.has_more) requestSync();
   });
-  socket.on("chat.message", (f) => apply(log.receive([f])));
+  socket.on("chat.message", (f) => apply(log.receive([/** @type {any} */ (f)])));
   socket.on("chat.messages", (f) => apply(log.receive(f.messages)));
   socket.on("chat.ack", (f) => {
     const item = outbox.ack(f.client_id, f.seq);

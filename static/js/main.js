@@ -31,4 +31,5 @@ for (const feature of [call, chat, moderation]) features.push(feature.init(ctx) 
 socket.start();
 
 // Exposed for the browser tests.
+// @ts-ignore - a global the tests read, not part of Window
 window.huddle = { socket, presence, features };

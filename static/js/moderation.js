@@ -141,6 +141,7 @@ export function init(ctx) {
   function decorateChat() {
     if (!chatList) return;
     for (const li of chatList.querySelectorAll("li.chat-message[data-seq]")) {
+      if (!(li instanceof HTMLElement)) continue;
       const button = li.querySelector(".mod-hide");
       const wanted = isModerator(role) && !li.classList.contains("chat-hidden");
       if (wanted && !button) {
@@ -169,7 +170,7 @@ export function init(ctx) {
   for (const type of ["presence.join", "presence.update", "presence.leave"]) socket.on(type, () => queueMicrotask(renderPeople));
   socket.on("room.access", (f) => { Object.assign(access, f); renderAccess(); if (f.by) log(`${f.by} set the room to: ${accessWords().join(", ")}`); });
   socket.on("mod.action", (f) => log(describeAction(f)));
-  socket.on("lobby.knock", (f) => { knocks.set(f.knock_id, f); renderKnocks(); });
+  socket.on("lobby.knock", (f) => { knocks.set(f.knock_id, /** @type {Knock} */ (/** @type {unknown} */ (f))); renderKnocks(); });
   socket.on("lobby.list", (f) => { knocks.clear(); for (const k of f.knocks) knocks.set(k.knock_id, k); renderKnocks(); });
   socket.on("lobby.resolved", (f) => { knocks.delete(f.knock_id); renderKnocks(); });
   socket.on("mod.muted", (f) => { muteSelf(); notice(noticeFor(f)); });

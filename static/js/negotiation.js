@@ -14,13 +14,13 @@
  * @typedef {{
  *   signalingState: string,
  *   remoteDescription: object|null,
- *   localDescription: Description|null,
+ *   localDescription: {type: string, sdp: string}|null,
  *   setLocalDescription: (d?: Description) => Promise<void>,
  *   setRemoteDescription: (d: Description) => Promise<void>,
  *   addIceCandidate: (c: Candidate) => Promise<void>,
  *   restartIce?: () => void,
- *   onnegotiationneeded: (() => void) | null,
- *   onicecandidate: ((e: {candidate: any}) => void) | null,
+ *   onnegotiationneeded: ((ev: any) => any) | null,
+ *   onicecandidate: ((ev: any) => any) | null,
  * }} PeerConnectionLike
  */
 
@@ -61,6 +61,7 @@ export class Negotiator {
       // A remote offer may have arrived while ours was being made.
       if (this.pc.signalingState !== "have-local-offer") return;
       this.offersSent += 1;
+      /** @type {Signal & {kind: "description"}} */
       const signal = { kind: "description", description: plain(this.pc.localDescription) };
       if (this.restarting) signal.restart = true;
       if (this.fresh) signal.fresh = true;

@@ -19,7 +19,8 @@ const DISCONNECTED_RESTART_MS = 3000;
 export const CONNECT_WATCHDOG_MS = 10000;
 export const POLITE_WATCHDOG_MS = 15000;
 
-export function rtcConfiguration(/** @type {IceConfig} */ ice) {
+/** @param {IceConfig} ice @returns {RTCConfiguration} */
+export function rtcConfiguration(ice) {
   return {
     iceServers: (ice?.ice_servers ?? []).map((s) => ({ ...s })),
     iceTransportPolicy: ice?.ice_transport_policy === "relay" ? "relay" : "all",
@@ -79,6 +80,7 @@ export class Peer {
       }
     };
     this.kicks = 0; // watchdog restarts (diagnostics and tests)
+    this.wasBroken = false; // the link dropped and has not come back yet (call.js says so)
     this.armWatchdog();
   }
 
@@ -190,6 +192,7 @@ export class Peer {
   async stats() {
     const report = await this.pc.getStats();
     const out = { framesDecoded: 0, packetsLost: 0, packetsReceived: 0, rtt: null, jitter: null, fps: null, relay: false };
+    /** @type {RTCIceCandidatePairStats|null} */
     let selectedPair = null;
     report.forEach((s) => {
       if (s.type === "inbound-rtp" && s.kind === "video") {
