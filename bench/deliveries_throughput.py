@@ -142,6 +142,7 @@ def main() -> int:
     from deliveries.connections import sync_redis
     from deliveries.models import Webhook
     from rooms import services as room_services
+    from videochat.devstack import celery_worker_argv
 
     call_command("migrate", verbosity=0)
     owner = get_user_model().objects.create_user("bench", password="x")  # noqa: S106
@@ -155,21 +156,10 @@ def main() -> int:
 
     log = open(tmp / "worker.log", "wb")
     worker = subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "celery"),
-            "-A",
-            "videochat",
-            "worker",
-            "--pool",
-            "prefork",
-            "--concurrency",
-            str(args.concurrency),
-            "--without-gossip",
-            "--without-mingle",
-            "--without-heartbeat",
-            "--loglevel",
-            os.environ.get("BENCH_WORKER_LOGLEVEL", "WARNING"),
-        ],
+        celery_worker_argv(
+            concurrency=args.concurrency,
+            loglevel=os.environ.get("BENCH_WORKER_LOGLEVEL", "WARNING"),
+        ),
         cwd=BASE_DIR,
         env=os.environ.copy(),
         stdout=log,

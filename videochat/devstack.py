@@ -144,6 +144,17 @@ def mongo_service(run_dir: Path, port: int | None = None) -> Service:
     return Service("mongodb", port, argv, run_dir / f"mongo-{port}.log")
 
 
+def celery_worker_argv(*, concurrency: int, loglevel: str, name: str | None = None) -> list[str]:
+    """A ``celery -A videochat worker`` (prefork) as the tests and benchmarks run it:
+    no gossip, mingle or heartbeat, which only slow start-up on a single broker."""
+    argv = [
+        str(Path(sys.executable).parent / "celery"),
+        *("-A", "videochat", "worker", "--pool", "prefork", "--concurrency", str(concurrency)),
+        *("--without-gossip", "--without-mingle", "--without-heartbeat", "--loglevel", loglevel),
+    ]
+    return [*argv, "-n", f"{name}@%h"] if name else argv
+
+
 def daphne_service(
     run_dir: Path,
     port: int | None = None,
