@@ -153,13 +153,17 @@ def test_signaling_socket_killed_mid_call_resumes_and_media_continues(
 
 
 def test_simultaneous_entry_still_connects(live_url, new_context, room, owner, member):
-    """Both click Join at once: neither may have seen the other in the call yet."""
+    """Both click Join at once: neither has seen the other in the call yet, so both
+    offer after the entry fallback and the offers cross (glare at entry)."""
     alice = open_room(new_context, live_url, owner)
     bob = open_room(new_context, live_url, member.user)
     for page in (alice, bob):
         page.wait_for_selector("#join-call:not([disabled])")
-    alice.evaluate("window.huddleCall.join()")
-    bob.evaluate("window.huddleCall.join()")
+    # The same wall-clock moment on both pages (one machine, one clock): joined one
+    # after the other from here, bob would often see alice in the call first.
+    at = int(time.time() * 1000) + 300
+    for page in (alice, bob):
+        page.evaluate("(at) => setTimeout(() => window.huddleCall.join(), at - Date.now())", at)
     wait_decoding(alice, 1, timeout=20, others=[bob])
     wait_decoding(bob, 1, timeout=20, others=[alice])
 
