@@ -80,6 +80,18 @@ def test_sigterm_stops_every_worker_and_exits_zero(pool):
     assert not alive
 
 
+@pytest.mark.parametrize(
+    ("value", "proxy_headers"), [("1", True), ("true", True), ("0", False), ("", False)]
+)
+def test_use_x_forwarded_for_gives_daphne_proxy_headers(monkeypatch, value, proxy_headers):
+    from videochat.webpool import parse
+
+    monkeypatch.setenv("USE_X_FORWARDED_FOR", value)
+    _, daphne_args = parse(["--port", "8000", "--", "videochat.asgi:application"])
+    assert ("--proxy-headers" in daphne_args) is proxy_headers
+    assert daphne_args[-1] == "videochat.asgi:application"
+
+
 def test_bad_arguments_are_refused_with_a_message():
     result = subprocess.run(
         [sys.executable, "-m", "videochat.webpool", "--workers", "0", "--port", "1", "--", "app"],
@@ -88,6 +100,14 @@ def test_bad_arguments_are_refused_with_a_message():
         check=False,
     )
     assert result.returncode == 2 and "--workers must be from 1 to 64" in result.stderr
+    result = subprocess.run(
+        [sys.executable, "-m", "videochat.webpool", "--port", "1", "--", "app"],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**django_env(), "USE_X_FORWARDED_FOR": "maybe"},
+    )
+    assert result.returncode == 2 and "USE_X_FORWARDED_FOR must be 1 or 0" in result.stderr
     port = devstack.free_port()
     with devstack.socket.socket() as taken:
         taken.bind(("127.0.0.1", port))

@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 STOP_GRACE_S = 10
+_TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off", ""}
 
 
 def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
@@ -47,6 +48,14 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
         parser.error(f"--workers must be from 1 to 64, got {args.workers}")
     if not rest:
         parser.error("give daphne's arguments after --, ending with the application")
+    # Behind the load balancer every connection comes from it: without the
+    # client address from X-Forwarded-For, all clients would share one
+    # per-address rate limit (and the login lockout's address).
+    forwarded = os.environ.get("USE_X_FORWARDED_FOR", "").strip().lower()
+    if forwarded not in _TRUE | _FALSE:
+        parser.error(f"USE_X_FORWARDED_FOR must be 1 or 0, got {forwarded!r}")
+    if forwarded in _TRUE and "--proxy-headers" not in rest:
+        rest = ["--proxy-headers", *rest]
     return args, rest
 
 
