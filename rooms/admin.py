@@ -112,7 +112,16 @@ class InviteAdmin(admin.ModelAdmin):
 
 @admin.register(Ban)
 class BanAdmin(admin.ModelAdmin):
-    list_display = ("display_name", "room", "reason", "banned_by", "created_at", "until", "active")
+    list_display = (
+        "display_name",
+        "room",
+        "reason",
+        "address",
+        "banned_by",
+        "created_at",
+        "until",
+        "active",
+    )
     list_filter = (
         "created_at",
         "until",
@@ -132,6 +141,8 @@ class BanAdmin(admin.ModelAdmin):
     def save_model(self, request: HttpRequest, obj: Ban, form, change: bool) -> None:
         if not change:
             obj.banned_by = _by(request)
+            if obj.membership and obj.address is None and obj.user_id is None:
+                obj.address = obj.membership.joined_from  # new guests from there, too
             if not obj.display_name and obj.membership:
                 obj.display_name = obj.membership.display_name
             elif not obj.display_name and obj.user:

@@ -4,8 +4,10 @@ from typing import TypedDict
 
 from django.contrib.auth.models import AnonymousUser, User
 from django.contrib.sessions.backends.base import SessionBase
+from django.db.models import Q
+from django.utils import timezone
 
-from .models import Membership, Room
+from .models import Ban, Membership, Room
 
 GUEST_SESSION_KEY = "guest_memberships"
 
@@ -107,17 +109,9 @@ class AdmissionState(TypedDict):
     password_hash: str
 
 
-def ban_active_for(*, room_id: int, user_id: int | None, member_id: int) -> BanInfo | None:
-    """The ban keeping this account (or guest membership) out of the room, if any."""
-    from django.db.models import Q
-    from django.utils import timezone
-
-    from .models import Ban
-
+def _ban_holding(*, room_id: int, who: Q) -> BanInfo | None:
+    """The newest ban of the room matching ``who`` that holds now, if any."""
     now = timezone.now()
-    who = Q(membership_id=member_id)
-    if user_id is not None:
-        who |= Q(user_id=user_id)
     ban = (
         Ban.objects.filter(who, room_id=room_id, lifted_at__isnull=True)
         .filter(Q(until__isnull=True) | Q(until__gt=now))
@@ -127,6 +121,19 @@ def ban_active_for(*, room_id: int, user_id: int | None, member_id: int) -> BanI
     if ban is None:
         return None
     return BanInfo(id=ban.pk, reason=ban.reason, until=ban.until.isoformat() if ban.until else None)
+
+
+def ban_active_for(*, room_id: int, user_id: int | None, member_id: int) -> BanInfo | None:
+    """The ban keeping this account (or guest membership) out of the room, if any."""
+    who = Q(membership_id=member_id)
+    if user_id is not None:
+        who |= Q(user_id=user_id)
+    return _ban_holding(room_id=room_id, who=who)
+
+
+def guest_ban_from(*, room_id: int, address: str) -> BanInfo | None:
+    """A guest's ban that keeps new guests from ``address`` out of the room, if any."""
+    return _ban_holding(room_id=room_id, who=Q(address=address, user__isnull=True))
 
 
 def admission_state(*, room_id: int, member_id: int, user_id: int | None) -> AdmissionState:

@@ -1,5 +1,6 @@
 """Writes for rooms, memberships and invites."""
 
+import ipaddress
 import re
 from datetime import timedelta
 from typing import TypedDict
@@ -19,7 +20,7 @@ from videochat.errors import BadRequest, Conflict, Forbidden, InviteInvalid, Not
 from .admission import Banned
 from .models import AuditLog, Ban, Invite, Membership, Role, Room
 from .protocol import member_group_name, room_group_name
-from .selectors import ban_active_for
+from .selectors import ban_active_for, guest_ban_from
 
 _TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{16,64}")
 
@@ -81,12 +82,26 @@ def membership_join(*, invite: Invite, user: User) -> Membership:
     return membership
 
 
-def membership_join_as_guest(*, invite: Invite, display_name: str) -> Membership:
+def membership_join_as_guest(
+    *, invite: Invite, display_name: str, address: str | None = None
+) -> Membership:
+    """A new guest membership; ``address`` is where the guest comes from (the
+    client's IP), refused while a guest banned in this room came from there."""
     if not invite.room.guest_access:
         raise InviteInvalid("This room does not admit guests; please log in.")
+    address = _ip_or_none(address)
+    if address and guest_ban_from(room_id=invite.room_id, address=address):
+        raise Banned("Guests from your network are banned from this room; log in to join.")
     return Membership.objects.create(
-        room=invite.room, user=None, display_name=display_name, role=Role.GUEST
+        room=invite.room, user=None, display_name=display_name, role=Role.GUEST, joined_from=address
     )
+
+
+def _ip_or_none(address: str | None) -> str | None:
+    try:
+        return str(ipaddress.ip_address(address)) if address else None
+    except ValueError:  # "unknown", a unix socket path: nothing to ban by
+        return None
 
 
 # --- moderation -----------------------------------------------------------------
@@ -322,6 +337,7 @@ def ban_create(
         room=actor.room,
         user=target.user,
         membership=target if target.is_guest else None,
+        address=target.joined_from if target.is_guest else None,
         display_name=target.display_name,
         reason=reason,
         banned_by=actor.user,

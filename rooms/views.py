@@ -94,9 +94,14 @@ def invite_accept(request: HttpRequest, token: str) -> HttpResponse:
         return redirect("room", slug=room.slug)
     form = GuestJoinForm(request.POST or None)
     if request.method == "POST" and room.guest_access and form.is_valid():
-        membership = services.membership_join_as_guest(
-            invite=invite, display_name=form.cleaned_data["display_name"]
-        )
+        try:
+            membership = services.membership_join_as_guest(
+                invite=invite,
+                display_name=form.cleaned_data["display_name"],
+                address=request.META.get("REMOTE_ADDR"),
+            )
+        except Banned as exc:
+            return render(request, "rooms/invite_invalid.html", {"error": exc.message}, status=403)
         guests = dict(request.session.get(selectors.GUEST_SESSION_KEY, {}))
         guests[str(room.pk)] = membership.pk
         request.session[selectors.GUEST_SESSION_KEY] = guests

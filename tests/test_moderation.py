@@ -173,6 +173,39 @@ async def test_guest_is_banned_by_membership(owner, room, guest):
     assert (error["code"], code) == ("banned", 4003)
 
 
+def _guest_joins(invite, name: str, address: str):
+    """A new browser (a new session) asks to join as a guest from ``address``."""
+    client = Client(REMOTE_ADDR=address)
+    return client.post(f"/i/{invite.token}/", {"display_name": name})
+
+
+def test_a_banned_guest_cannot_come_back_as_a_new_guest_from_the_same_address(owner, room, invite):
+    assert _guest_joins(invite, "Gina", "203.0.113.5").status_code == 302
+    gina = Membership.objects.get(room=room, display_name="Gina")
+    assert gina.joined_from == "203.0.113.5"
+    moderator = Membership.objects.get(room=room, user=owner)
+    services.ban_create(room_id=room.pk, actor_member_id=moderator.pk, target_member_id=gina.pk)
+    ban = Ban.objects.get(room=room)
+    assert ban.address == "203.0.113.5"
+
+    # Cookies cleared, a new name: still the same place, still refused.
+    again = _guest_joins(invite, "Not Gina", "203.0.113.5")
+    assert again.status_code == 403
+    assert "banned" in again.content.decode()
+    assert not Membership.objects.filter(room=room, display_name="Not Gina").exists()
+    # Another address is not affected, nor an account (member tests cover accounts).
+    assert _guest_joins(invite, "Hugo", "198.51.100.7").status_code == 302
+    services.ban_lift(ban=ban, by=owner)
+    assert _guest_joins(invite, "Gina again", "203.0.113.5").status_code == 302
+
+
+def test_a_guest_address_that_is_not_an_ip_is_not_recorded(room, invite):
+    membership = services.membership_join_as_guest(
+        invite=invite, display_name="Ivo", address="unknown"
+    )
+    assert membership.joined_from is None
+
+
 async def test_a_lifted_ban_lets_the_member_back(owner, member, room):
     owner_member = await Membership.objects.aget(room=room, user=owner)
     await sync_to_async(services.ban_create)(
