@@ -2,6 +2,7 @@
 // connections, controls, resume after the socket drops. init() is called once
 // by main.js. Signaling goes through the room socket; see docs/protocol.md.
 import { Peer } from "./peer.js";
+import { isPolite } from "./negotiation.js";
 import { listDevices, mediaErrorText, openLocalMedia, openScreen } from "./media.js";
 import { SendPolicy, classifyLink } from "./call-quality.js";
 import * as ui from "./call-ui.js";
@@ -400,10 +401,15 @@ export function init({ socket, presence }) {
     else if (state.inCall && f.peer.in_call) {
       // They entered the call and should offer to us. If we both entered at
       // once, neither saw the other in the call: then nobody would. Give
-      // their offer a moment, then offer ourselves (glare is handled).
+      // their offer a moment, then offer ourselves. The polite side waits
+      // twice as long, so the two entry offers do not cross: a brand-new
+      // connection that rolls back its first offer at once can come out with
+      // no ICE candidates at all in Chromium (seen in CI; it was then stuck
+      // until replaced). Glare later on is handled as before.
+      const wait = isPolite(/** @type {string} */ (state.selfId), peerId) ? 2 * ENTRY_FALLBACK_MS : ENTRY_FALLBACK_MS;
       setTimeout(() => {
         if (state.inCall && !state.peers.has(peerId) && presence.peers.get(peerId)?.in_call) ensurePeer(peerId);
-      }, ENTRY_FALLBACK_MS);
+      }, wait);
     }
     if (!state.inCall) ui.$("call-count").textContent = describeRoom(presence.list(), state.selfId);
   });
