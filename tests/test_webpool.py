@@ -107,7 +107,8 @@ def test_bad_arguments_are_refused_with_a_message():
         check=False,
         env={**django_env(), "USE_X_FORWARDED_FOR": "maybe"},
     )
-    assert result.returncode == 2 and "USE_X_FORWARDED_FOR must be 1 or 0" in result.stderr
+    assert result.returncode == 2
+    assert "USE_X_FORWARDED_FOR='maybe' is not a boolean" in result.stderr
     port = devstack.free_port()
     with devstack.socket.socket() as taken:
         taken.bind(("127.0.0.1", port))

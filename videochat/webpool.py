@@ -27,8 +27,11 @@ import sys
 import time
 from pathlib import Path
 
+from django.core.exceptions import ImproperlyConfigured
+
+from videochat.envvars import env_bool
+
 STOP_GRACE_S = 10
-_TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off", ""}
 
 
 def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
@@ -51,10 +54,11 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     # Behind the load balancer every connection comes from it: without the
     # client address from X-Forwarded-For, all clients would share one
     # per-address rate limit (and the login lockout's address).
-    forwarded = os.environ.get("USE_X_FORWARDED_FOR", "").strip().lower()
-    if forwarded not in _TRUE | _FALSE:
-        parser.error(f"USE_X_FORWARDED_FOR must be 1 or 0, got {forwarded!r}")
-    if forwarded in _TRUE and "--proxy-headers" not in rest:
+    try:
+        proxy_headers = env_bool("USE_X_FORWARDED_FOR", default=False)
+    except ImproperlyConfigured as exc:
+        parser.error(str(exc))
+    if proxy_headers and "--proxy-headers" not in rest:
         rest = ["--proxy-headers", *rest]
     return args, rest
 
