@@ -116,7 +116,7 @@ class BanAdmin(admin.ModelAdmin):
         "display_name",
         "room",
         "reason",
-        "address",
+        "guest_address",
         "banned_by",
         "created_at",
         "until",
@@ -131,8 +131,15 @@ class BanAdmin(admin.ModelAdmin):
     search_fields = ("display_name", "reason", "user__username", "room__slug", "room__name")
     raw_id_fields = ("room", "user", "membership", "banned_by")
     readonly_fields = ("banned_by", "created_at", "lifted_at")
-    list_select_related = ("room", "banned_by")
+    list_select_related = ("room", "banned_by", "membership")
     actions = ["lift_bans"]
+
+    @admin.display(description="guests refused from")
+    def guest_address(self, obj: Ban) -> str:
+        """A guest's ban also refuses new guests from where that guest joined."""
+        if obj.user_id is None and obj.membership and obj.membership.joined_from:
+            return obj.membership.joined_from
+        return ""
 
     @admin.display(boolean=True)
     def active(self, obj: Ban) -> bool:
@@ -141,8 +148,6 @@ class BanAdmin(admin.ModelAdmin):
     def save_model(self, request: HttpRequest, obj: Ban, form, change: bool) -> None:
         if not change:
             obj.banned_by = _by(request)
-            if obj.membership and obj.address is None and obj.user_id is None:
-                obj.address = obj.membership.joined_from  # new guests from there, too
             if not obj.display_name and obj.membership:
                 obj.display_name = obj.membership.display_name
             elif not obj.display_name and obj.user:

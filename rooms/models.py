@@ -116,9 +116,9 @@ class Ban(models.Model):
 
     A user ban holds for any membership that account has or gets in the room
     (an old invite link included); a guest has no account, so the guest's
-    membership is banned, and new guests from the address the guest joined
-    from are refused while the ban holds (a new browser session is not a new
-    person; accounts from that address are not affected).
+    membership is banned, and new guests from the address that membership
+    joined from (``Membership.joined_from``) are refused while the ban holds (a
+    new browser session is not a new person; accounts from there are not affected).
     """
 
     room = models.ForeignKey(Room, on_delete=models.CASCADE, related_name="bans")
@@ -134,12 +134,6 @@ class Ban(models.Model):
     )
     display_name = models.CharField(
         max_length=40, blank=True, help_text="Who was banned, as shown then (filled in if empty)."
-    )
-    address = models.GenericIPAddressField(
-        null=True,
-        blank=True,
-        help_text="A guest's ban: new guests from this address are refused too "
-        "(filled in from the guest's membership if empty).",
     )
     reason = models.CharField(max_length=200, blank=True)
     banned_by = models.ForeignKey(

@@ -132,8 +132,9 @@ def ban_active_for(*, room_id: int, user_id: int | None, member_id: int) -> BanI
 
 
 def guest_ban_from(*, room_id: int, address: str) -> BanInfo | None:
-    """A guest's ban that keeps new guests from ``address`` out of the room, if any."""
-    return _ban_holding(room_id=room_id, who=Q(address=address, user__isnull=True))
+    """A guest's ban that keeps new guests from ``address`` out of the room, if any:
+    one naming a guest membership that joined from there."""
+    return _ban_holding(room_id=room_id, who=Q(membership__joined_from=address, user__isnull=True))
 
 
 def admission_state(*, room_id: int, member_id: int, user_id: int | None) -> AdmissionState:

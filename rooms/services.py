@@ -337,7 +337,6 @@ def ban_create(
         room=actor.room,
         user=target.user,
         membership=target if target.is_guest else None,
-        address=target.joined_from if target.is_guest else None,
         display_name=target.display_name,
         reason=reason,
         banned_by=actor.user,

@@ -11,11 +11,6 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.AddField(
-            model_name='ban',
-            name='address',
-            field=models.GenericIPAddressField(blank=True, help_text="A guest's ban: new guests from this address are refused too (filled in from the guest's membership if empty).", null=True),
-        ),
-        migrations.AddField(
             model_name='membership',
             name='joined_from',
             field=models.GenericIPAddressField(blank=True, help_text="The address a guest joined from (for a guest's ban).", null=True),
