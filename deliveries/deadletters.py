@@ -84,8 +84,13 @@ def deadletter_build(
     payload: dict[str, Any],
     attempts: list[dict[str, Any]],
     created_at: datetime | None = None,
+    last_error: str | None = None,
 ) -> dict[str, Any]:
-    """A dead-letter document (datetimes may be ISO strings; fixed when written)."""
+    """A dead-letter document (datetimes may be ISO strings; fixed when written).
+
+    ``last_error`` overrides the last attempt's error, for a delivery that died
+    without a call (it waited too long for an open breaker).
+    """
     dead_at = now()
     return {
         "_id": delivery_id,
@@ -95,7 +100,7 @@ def deadletter_build(
         "status": "dead",
         "attempts": attempts,
         "attempt_count": len(attempts),
-        "last_error": attempts[-1].get("error") if attempts else None,
+        "last_error": last_error or (attempts[-1].get("error") if attempts else None),
         "created_at": created_at or (attempts[0]["at"] if attempts else dead_at),
         "dead_at": dead_at,
         "expire_at": dead_at + timedelta(days=settings.DEADLETTER_TTL_DAYS),

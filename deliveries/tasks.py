@@ -53,7 +53,7 @@ def deliver(
         countdown = pipeline.backoff_s(attempt=self.request.retries + 1)
         log.exception("delivery.pipeline_error", delivery=delivery_id, countdown=countdown)
         raise self.retry(countdown=countdown, exc=exc, kwargsrepr=_repr(kind, delivery_id)) from exc
-    if outcome["status"] in ("retry", "busy"):
+    if outcome["status"] in ("retry", "waiting", "busy"):
         raise self.retry(countdown=outcome["countdown"], kwargsrepr=_repr(kind, delivery_id))
     return outcome["status"]
 
