@@ -230,11 +230,6 @@ def _dead_letter(
         last_error=last_error,
     )
     where = deadletters.deadletter_record(doc=doc)
-    if where == "spooled":
-        # Import here: tasks imports this module.
-        from .tasks import deadletter_spool_flush
-
-        deadletter_spool_flush.apply_async(countdown=settings.DELIVERY_RETRY_BASE_S)
     sync_redis().hset(state_key(delivery_id), "status", "dead")
     _stat(kind, "dead")
     log.warning("delivery.dead", delivery=delivery_id, kind=kind, target=target, where=where)

@@ -144,7 +144,7 @@ def test_maintenance_runs_as_rq_jobs_and_shows_in_the_dashboard(
     assert results["presence"].return_value()["expired"] == {str(room.pk): ["gone"]}
     assert "counts" in results["health"].return_value()
     assert results["replay"].return_value()["matched"] == 0  # "old" was pruned first
-    assert results["spool"].return_value() == {"dry_run": False, "written": 0}
+    assert results["spool"].return_value() == {"dry_run": False, "spooled": 0, "flusher": "idle"}
     # django-rq's admin dashboard lists them.
     assert admin_client.get("/admin/rq/").status_code == 200
     finished = admin_client.get("/admin/rq/queues/0/finished/").content.decode()
