@@ -12,7 +12,13 @@ from urllib.parse import urlencode
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBadRequest,
+    HttpResponseRedirect,
+)
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
@@ -129,9 +135,11 @@ class DeadLetterAdmin(admin.ModelAdmin):
             self._act(request, request.POST.get("action", ""), request.POST.getlist("ids"))
             return HttpResponseRedirect(f"{request.path}?{urlencode(filters)}")
         try:
-            page = max(1, int(request.GET.get("p", "1")))
+            page = int(request.GET.get("p", "1"))
         except ValueError:
-            page = 1
+            return HttpResponseBadRequest("The page number is not a number.")
+        if page < 1:
+            return HttpResponseBadRequest("There is no such page.")
         error = None
         docs: list[dict[str, Any]] = []
         total = 0
@@ -141,6 +149,8 @@ class DeadLetterAdmin(admin.ModelAdmin):
                 query=_query(filters), offset=(page - 1) * PAGE_SIZE, limit=PAGE_SIZE
             )
             targets = deadletters.deadletter_targets()
+        except deadletters.PageOutOfRange:
+            return HttpResponseBadRequest("There is no such page.")
         except PyMongoError as exc:
             error = f"MongoDB is unreachable: {exc}"[:300]
         pages = max(1, (total + PAGE_SIZE - 1) // PAGE_SIZE)

@@ -358,11 +358,22 @@ def deadletter_query(
     return query
 
 
+class PageOutOfRange(ValueError):
+    pass
+
+
 def deadletter_list(
     *, query: dict[str, Any], offset: int = 0, limit: int = 50
 ) -> tuple[list[dict[str, Any]], int]:
+    """One page of dead letters, newest first, and how many match.
+
+    Raises PageOutOfRange for an offset past the last match (the first page
+    of nothing is fine): a huge one would not even fit MongoDB's skip.
+    """
     col = collection()
     total = col.count_documents(query)
+    if offset < 0 or (offset and offset >= total):
+        raise PageOutOfRange(f"offset {offset} is past the {total} dead letters")
     docs = list(col.find(query).sort("dead_at", DESCENDING).skip(offset).limit(limit))
     return docs, total
 

@@ -190,6 +190,16 @@ def test_admin_bulk_discard_and_replay(admin_client, deadletter_db, monkeypatch)
     assert "Dead letters" in admin_client.get("/admin/").content.decode()
 
 
+def test_admin_dead_letter_page_out_of_range_is_a_400(admin_client, deadletter_db):
+    deadletters.deadletter_write(doc=make_doc("only"))
+    url = "/admin/deliveries/deadletter/"
+    assert admin_client.get(url, {"p": "1"}).status_code == 200
+    for page in ("2", "0", "-3", "x", str(10**30)):
+        assert admin_client.get(url, {"p": page}).status_code == 400, page
+    # An empty list still has its first page.
+    assert admin_client.get(url, {"p": "1", "kind": "email"}).status_code == 200
+
+
 def test_admin_dead_letters_need_permissions(client, django_user_model, deadletter_db):
     from django.contrib.auth.models import Permission
 
