@@ -26,6 +26,7 @@ from pymongo.errors import PyMongoError
 
 from . import breaker, deadletters, services
 from .models import DeadLetter, Webhook
+from .rqadmin import rq_admin_register
 from .senders import SENDERS
 
 PAGE_SIZE = 50
@@ -207,3 +208,7 @@ def deadletters_pretty(value: Any) -> str:
         return v.isoformat() if isinstance(v, datetime) else str(v)
 
     return json.dumps(value, indent=2, sort_keys=True, default=default)
+
+
+# django_rq's admin module registered its dashboard first (INSTALLED_APPS order).
+rq_admin_register(site=admin.site)
