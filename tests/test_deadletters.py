@@ -1,6 +1,7 @@
 """The MongoDB dead-letter repository, its spool, and the admin on top of it,
 against the real MongoDB-protocol server (and a private one we stop)."""
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -126,6 +127,22 @@ def test_letters_spooled_in_an_outage_share_one_flusher_and_do_not_wait_for_mong
     assert _flushers_queued() == 1
 
 
+def test_only_the_flusher_holding_the_flag_drains_the_spool_and_then_frees_it(deadletter_db):
+    from deliveries import tasks
+    from deliveries.connections import sync_redis
+
+    r = sync_redis()
+    r.rpush(deadletters.SPOOL_KEY, json.dumps(make_doc("f1"), default=str))
+    r.set(deadletters.FLUSHER_KEY, "theirs", px=60_000)
+    assert tasks.deadletter_spool_flush.apply(kwargs={"token": "mine"}).get() == 0
+    assert tasks.deadletter_spool_flush.apply().get() == 0  # queued by hand: flag taken
+    assert deadletters.spool_length() == 1
+    assert tasks.deadletter_spool_flush.apply(kwargs={"token": "theirs"}).get() == 1
+    assert deadletters.spool_length() == 0
+    assert deadletters.deadletter_get(delivery_id="f1")["status"] == "dead"
+    assert not r.exists(deadletters.FLUSHER_KEY)  # the next spooled letter starts a new one
+
+
 @pytest.mark.live
 @pytest.mark.fault
 @pytest.mark.django_db(transaction=True)
@@ -234,8 +251,6 @@ def test_webhook_admin_shows_breaker_state(admin_client, room, settings):
 def _flushers_queued() -> int:
     """Spool flusher tasks in the broker: in the queue, or taken by a worker
     and not yet acknowledged (waiting for their countdown)."""
-    import json
-
     from deliveries.connections import sync_redis
 
     r = sync_redis()
