@@ -132,6 +132,8 @@ def delivery_health(*, hours: int = 24) -> dict[str, Any]:
         "counts": dict(sorted(totals.items())),
         "breakers": breaker.breaker_list(),
         "spooled_deadletters": deadletters.spool_length(),
+        # While letters are spooled this should be true: their one flusher is on it.
+        "spool_flusher": bool(r.exists(deadletters.FLUSHER_KEY)),
         "celery_queue": int(r.llen("celery")),
     }
     try:

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from deliveries import deadletters, pipeline, services
+from deliveries import deadletters, maintenance, pipeline, services
 from deliveries.models import Webhook
 from tests.fixtures.workers import wait_until
 
@@ -311,6 +311,7 @@ def test_mongodb_outage_has_one_flusher_and_healthy_deliveries_keep_their_latenc
                 what="the flusher to try again",
             )
         wait_until(lambda: _flushers_queued() == 1, timeout=10, what="one flusher queued")
+        assert maintenance.delivery_health(hours=1)["spool_flusher"] is True
     except (TimeoutError, AssertionError) as exc:
         raise AssertionError(f"{exc}\nworker log:\n{worker.log()[-4000:]}") from exc
     assert max(queued) <= 1, queued

@@ -104,6 +104,15 @@ def test_health_command_reports_breakers_and_spool(delivery_settings, settings):
     assert report["breakers"][0]["target"] == "http:down.example:443"
     assert report["breakers"][0]["state"] == "open"
     assert report["deadletters"] == {"dead": 0, "replayed": 0, "discarded": 0}
+    assert report["spool_flusher"] is False
+    # A spooled letter with nobody flushing it: --flush-spool starts the one flusher.
+    sync_redis().rpush(deadletters.SPOOL_KEY, "{}")
+    started = run_manage("deliveries_health", "--flush-spool", **delivery_settings)
+    report = json.loads(started.stdout)
+    assert report["spool"] == {"dry_run": False, "spooled": 1, "flusher": "started"}
+    assert report["spool_flusher"] is True
+    again = run_manage("deliveries_health", "--flush-spool", **delivery_settings)
+    assert json.loads(again.stdout)["spool"]["flusher"] == "running"
 
 
 def test_maintenance_runs_as_rq_jobs_and_shows_in_the_dashboard(
