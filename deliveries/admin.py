@@ -12,7 +12,13 @@ from urllib.parse import urlencode
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBadRequest,
+    HttpResponseRedirect,
+)
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
@@ -20,6 +26,7 @@ from pymongo.errors import PyMongoError
 
 from . import breaker, deadletters, services
 from .models import DeadLetter, Webhook
+from .rqadmin import rq_admin_register
 from .senders import SENDERS
 
 PAGE_SIZE = 50
@@ -129,9 +136,11 @@ class DeadLetterAdmin(admin.ModelAdmin):
             self._act(request, request.POST.get("action", ""), request.POST.getlist("ids"))
             return HttpResponseRedirect(f"{request.path}?{urlencode(filters)}")
         try:
-            page = max(1, int(request.GET.get("p", "1")))
+            page = int(request.GET.get("p", "1"))
         except ValueError:
-            page = 1
+            return HttpResponseBadRequest("The page number is not a number.")
+        if page < 1:
+            return HttpResponseBadRequest("There is no such page.")
         error = None
         docs: list[dict[str, Any]] = []
         total = 0
@@ -141,6 +150,8 @@ class DeadLetterAdmin(admin.ModelAdmin):
                 query=_query(filters), offset=(page - 1) * PAGE_SIZE, limit=PAGE_SIZE
             )
             targets = deadletters.deadletter_targets()
+        except deadletters.PageOutOfRange:
+            return HttpResponseBadRequest("There is no such page.")
         except PyMongoError as exc:
             error = f"MongoDB is unreachable: {exc}"[:300]
         pages = max(1, (total + PAGE_SIZE - 1) // PAGE_SIZE)
@@ -197,3 +208,7 @@ def deadletters_pretty(value: Any) -> str:
         return v.isoformat() if isinstance(v, datetime) else str(v)
 
     return json.dumps(value, indent=2, sort_keys=True, default=default)
+
+
+# django_rq's admin module registered its dashboard first (INSTALLED_APPS order).
+rq_admin_register(site=admin.site)

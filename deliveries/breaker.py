@@ -8,6 +8,9 @@ killed mid-probe does not wedge the breaker) and the others keep waiting.
 
 States: closed (calls go through; consecutive failures are counted), open
 (no calls until ``opened_until``), half_open (one probe is out).
+
+A refusal is not an attempt: the delivery pipeline keeps the delivery's retry
+budget and only bounds the time it waits (DELIVERY_BREAKER_WAIT_MAX_S).
 """
 
 from typing import Literal, TypedDict
@@ -28,15 +31,18 @@ local function lua_now()
 end
 
 -- returns allowed (0/1), wait seconds, state
-local function breaker_allow(key, lease, now)
+local function breaker_allow(key, lease, cooldown, now)
   local state = redis.call('HGET', key, 'state') or 'closed'
   if state == 'closed' then return 1, 0, state end
   if state == 'open' then
     local until_ = tonumber(redis.call('HGET', key, 'opened_until') or '0')
     if now < until_ then return 0, until_ - now, state end
   else
+    -- The lease only bounds a probe whose worker died; a live probe ends in
+    -- milliseconds and either closes the breaker or opens it for a cool-down,
+    -- so waiters look again after at most one cool-down, not the whole lease.
     local probe = tonumber(redis.call('HGET', key, 'probe_until') or '0')
-    if now < probe then return 0, probe - now, state end
+    if now < probe then return 0, math.min(probe - now, cooldown), state end
   end
   redis.call('HSET', key, 'state', 'half_open', 'probe_until', tostring(now + lease))
   return 1, 0, 'half_open'
@@ -65,11 +71,11 @@ local function breaker_success(key)
 end
 """
 
-# KEYS[1] breaker hash; ARGV[1] probe lease seconds.
+# KEYS[1] breaker hash; ARGV[1] probe lease seconds, ARGV[2] cool-down seconds.
 _ALLOW = (
     LUA_LIB
     + """
-local allowed, wait, state = breaker_allow(KEYS[1], tonumber(ARGV[1]), lua_now())
+local allowed, wait, state = breaker_allow(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), lua_now())
 return {allowed, tostring(wait), state}
 """
 )
@@ -108,7 +114,9 @@ def _key(target: str) -> str:
 def breaker_allow(*, target: str) -> Permit:
     """May we call ``target`` now? In half_open, True for exactly one caller."""
     lease = settings.DELIVERY_HTTP_TIMEOUT_S + 5
-    allowed, wait, state = sync_redis().eval(_ALLOW, 1, _key(target), lease)
+    allowed, wait, state = sync_redis().eval(
+        _ALLOW, 1, _key(target), lease, settings.BREAKER_COOLDOWN_S
+    )
     return Permit(allowed=bool(allowed), wait_s=float(wait), state=state)
 
 

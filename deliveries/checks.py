@@ -5,8 +5,20 @@ from django.core import checks
 
 
 def longest_countdown_s() -> float:
-    """The longest a retry of a delivery (or of the dead-letter spool) may wait."""
-    return max(settings.DELIVERY_RETRY_MAX_S, settings.BREAKER_COOLDOWN_S) + 1.0
+    """The longest a retry of a delivery (or of the dead-letter spool) may wait.
+
+    A delivery refused by an open breaker waits out at most one cool-down plus
+    a random part of another (pipeline.breaker_wait_countdown_s); one that
+    finds another worker's lock waits for the lock to expire.
+    """
+    return (
+        max(
+            settings.DELIVERY_RETRY_MAX_S,
+            2 * settings.BREAKER_COOLDOWN_S,
+            settings.DELIVERY_HTTP_TIMEOUT_S + 5,
+        )
+        + 1.0
+    )
 
 
 @checks.register(checks.Tags.compatibility)

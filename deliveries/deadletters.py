@@ -12,12 +12,17 @@ no pipeline updates. Changes are compare-and-swap ``replace_one`` on ``rev``,
 so two moderators replaying at once replay once.
 
 When MongoDB is unreachable a dead letter goes to a Redis list (the spool) and
-is written by ``spool_flush`` (a Celery task retried with backoff, and an rq
-cron job) once MongoDB answers again: never lost, never duplicated (the key).
+is written by ``spool_flush`` once MongoDB answers again: never lost, never
+duplicated (the key). One flusher drains the whole spool: a Redis flag, set
+atomically with the push, says one is pending or running, so an outage costs
+one retrying task however many letters pile up (each try holds a worker for
+the server-selection timeout). An rq cron job restarts the flusher if it was
+lost with its worker.
 """
 
 import json
 import re
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -33,6 +38,11 @@ log = structlog.get_logger(__name__)
 
 COLLECTION = "deadletters"
 SPOOL_KEY = "deadletters:spool"
+# Holds the token of the one flusher that is pending or running.
+FLUSHER_KEY = "deadletters:spool:flusher"
+# How long a running flusher owns the spool without renewing: if its worker
+# dies, the flag expires and the next spooled letter or the cron job starts another.
+FLUSHER_LEASE_S = 120
 STATUSES = ("dead", "replayed", "discarded")
 KINDS = ("webhook", "email")
 _indexes_ready: set[tuple[str, str]] = set()
@@ -84,8 +94,13 @@ def deadletter_build(
     payload: dict[str, Any],
     attempts: list[dict[str, Any]],
     created_at: datetime | None = None,
+    last_error: str | None = None,
 ) -> dict[str, Any]:
-    """A dead-letter document (datetimes may be ISO strings; fixed when written)."""
+    """A dead-letter document (datetimes may be ISO strings; fixed when written).
+
+    ``last_error`` overrides the last attempt's error, for a delivery that died
+    without a call (it waited too long for an open breaker).
+    """
     dead_at = now()
     return {
         "_id": delivery_id,
@@ -95,7 +110,7 @@ def deadletter_build(
         "status": "dead",
         "attempts": attempts,
         "attempt_count": len(attempts),
-        "last_error": attempts[-1].get("error") if attempts else None,
+        "last_error": last_error or (attempts[-1].get("error") if attempts else None),
         "created_at": created_at or (attempts[0]["at"] if attempts else dead_at),
         "dead_at": dead_at,
         "expire_at": dead_at + timedelta(days=settings.DEADLETTER_TTL_DAYS),
@@ -143,18 +158,140 @@ def deadletter_write(*, doc: dict[str, Any]) -> None:
     raise RuntimeError(f"dead letter {doc['_id']} kept changing under us")
 
 
+# KEYS: spool, flusher flag. ARGV: document JSON, flusher token, flag ttl ms,
+# "1" to push only onto a spool that is not empty. Returns -1 (not pushed), 1
+# (pushed, and this caller must start the flusher: the flag is its token) or 0
+# (pushed; a flusher is already pending or running).
+_SPOOL_PUSH = """
+if ARGV[4] == '1' and redis.call('LLEN', KEYS[1]) == 0 then return -1 end
+redis.call('RPUSH', KEYS[1], ARGV[1])
+if redis.call('SET', KEYS[2], ARGV[2], 'NX', 'PX', tonumber(ARGV[3])) then return 1 end
+return 0
+"""
+
+# KEYS: spool, flusher flag. ARGV: token. 1: the spool is empty and the flag
+# is no longer ours (released here, atomically with the emptiness check, so a
+# letter pushed meanwhile either is seen here or starts a new flusher).
+_FLUSHER_RELEASE = """
+if redis.call('LLEN', KEYS[1]) > 0 then return 0 end
+if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) end
+return 1
+"""
+
+# KEYS: flusher flag. ARGV: token. Compare-and-delete.
+_FLUSHER_DROP = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 1
+"""
+
+# KEYS: flusher flag. ARGV: token, ttl ms. 1 if the flag is this flusher's.
+_FLUSHER_RENEW = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]))
+return 1
+"""
+
+
+def _spool_push(*, raw: str, only_if_spooling: bool) -> int:
+    token = uuid.uuid4().hex
+    countdown = settings.DELIVERY_RETRY_BASE_S
+    pushed = int(
+        sync_redis().eval(
+            _SPOOL_PUSH,
+            2,
+            SPOOL_KEY,
+            FLUSHER_KEY,
+            raw,
+            token,
+            int((countdown + FLUSHER_LEASE_S) * 1000),
+            "1" if only_if_spooling else "0",
+        )
+    )
+    if pushed == 1:
+        spool_flusher_start(token=token, countdown=countdown)
+    return pushed
+
+
 def deadletter_record(*, doc: dict[str, Any]) -> str:
     """Write the dead letter, or spool it in Redis if MongoDB is down.
 
-    Returns "written" or "spooled".
+    Returns "written" or "spooled". While the spool holds letters MongoDB is
+    not tried (it was down a moment ago): the letter joins the queue at once,
+    behind the older ones, instead of holding the worker for the timeout.
     """
+    raw = json.dumps(doc, default=_json_default)
+    if _spool_push(raw=raw, only_if_spooling=True) >= 0:
+        return "spooled"
     try:
         deadletter_write(doc=doc)
         return "written"
     except PyMongoError as exc:
         log.warning("deadletter.spooled", delivery=doc["_id"], error=str(exc)[:200])
-        sync_redis().rpush(SPOOL_KEY, json.dumps(doc, default=_json_default))
+        _spool_push(raw=raw, only_if_spooling=False)
         return "spooled"
+
+
+def spool_flusher_start(*, token: str, countdown: float) -> None:
+    """Queue the flusher that owns ``token``; on failure free the flag for the next one."""
+    # Import here: tasks imports this module.
+    from .tasks import deadletter_spool_flush
+
+    try:
+        deadletter_spool_flush.apply_async(kwargs={"token": token}, countdown=countdown)
+    except Exception:
+        log.exception("deadletter.flusher_enqueue_failed")
+        spool_flusher_release(token=token, force=True)
+
+
+def spool_flusher_renew(*, token: str, ttl_s: float) -> bool:
+    """Extend the flag if it is still ``token``'s; False: another flusher owns the spool."""
+    return bool(sync_redis().eval(_FLUSHER_RENEW, 1, FLUSHER_KEY, token, int(ttl_s * 1000)))
+
+
+def spool_flusher_release(*, token: str, force: bool = False) -> bool:
+    """Give up the flag if the spool is empty (or ``force``); False: more to flush."""
+    r = sync_redis()
+    if force:
+        return bool(r.eval(_FLUSHER_DROP, 1, FLUSHER_KEY, token))
+    return bool(r.eval(_FLUSHER_RELEASE, 2, SPOOL_KEY, FLUSHER_KEY, token))
+
+
+def spool_flusher_claim() -> str | None:
+    """Take the flag for a new flusher; its token, or None if one is pending or running."""
+    token = uuid.uuid4().hex
+    if sync_redis().set(FLUSHER_KEY, token, nx=True, px=FLUSHER_LEASE_S * 1000):
+        return token
+    return None
+
+
+def spool_flusher_ensure() -> str:
+    """Start a flusher if letters are spooled and none is pending or running.
+
+    The backstop for a flusher lost with its worker. Returns "started",
+    "running" or "idle" (nothing spooled).
+    """
+    if not spool_length():
+        return "idle"
+    token = spool_flusher_claim()
+    if token is None:
+        return "running"
+    spool_flusher_start(token=token, countdown=0)
+    return "started"
+
+
+def spool_drain(*, token: str) -> int:
+    """Flush until the spool is empty, then release the flag; returns how many.
+
+    Raises PyMongoError while MongoDB is down (the flag stays: the caller
+    retries). Stops early if the flag was lost to another flusher.
+    """
+    written = 0
+    while True:
+        written += spool_flush()
+        if spool_flusher_release(token=token):
+            return written
+        if not spool_flusher_renew(token=token, ttl_s=FLUSHER_LEASE_S):
+            return written
 
 
 def _json_default(value: Any) -> Any:
@@ -221,11 +358,22 @@ def deadletter_query(
     return query
 
 
+class PageOutOfRange(ValueError):
+    pass
+
+
 def deadletter_list(
     *, query: dict[str, Any], offset: int = 0, limit: int = 50
 ) -> tuple[list[dict[str, Any]], int]:
+    """One page of dead letters, newest first, and how many match.
+
+    Raises PageOutOfRange for an offset past the last match (the first page
+    of nothing is fine): a huge one would not even fit MongoDB's skip.
+    """
     col = collection()
     total = col.count_documents(query)
+    if offset < 0 or (offset and offset >= total):
+        raise PageOutOfRange(f"offset {offset} is past the {total} dead letters")
     docs = list(col.find(query).sort("dead_at", DESCENDING).skip(offset).limit(limit))
     return docs, total
 

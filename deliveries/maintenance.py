@@ -132,6 +132,8 @@ def delivery_health(*, hours: int = 24) -> dict[str, Any]:
         "counts": dict(sorted(totals.items())),
         "breakers": breaker.breaker_list(),
         "spooled_deadletters": deadletters.spool_length(),
+        # While letters are spooled this should be true: their one flusher is on it.
+        "spool_flusher": bool(r.exists(deadletters.FLUSHER_KEY)),
         "celery_queue": int(r.llen("celery")),
     }
     try:
@@ -149,9 +151,14 @@ def delivery_health(*, hours: int = 24) -> dict[str, Any]:
 
 
 def spool_flush(*, dry_run: bool = False) -> dict[str, Any]:
+    """Make sure spooled dead letters have their one flusher (a Celery task).
+
+    Not a second flusher beside it: the running one would write the same letters.
+    """
     if dry_run:
         return {"dry_run": True, "spooled": deadletters.spool_length()}
-    return {"dry_run": False, "written": deadletters.spool_flush()}
+    spooled = deadletters.spool_length()
+    return {"dry_run": False, "spooled": spooled, "flusher": deadletters.spool_flusher_ensure()}
 
 
 def report_json(report: dict[str, Any]) -> str:

@@ -3,7 +3,8 @@
 A delivery is (id, kind, target, payload). Its state lives in Redis, shared by
 every worker:
 
-    dlv:<id>      hash   status pending|delivered|dead, run_attempts, inflight
+    dlv:<id>      hash   status pending|delivered|dead, run_attempts, inflight,
+                         breaker_wait_since, breaker_refusals
     dlv:<id>:log  list   one JSON entry per attempt (the dead letter's history)
 
 Celery gives at-least-once execution (acks_late, reject_on_worker_lost), so
@@ -36,7 +37,7 @@ _WORKER = f"{socket.gethostname()}:{os.getpid()}"
 
 
 class Outcome(TypedDict):
-    status: Literal["delivered", "retry", "dead", "done_before", "busy"]
+    status: Literal["delivered", "retry", "waiting", "dead", "done_before", "busy"]
     countdown: float
 
 
@@ -58,6 +59,16 @@ def backoff_s(*, attempt: int) -> float:
         settings.DELIVERY_RETRY_MAX_S, settings.DELIVERY_RETRY_BASE_S * 2 ** max(0, attempt - 1)
     )
     return delay * (1 - settings.DELIVERY_RETRY_JITTER * random.random())
+
+
+def breaker_wait_countdown_s(*, wait_s: float) -> float:
+    """How long a delivery refused by an open breaker sleeps before it asks again.
+
+    At least ``wait_s`` (until the cool-down ends), plus a random part of one
+    cool-down: refused deliveries wake spread out, so the one probe does not
+    meet a herd that the breaker refuses all over again in the same instant.
+    """
+    return wait_s + settings.BREAKER_COOLDOWN_S * random.random()
 
 
 def delivery_status(*, delivery_id: str) -> dict[str, Any]:
@@ -96,9 +107,12 @@ def _stat(kind: str, outcome: str) -> None:
 
 
 # One round trip to start an attempt. KEYS: state, log, lock, breaker.
-# ARGV: lock token, lock ttl ms, max attempts, probe lease s, started (ISO).
-# Returns {verdict, run_attempts, wait}: verdict busy | done | exhausted |
-# refused (breaker open: wait s) | go (the call may be made; inflight is set).
+# ARGV: lock token, lock ttl ms, max attempts, probe lease s, started (ISO),
+# cool-down s, breaker wait max s, state ttl s.
+# Returns {verdict, run_attempts, detail}: verdict busy | done | exhausted |
+# refused (breaker open: detail = wait s; lock released) | gave_up (waited
+# detail s for the breaker; lock kept for the dead letter) | go (the call may
+# be made; inflight is set).
 _BEGIN = (
     breaker.LUA_LIB
     + """
@@ -119,9 +133,22 @@ if st[3] then
 end
 redis.call('HSET', KEYS[1], 'status', 'pending', 'run_attempts', runs)
 redis.call('HDEL', KEYS[1], 'inflight')
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[8]))
 if runs >= tonumber(ARGV[3]) then return {'exhausted', runs, '0'} end
-local allowed, wait = breaker_allow(KEYS[4], tonumber(ARGV[4]), lua_now())
-if allowed == 0 then return {'refused', runs, tostring(wait)} end
+local now = lua_now()
+local allowed, wait = breaker_allow(KEYS[4], tonumber(ARGV[4]), tonumber(ARGV[6]), now)
+if allowed == 0 then
+  -- Not an attempt: the budget is for the target's answers, and a refusal
+  -- says nothing about this delivery. What bounds it is time: the clock runs
+  -- from the first refusal since the last call.
+  redis.call('HSETNX', KEYS[1], 'breaker_wait_since', tostring(now))
+  redis.call('HINCRBY', KEYS[1], 'breaker_refusals', 1)
+  local waited = now - tonumber(redis.call('HGET', KEYS[1], 'breaker_wait_since'))
+  if waited >= tonumber(ARGV[7]) then return {'gave_up', runs, tostring(waited)} end
+  redis.call('DEL', KEYS[3])
+  return {'refused', runs, tostring(wait)}
+end
+redis.call('HDEL', KEYS[1], 'breaker_wait_since')
 redis.call('HSET', KEYS[1], 'inflight', ARGV[5])
 return {'go', runs, '0'}
 """
@@ -185,7 +212,12 @@ def _release(lock_key: str, token: str) -> None:
 
 
 def _dead_letter(
-    delivery_id: str, kind: str, target: str, payload: dict[str, Any], created_at: str | None
+    delivery_id: str,
+    kind: str,
+    target: str,
+    payload: dict[str, Any],
+    created_at: str | None,
+    last_error: str | None = None,
 ) -> None:
     attempts = [json.loads(a) for a in sync_redis().lrange(log_key(delivery_id), 0, -1)]
     doc = deadletters.deadletter_build(
@@ -195,13 +227,9 @@ def _dead_letter(
         payload=payload,
         attempts=attempts,
         created_at=deadletters._parse_dt(created_at) if created_at else None,
+        last_error=last_error,
     )
     where = deadletters.deadletter_record(doc=doc)
-    if where == "spooled":
-        # Import here: tasks imports this module.
-        from .tasks import deadletter_spool_flush
-
-        deadletter_spool_flush.apply_async(countdown=settings.DELIVERY_RETRY_BASE_S)
     sync_redis().hset(state_key(delivery_id), "status", "dead")
     _stat(kind, "dead")
     log.warning("delivery.dead", delivery=delivery_id, kind=kind, target=target, where=where)
@@ -228,9 +256,18 @@ def delivery_attempt(
     token = uuid.uuid4().hex
     lock_ttl = settings.DELIVERY_HTTP_TIMEOUT_S + 5
     started = deadletters.now().isoformat()
-    verdict, runs, wait = begin(
+    verdict, runs, detail = begin(
         keys=[*keys, breaker_key],
-        args=[token, int(lock_ttl * 1000), settings.DELIVERY_MAX_ATTEMPTS, lock_ttl, started],
+        args=[
+            token,
+            int(lock_ttl * 1000),
+            settings.DELIVERY_MAX_ATTEMPTS,
+            lock_ttl,
+            started,
+            settings.BREAKER_COOLDOWN_S,
+            settings.DELIVERY_BREAKER_WAIT_MAX_S,
+            STATE_TTL_S,
+        ],
     )
     if verdict == "busy":
         # Another worker has it (a redelivered duplicate, or a killed worker's
@@ -238,44 +275,58 @@ def delivery_attempt(
         return Outcome(status="busy", countdown=lock_ttl)
     if verdict == "done":
         return Outcome(status="done_before", countdown=0)
+    if verdict == "refused":
+        countdown = breaker_wait_countdown_s(wait_s=float(detail))
+        log.info(
+            "delivery.breaker_wait",
+            delivery=delivery_id,
+            target=breaker_target,
+            countdown=round(countdown, 2),
+        )
+        return Outcome(status="waiting", countdown=countdown)
     try:
         if verdict == "exhausted":
             _dead_letter(delivery_id, kind, target, payload, created_at)
             _release(keys[2], token)
             return Outcome(status="dead", countdown=0)
+        if verdict == "gave_up":
+            _dead_letter(
+                delivery_id,
+                kind,
+                target,
+                payload,
+                created_at,
+                last_error=f"circuit open for {breaker_target}: waited {float(detail):.0f} s "
+                "for it to close, not called",
+            )
+            _release(keys[2], token)
+            return Outcome(status="dead", countdown=0)
 
-        delivered, retryable, effect, countdown_floor = False, True, "none", 0.0
-        if verdict == "refused":
-            entry: dict[str, Any] = {
-                "at": started,
-                "error": f"circuit open for {breaker_target}: not called",
-            }
-            countdown_floor = float(wait)
-        else:
-            t0 = time.monotonic()
-            entry = {"at": started, "worker": _WORKER}
+        delivered, retryable, effect = False, True, "none"
+        t0 = time.monotonic()
+        entry: dict[str, Any] = {"at": started, "worker": _WORKER}
+        try:
             try:
-                try:
-                    result = sender.send(delivery_id=delivery_id, target=target, payload=payload)
-                except SendError:
-                    raise
-                except Exception as exc:
-                    # A bug or a misconfiguration, not the target's fault: keep
-                    # retrying (a deploy may fix it), then dead-letter; never drop.
-                    log.exception("delivery.unexpected_error", delivery=delivery_id)
-                    raise SendError(
-                        f"{type(exc).__name__}: {exc}"[:300],
-                        retryable=True,
-                        counts_against_target=False,
-                    ) from exc
-            except SendError as exc:
-                entry.update(error=exc.message, status_code=exc.status_code)
-                retryable = exc.retryable
-                effect = "failure" if exc.counts_against_target else "success"
-            else:
-                entry.update(error=None, status_code=result.get("status_code"))
-                delivered, effect = True, "success"
-            entry["duration_ms"] = round((time.monotonic() - t0) * 1000)
+                result = sender.send(delivery_id=delivery_id, target=target, payload=payload)
+            except SendError:
+                raise
+            except Exception as exc:
+                # A bug or a misconfiguration, not the target's fault: keep
+                # retrying (a deploy may fix it), then dead-letter; never drop.
+                log.exception("delivery.unexpected_error", delivery=delivery_id)
+                raise SendError(
+                    f"{type(exc).__name__}: {exc}"[:300],
+                    retryable=True,
+                    counts_against_target=False,
+                ) from exc
+        except SendError as exc:
+            entry.update(error=exc.message, status_code=exc.status_code)
+            retryable = exc.retryable
+            effect = "failure" if exc.counts_against_target else "success"
+        else:
+            entry.update(error=None, status_code=result.get("status_code"))
+            delivered, effect = True, "success"
+        entry["duration_ms"] = round((time.monotonic() - t0) * 1000)
 
         outcome, runs = finish(
             keys=[*keys, breaker_key, _stats_key()],
@@ -298,7 +349,7 @@ def delivery_attempt(
             _dead_letter(delivery_id, kind, target, payload, created_at)
             _release(keys[2], token)
             return Outcome(status="dead", countdown=0)
-        countdown = max(backoff_s(attempt=int(runs)), countdown_floor)
+        countdown = backoff_s(attempt=int(runs))
         log.info(
             "delivery.retry",
             delivery=delivery_id,

@@ -3,6 +3,7 @@
 import http.client
 import json
 import smtplib
+import socket
 import threading
 import time
 from typing import Any, Protocol, TypedDict
@@ -12,7 +13,7 @@ from django.conf import settings
 from django.core.mail import send_mail
 
 from . import signing
-from .urlsafety import UnsafeURL, url_check
+from .urlsafety import UnsafeURL, url_addresses
 
 RESPONSE_READ_LIMIT = 64 * 1024
 # Worth another try: the receiver is overloaded, down or slow.
@@ -62,29 +63,71 @@ def webhook_body(*, delivery_id: str, payload: dict[str, Any]) -> bytes:
     ).encode()
 
 
+class _CheckedHTTPConnection(http.client.HTTPConnection):
+    """Connects to addresses already checked (urlsafety.url_addresses), never
+    to a fresh lookup of the name: between check and connect, DNS could
+    answer with a private address (rebinding). Host header, TLS SNI and
+    certificate checks still use the name."""
+
+    # Set after construction: HTTPSConnection's __init__ passes its own
+    # arguments along the MRO, so this class adds none.
+    addresses: tuple[str, ...] = ()
+
+    def connect(self) -> None:
+        error: OSError = OSError(f"no checked address for {self.host}")
+        for address in self.addresses:
+            try:
+                self.sock = socket.create_connection((address, self.port), self.timeout)
+            except OSError as exc:
+                error = exc
+                continue
+            self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            return
+        raise error
+
+
+class _CheckedHTTPSConnection(http.client.HTTPSConnection, _CheckedHTTPConnection):
+    # HTTPSConnection.connect wraps what super().connect() opened: ours.
+    pass
+
+
 # Keep-alive connections per worker thread: a busy receiver is called again
 # and again, and a fresh TCP (and TLS) handshake per delivery is most of the cost.
 _local = threading.local()
 _STALE = (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError)
 
 
-def _connection(scheme: str, host: str, port: int | None, *, fresh: bool):
+def _connection(
+    scheme: str, host: str, port: int | None, addresses: tuple[str, ...], *, fresh: bool
+):
     """(pool key, connection, whether it was reused from the pool, the pool)."""
     pool: dict = _local.__dict__.setdefault("pool", {})
-    key = (scheme, host, port)
+    # The addresses are part of the key: a name that now resolves elsewhere
+    # gets a new connection to its newly checked addresses.
+    key = (scheme, host, port, addresses)
     conn = pool.pop(key, None)
     if conn is not None and fresh:
         conn.close()
         conn = None
     if conn is not None:
         return key, conn, True, pool
-    cls = http.client.HTTPSConnection if scheme == "https" else http.client.HTTPConnection
-    return key, cls(host, port, timeout=settings.DELIVERY_HTTP_TIMEOUT_S), False, pool
+    cls = _CheckedHTTPSConnection if scheme == "https" else _CheckedHTTPConnection
+    conn = cls(host, port, timeout=settings.DELIVERY_HTTP_TIMEOUT_S)
+    conn.addresses = addresses
+    return key, conn, False, pool
 
 
-def _post(scheme: str, host: str, port: int | None, path: str, body: bytes, headers: dict) -> int:
+def _post(
+    scheme: str,
+    host: str,
+    port: int | None,
+    addresses: tuple[str, ...],
+    path: str,
+    body: bytes,
+    headers: dict,
+) -> int:
     for fresh in (False, True):
-        key, conn, reused, pool = _connection(scheme, host, port, fresh=fresh)
+        key, conn, reused, pool = _connection(scheme, host, port, addresses, fresh=fresh)
         try:
             conn.request("POST", path, body=body, headers=headers)
             response = conn.getresponse()
@@ -131,7 +174,7 @@ class WebhookSender:
         if url != target:
             raise SendError("the webhook URL changed since the event", retryable=False)
         try:
-            url_check(url=target, allow_private=settings.WEBHOOK_ALLOW_PRIVATE)
+            addresses = url_addresses(url=target, allow_private=settings.WEBHOOK_ALLOW_PRIVATE)
         except UnsafeURL as exc:
             raise SendError(exc.message, retryable=False) from exc
         body = webhook_body(delivery_id=delivery_id, payload=payload)
@@ -153,7 +196,9 @@ class WebhookSender:
         if parts.query:
             path += "?" + parts.query
         try:
-            status = _post(parts.scheme, parts.hostname, parts.port, path, body, headers)
+            status = _post(
+                parts.scheme, parts.hostname, parts.port, tuple(addresses), path, body, headers
+            )
         except (OSError, http.client.HTTPException) as exc:
             raise SendError(f"{type(exc).__name__}: {exc}"[:300], retryable=True) from exc
         if 200 <= status < 300:

@@ -53,7 +53,7 @@ def deliver(
         countdown = pipeline.backoff_s(attempt=self.request.retries + 1)
         log.exception("delivery.pipeline_error", delivery=delivery_id, countdown=countdown)
         raise self.retry(countdown=countdown, exc=exc, kwargsrepr=_repr(kind, delivery_id)) from exc
-    if outcome["status"] in ("retry", "busy"):
+    if outcome["status"] in ("retry", "waiting", "busy"):
         raise self.retry(countdown=outcome["countdown"], kwargsrepr=_repr(kind, delivery_id))
     return outcome["status"]
 
@@ -61,20 +61,33 @@ def deliver(
 @shared_task(
     bind=True,
     name="deliveries.deadletter_spool_flush",
-    acks_late=True,
-    reject_on_worker_lost=True,
+    # Acknowledged when it starts, so its own retry is never a second message
+    # beside it: one flusher, pending or running. One lost with its worker is
+    # restarted once its flag expires (deadletters.FLUSHER_LEASE_S).
+    acks_late=False,
     max_retries=None,
     ignore_result=True,
 )
-def deadletter_spool_flush(self) -> int:
-    """Write spooled dead letters once MongoDB answers; retried until it does."""
+def deadletter_spool_flush(self, token: str | None = None) -> int:
+    """Drain the whole dead-letter spool once MongoDB answers; retried until it does.
+
+    ``token`` is the flusher flag this task owns; a task whose token is not
+    the flag's (a duplicate) does nothing.
+    """
+    if token is None:  # queued by hand: take the flag like any flusher
+        token = deadletters.spool_flusher_claim()
+        if token is None:
+            return 0
+    if not deadletters.spool_flusher_renew(token=token, ttl_s=deadletters.FLUSHER_LEASE_S):
+        return 0
     try:
-        return deadletters.spool_flush()
+        return deadletters.spool_drain(token=token)
     except PyMongoError as exc:
         attempt = self.request.retries + 1
-        countdown = pipeline.backoff_s(attempt=attempt)
+        countdown = min(pipeline.backoff_s(attempt=attempt), settings.DELIVERY_RETRY_MAX_S)
         log.warning("deadletter.spool_flush_failed", attempt=attempt, error=str(exc)[:200])
-        raise self.retry(countdown=min(countdown, settings.DELIVERY_RETRY_MAX_S)) from exc
+        deadletters.spool_flusher_renew(token=token, ttl_s=countdown + deadletters.FLUSHER_LEASE_S)
+        raise self.retry(countdown=countdown, kwargs={"token": token}) from exc
 
 
 @shared_task(name="deliveries.noop", ignore_result=True, acks_late=True)

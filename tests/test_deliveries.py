@@ -212,7 +212,49 @@ def test_breaker_opens_after_repeated_failures_and_closes_after_a_probe(
     delivery_id = only_delivery_id(rec)
     status = pipeline.delivery_status(delivery_id=delivery_id)
     assert status["status"] == "delivered"
-    assert any("circuit open" in (a["error"] or "") for a in status["attempts"])
+    # Refusals while it was open are counted apart, not as attempts.
+    assert [a["error"] for a in status["attempts"]] == ["HTTP 503", "HTTP 503", None]
+    assert int(status["state"]["breaker_refusals"]) >= 1
+
+
+def _delivery_ids() -> list[str]:
+    from deliveries.connections import sync_redis
+
+    return [k.split(":")[1] for k in sync_redis().scan_iter(match="dlv:*") if k.count(":") == 1]
+
+
+def test_a_burst_against_a_receiver_failing_each_delivery_twice_is_delivered_in_full(
+    room, receiver, celery_worker, settings
+):
+    """The breaker opens again and again; waiting for it costs no attempts."""
+    rec = receiver(fail_each_delivery_first=2)
+    make_hook(room, rec.url)
+    celery_worker(BREAKER_FAIL_MAX="3", BREAKER_COOLDOWN_S="0.5", DELIVERY_BREAKER_WAIT_MAX_S="60")
+    for seq in range(20):
+        emit(room, {"seq": seq})
+    ids = wait_until(lambda: len(ids := _delivery_ids()) == 20 and ids, what="20 deliveries")
+
+    def statuses() -> dict[str, str]:
+        return {i: pipeline.delivery_status(delivery_id=i)["status"] for i in ids}
+
+    final = wait_until(
+        lambda: set((s := statuses()).values()) <= {"delivered", "dead"} and s,
+        timeout=120,
+        what="every delivery delivered or dead",
+    )
+    assert sorted(final.values()) == ["delivered"] * 20, final
+    assert sorted(rec.delivered_ids()) == sorted(ids)  # each once
+    assert deadletters.collection().count_documents({}) == 0
+    for delivery_id in ids:
+        status = pipeline.delivery_status(delivery_id=delivery_id)
+        assert [a["error"] for a in status["attempts"]] == ["HTTP 503", "HTTP 503", None]
+    info = breaker.breaker_info(target=f"http:127.0.0.1:{rec.port}")
+    assert info["trips"] >= 1, "the breaker never opened: the burst did not test it"
+    refusals = sum(
+        int(pipeline.delivery_status(delivery_id=i)["state"].get("breaker_refusals", 0))
+        for i in ids
+    )
+    assert refusals > 0
 
 
 def test_breaker_gives_exactly_one_probe_after_the_cooldown(settings):
@@ -228,8 +270,11 @@ def test_breaker_gives_exactly_one_probe_after_the_cooldown(settings):
     import time
 
     time.sleep(0.05)
-    permits = [breaker.breaker_allow(target=target)["allowed"] for _ in range(5)]
-    assert permits == [True, False, False, False, False]
+    permits = [breaker.breaker_allow(target=target) for _ in range(5)]
+    assert [p["allowed"] for p in permits] == [True, False, False, False, False]
+    # While the probe is out, the others look again within a cool-down, not
+    # after the probe's whole lease (DELIVERY_HTTP_TIMEOUT_S + 5).
+    assert all(0 < p["wait_s"] <= 0.3 for p in permits[1:])
     assert breaker.breaker_record_failure(target=target) == "open"  # the probe failed
     assert not breaker.breaker_allow(target=target)["allowed"]
     breaker.breaker_record_success(target=target)

@@ -1,11 +1,14 @@
 """One attempt at a time, in this process (real Redis, HTTP receiver, MongoDB):
 what is retried, what is dead-lettered at once, and what runs only once."""
 
+import time
+
 import pytest
 
 from deliveries import breaker, deadletters, pipeline, services
 from deliveries.connections import sync_redis
 from deliveries.models import Webhook
+from tests.fixtures.workers import wait_until
 
 pytestmark = pytest.mark.django_db
 
@@ -94,17 +97,61 @@ def test_paused_webhook_and_private_address_are_not_called(receiver, hook_for, s
     assert rec.hits == []
 
 
-def test_open_breaker_defers_without_calling(receiver, hook_for, settings):
+def test_open_breaker_refusals_keep_the_budget_and_wake_spread_out(receiver, hook_for, settings):
     settings.BREAKER_FAIL_MAX = 1
     settings.BREAKER_COOLDOWN_S = 30
     rec = receiver()
     hook = hook_for(rec.url)
     breaker.breaker_record_failure(target=f"http:127.0.0.1:{rec.port}")
-    outcome = attempt(hook)
-    assert outcome["status"] == "retry" and outcome["countdown"] > 25  # waits out the cool-down
+    refusals = settings.DELIVERY_MAX_ATTEMPTS + 1  # more than the whole budget
+    outcomes = [attempt(hook, f"w{i}") for i in range(20) for _ in range(refusals)]
+    assert {o["status"] for o in outcomes} == {"waiting"}
+    countdowns = sorted(o["countdown"] for o in outcomes)
+    assert countdowns[0] > 25  # waits out the cool-down...
+    assert countdowns[-1] - countdowns[0] > 30 / 4  # ...and wakes spread over the next one
+    assert countdowns[-1] <= 2 * 30
     assert rec.hits == []
-    history = pipeline.delivery_status(delivery_id="dlv1")["attempts"]
-    assert "circuit open" in history[0]["error"]
+    for i in range(20):
+        status = pipeline.delivery_status(delivery_id=f"w{i}")
+        assert status["status"] == "pending" and status["attempts"] == []
+        assert status["state"]["run_attempts"] == "0"
+        assert status["state"]["breaker_refusals"] == str(refusals)
+    assert deadletters.collection().count_documents({}) == 0
+
+
+def test_a_delivery_gives_up_on_an_open_breaker_after_the_wait_deadline(
+    receiver, hook_for, settings
+):
+    settings.BREAKER_FAIL_MAX = 1
+    settings.BREAKER_COOLDOWN_S = 30
+    settings.DELIVERY_BREAKER_WAIT_MAX_S = 0.5
+    rec = receiver()
+    hook = hook_for(rec.url)
+    breaker.breaker_record_failure(target=f"http:127.0.0.1:{rec.port}")
+    started = time.monotonic()
+    wait_until(lambda: attempt(hook)["status"] == "dead", timeout=5, what="giving up")
+    assert time.monotonic() - started >= 0.5 - 0.05  # measured in time...
+    state = pipeline.delivery_status(delivery_id="dlv1")["state"]
+    assert int(state["breaker_refusals"]) > settings.DELIVERY_MAX_ATTEMPTS  # ...not in refusals
+    doc = deadletters.deadletter_get(delivery_id="dlv1")
+    assert doc["attempt_count"] == 0 and doc["attempts"] == []
+    assert doc["last_error"].startswith(f"circuit open for http:127.0.0.1:{rec.port}: waited")
+    assert rec.hits == []
+
+
+def test_a_call_restarts_the_breaker_wait_clock(receiver, hook_for, settings):
+    settings.BREAKER_FAIL_MAX = 1
+    settings.BREAKER_COOLDOWN_S = 30
+    rec = receiver(fail_times=1)
+    hook = hook_for(rec.url)
+    target = f"http:127.0.0.1:{rec.port}"
+    breaker.breaker_record_failure(target=target)
+    assert attempt(hook)["status"] == "waiting"
+    assert "breaker_wait_since" in pipeline.delivery_status(delivery_id="dlv1")["state"]
+    breaker.breaker_reset(target=target)
+    assert attempt(hook)["status"] == "retry"  # called: the receiver failed it
+    state = pipeline.delivery_status(delivery_id="dlv1")["state"]
+    assert "breaker_wait_since" not in state and state["run_attempts"] == "1"
 
 
 def test_notify_offline_members_skips_guests_and_people_without_email(

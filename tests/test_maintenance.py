@@ -104,6 +104,15 @@ def test_health_command_reports_breakers_and_spool(delivery_settings, settings):
     assert report["breakers"][0]["target"] == "http:down.example:443"
     assert report["breakers"][0]["state"] == "open"
     assert report["deadletters"] == {"dead": 0, "replayed": 0, "discarded": 0}
+    assert report["spool_flusher"] is False
+    # A spooled letter with nobody flushing it: --flush-spool starts the one flusher.
+    sync_redis().rpush(deadletters.SPOOL_KEY, "{}")
+    started = run_manage("deliveries_health", "--flush-spool", **delivery_settings)
+    report = json.loads(started.stdout)
+    assert report["spool"] == {"dry_run": False, "spooled": 1, "flusher": "started"}
+    assert report["spool_flusher"] is True
+    again = run_manage("deliveries_health", "--flush-spool", **delivery_settings)
+    assert json.loads(again.stdout)["spool"]["flusher"] == "running"
 
 
 def test_maintenance_runs_as_rq_jobs_and_shows_in_the_dashboard(
@@ -144,7 +153,7 @@ def test_maintenance_runs_as_rq_jobs_and_shows_in_the_dashboard(
     assert results["presence"].return_value()["expired"] == {str(room.pk): ["gone"]}
     assert "counts" in results["health"].return_value()
     assert results["replay"].return_value()["matched"] == 0  # "old" was pruned first
-    assert results["spool"].return_value() == {"dry_run": False, "written": 0}
+    assert results["spool"].return_value() == {"dry_run": False, "spooled": 0, "flusher": "idle"}
     # django-rq's admin dashboard lists them.
     assert admin_client.get("/admin/rq/").status_code == 200
     finished = admin_client.get("/admin/rq/queues/0/finished/").content.decode()

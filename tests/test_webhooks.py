@@ -32,6 +32,16 @@ def login(client, user):
         "http://[::ffff:127.0.0.1]/hook",
         "http://100.64.0.1/hook",
         "http://0.0.0.0/hook",
+        # IPv6 wrappers of private IPv4 destinations: NAT64, 6to4, IPv4-compatible,
+        # IPv4-mapped, local-use NAT64.
+        "http://[64:ff9b::7f00:1]/hook",
+        "http://[64:ff9b::a9fe:a9fe]/latest/meta-data/",
+        "http://[2002:7f00:1::]/hook",
+        "http://[2002:c0a8:1::1]/hook",
+        "http://[::7f00:1]/hook",
+        "http://[::a00:1]/hook",
+        "http://[::ffff:169.254.169.254]/hook",
+        "http://[64:ff9b:1::a00:1]/hook",
     ],
 )
 def test_unsafe_webhook_url_is_refused_with_a_form_error(client, owner, room, settings, url):
@@ -51,6 +61,117 @@ def test_public_address_is_accepted_and_private_only_when_allowed(settings):
     url_check(url="http://127.0.0.1/hook", allow_private=True)
     with pytest.raises(UnsafeURL):
         url_check(url="file:///etc/passwd", allow_private=True)
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://[64:ff9b::5db8:d70e]/hook", "http://[2002:5db8:d70e::1]/hook"],
+)
+def test_ipv6_wrapping_a_public_ipv4_is_judged_by_that_ipv4(url):
+    url_check(url=url, allow_private=False)  # 93.184.215.14 inside
+
+
+class _Resolver:
+    """getaddrinfo where one name answers public first, loopback afterwards
+    (DNS rebinding); every other host resolves as usual."""
+
+    def __init__(self, real, name: str, answers: list[str]) -> None:
+        self.real, self.name, self.answers, self.asked = real, name, answers, 0
+
+    def __call__(self, host, port, *args, **kwargs):
+        if host != self.name:
+            return self.real(host, port, *args, **kwargs)
+        address = self.answers[min(self.asked, len(self.answers) - 1)]
+        self.asked += 1
+        return self.real(address, port, *args, **kwargs)
+
+
+def _send(hook, delivery_id="rb1"):
+    from deliveries.senders import SENDERS
+
+    return SENDERS["webhook"].send(
+        delivery_id=delivery_id,
+        target=hook.url,
+        payload={
+            "webhook_id": hook.pk,
+            "room_id": hook.room_id,
+            "event": "message.posted",
+            "data": {},
+            "created_at": "2026-11-28T00:00:00+00:00",
+        },
+    )
+
+
+def test_the_sender_connects_to_the_address_it_checked_not_a_second_lookup(
+    room, receiver, settings, monkeypatch
+):
+    import socket
+
+    from deliveries.senders import SendError
+
+    settings.WEBHOOK_ALLOW_PRIVATE = False
+    settings.DELIVERY_HTTP_TIMEOUT_S = 0.5
+    rec = receiver()  # on 127.0.0.1: where a rebinding answer would send us
+    resolver = _Resolver(socket.getaddrinfo, "rebind.example", ["93.184.215.14", "127.0.0.1"])
+    monkeypatch.setattr(socket, "getaddrinfo", resolver)
+    hook = Webhook.objects.create(
+        room=room, url=f"http://rebind.example:{rec.port}/hook", events=["message.posted"]
+    )
+    with pytest.raises(SendError) as caught:
+        _send(hook)  # the checked public address does not answer here
+    assert caught.value.retryable
+    assert resolver.asked == 1
+    assert rec.hits == []
+
+
+def test_https_goes_to_the_checked_address_with_the_name_for_tls(
+    room, settings, monkeypatch, tmp_path
+):
+    import socket
+    import ssl
+    import subprocess
+    import threading
+
+    from deliveries.senders import SendError
+
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1"]
+        + ["-subj", "/CN=hooks.example", "-keyout", str(key), "-out", str(cert)],
+        check=True,
+        capture_output=True,
+    )
+    server_names: list[str | None] = []
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    context.sni_callback = lambda sock, name, ctx: server_names.append(name)
+    listener = socket.create_server(("127.0.0.2", 0))
+    port = listener.getsockname()[1]
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        try:
+            context.wrap_socket(conn, server_side=True)
+        except (ssl.SSLError, OSError):
+            pass  # the client refuses our self-signed certificate: expected
+        finally:
+            conn.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    settings.WEBHOOK_ALLOW_PRIVATE = True  # 127.0.0.2 stands for the checked address
+    resolver = _Resolver(socket.getaddrinfo, "hooks.example", ["127.0.0.2", "127.0.0.1"])
+    monkeypatch.setattr(socket, "getaddrinfo", resolver)
+    hook = Webhook.objects.create(
+        room=room, url=f"https://hooks.example:{port}/hook", events=["message.posted"]
+    )
+    try:
+        with pytest.raises(SendError) as caught:
+            _send(hook, "tls1")
+    finally:
+        listener.close()
+    assert "CERTIFICATE_VERIFY_FAILED" in caught.value.message  # TLS checks the name...
+    assert server_names == ["hooks.example"]  # ...sent as SNI, to the checked address
+    assert resolver.asked == 1
 
 
 def test_owner_registers_a_webhook_and_sees_its_secret(client, owner, room, settings):

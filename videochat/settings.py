@@ -284,6 +284,9 @@ DELIVERY_MAX_ATTEMPTS = env.int("DELIVERY_MAX_ATTEMPTS", default=8)
 DELIVERY_HTTP_TIMEOUT_S = env.float("DELIVERY_HTTP_TIMEOUT_S", default=10.0)
 BREAKER_FAIL_MAX = env.int("BREAKER_FAIL_MAX", default=5)
 BREAKER_COOLDOWN_S = env.float("BREAKER_COOLDOWN_S", default=60.0)
+# A delivery refused by an open breaker is not attempted and keeps its budget;
+# it gives up (dead letter) once it has waited this long without being called.
+DELIVERY_BREAKER_WAIT_MAX_S = env.float("DELIVERY_BREAKER_WAIT_MAX_S", default=3600.0)
 DEADLETTER_TTL_DAYS = env.int("DEADLETTER_TTL_DAYS", default=30)
 CHAT_RETENTION_DAYS = env.int("CHAT_RETENTION_DAYS", default=365)
 WEBHOOK_ALLOW_PRIVATE = env_bool("WEBHOOK_ALLOW_PRIVATE", default=False)
@@ -310,6 +313,8 @@ if not 0 < DELIVERY_HTTP_TIMEOUT_S <= 120:
     raise ImproperlyConfigured("DELIVERY_HTTP_TIMEOUT_S must be in (0, 120]")
 if BREAKER_FAIL_MAX < 1 or BREAKER_COOLDOWN_S <= 0:
     raise ImproperlyConfigured("BREAKER_FAIL_MAX must be >= 1 and BREAKER_COOLDOWN_S > 0")
+if DELIVERY_BREAKER_WAIT_MAX_S <= 0:
+    raise ImproperlyConfigured("DELIVERY_BREAKER_WAIT_MAX_S must be > 0")
 if DEADLETTER_TTL_DAYS < 1 or CHAT_RETENTION_DAYS < 1:
     raise ImproperlyConfigured("DEADLETTER_TTL_DAYS and CHAT_RETENTION_DAYS must be >= 1 day")
 # How often a worker sweeps for tasks of dead workers (unacknowledged past the

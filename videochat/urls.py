@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from deliveries.rqadmin import rq_urlpatterns
 from rooms import views as room_views
 
 from . import accounts, health
@@ -27,6 +28,7 @@ urlpatterns = [
     path("r/<slug:slug>/invite/rotate/", room_views.invite_rotate, name="invite_rotate"),
     path("i/<str:token>/", room_views.invite_accept, name="invite"),
     path("", include("deliveries.urls")),
-    path("admin/rq/", include("django_rq.urls")),
+    # Gated by django-rq's own permission, not just is_staff (deliveries/rqadmin.py).
+    path("admin/rq/", include(rq_urlpatterns())),
     path("admin/", admin.site.urls),
 ]

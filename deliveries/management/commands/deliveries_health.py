@@ -8,7 +8,8 @@ from ._base import MaintenanceCommand
 class Command(MaintenanceCommand):
     help = (
         "Report delivery health (counts, breakers, dead letters, spool); with --flush-spool "
-        "also write spooled dead letters. Exit 1 with --strict when unhealthy."
+        "also start the spool's flusher (a Celery task) if none is pending. Exit 1 with "
+        "--strict when unhealthy."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
