@@ -152,16 +152,24 @@ async def presence_touch(*, room_id: int, peer_id: str) -> bool:
     return bool(await get_redis().eval(_TOUCH, 2, *_keys(room_id), peer_id))
 
 
+# Change some fields of a peer's state in one step: a read-modify-write from
+# Python could write back an in_call that seat_take just cleared (a second tab
+# taking the seat while the first toggles its microphone): two seats, one member.
+_UPDATE = """
+local raw = redis.call('HGET', KEYS[1], ARGV[1])
+if not raw then return nil end
+local state = cjson.decode(raw)
+for k, v in pairs(cjson.decode(ARGV[2])) do state[k] = v end
+raw = cjson.encode(state)
+redis.call('HSET', KEYS[1], ARGV[1], raw)
+return raw
+"""
+
+
 async def presence_update(*, room_id: int, peer_id: str, **changes: bool | str) -> PeerState | None:
     key, _ = _keys(room_id)
-    redis = get_redis()
-    raw = await redis.hget(key, peer_id)
-    if raw is None:
-        return None
-    state: PeerState = json.loads(raw)
-    state.update(changes)  # type: ignore[typeddict-item]
-    await redis.hset(key, peer_id, json.dumps(state))
-    return state
+    raw = await get_redis().eval(_UPDATE, 1, key, peer_id, json.dumps(changes))
+    return json.loads(raw) if raw else None
 
 
 async def presence_remove(*, room_id: int, peer_id: str) -> bool:
