@@ -26,7 +26,11 @@ from .protocol import CloseCode, Frame
 if TYPE_CHECKING:
     from .consumers import RoomConsumer
 
-# A kicked member may not come straight back (a ban is for longer).
+# A kicked member may not come straight back (a ban is for longer): 5 minutes,
+# like a removal from a Meet call; long enough to cool down, short enough that a
+# mistaken kick needs no moderator to undo it. For a guest it also holds for new
+# guest sessions from the address the guest joined from (a new browser session
+# is not a new person), as a guest's ban does.
 KICK_COOLDOWN_S = 300
 # Password guesses per client address and room (slow hash on top).
 PASSWORD_LIMIT = ratelimit.Limit("room-password", rate=0.1, burst=5)
@@ -44,9 +48,14 @@ class Banned(AppError):
     close_code = CloseCode.BANNED
 
 
-class Kicked(AppError):
+class Kicked(Banned):
+    """A short ban: a subclass, so whoever refuses a ban refuses a kick alike
+    (the invite page answers 403 to both)."""
+
     code = "kicked"
-    message = "You were removed from this room; you may come back later."
+    message = (
+        f"You were removed from this room; you may come back in {KICK_COOLDOWN_S // 60} minutes."
+    )
     close_code = CloseCode.KICKED
 
 
@@ -91,6 +100,19 @@ def kicked_key(room_id: int, member_id: int) -> str:
     return f"kicked:{int(room_id)}:{int(member_id)}"
 
 
+def kicked_from_key(room_id: int, address: str) -> str:
+    """New guests from the address of a kicked guest are kept out too."""
+    return f"kicked-from:{int(room_id)}:{address}"
+
+
+def kick_keys(*, room_id: int, member_id: int, guest_address: str | None) -> list[str]:
+    """The Redis keys any of which, present, keep this membership out as kicked."""
+    keys = [kicked_key(room_id, member_id)]
+    if guest_address:
+        keys.append(kicked_from_key(room_id, guest_address))
+    return keys
+
+
 def lobby_key(room_id: int) -> str:
     return f"lobby:{int(room_id)}"
 
@@ -116,7 +138,10 @@ async def admit(consumer: "RoomConsumer", frame: Frame) -> None:
     member["role"] = state["role"]
     if state["ban"] is not None:
         raise Banned(reason=state["ban"]["reason"], until=state["ban"]["until"])
-    if await redis.exists(kicked_key(room_id, member["id"])):
+    # A guest session opened from the kicked guest's address (before or after
+    # the kick) is the same person as far as we can tell.
+    kick = kick_keys(room_id=room_id, member_id=member["id"], guest_address=state["guest_address"])
+    if await redis.exists(*kick):
         raise Kicked()
     if state["role"] in MODERATING_ROLES:
         await mods_join(consumer)

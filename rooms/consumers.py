@@ -9,6 +9,7 @@ and the socket stays open.
 import asyncio
 import json
 import secrets
+from collections.abc import Coroutine
 from typing import Any
 
 import structlog
@@ -90,19 +91,40 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
         await security.socket_opened(self)
         self.handshake_timer = asyncio.create_task(self._expect_hello())
 
-    async def take_seat(self, state: presence.PeerState) -> bool:
-        """Add this peer to the room's presence; False when the room is full.
+    async def take_seat(self) -> presence.PeerState | None:
+        """Enter the call: this peer takes one of the room's call seats.
+
+        Returns the peer's state, now in the call (None if the peer is gone),
+        or raises ``RoomFull``. A seat is for the call, not the socket: a tab
+        that previews or chats holds none; a member's second tab entering the
+        call takes the first one's seat, whose call ends (its chat stays);
+        owners and moderators always get a seat.
 
         Seats of peers that went away without a goodbye (a server killed
         mid-call, a close that failed under load) are freed by anyone's
         heartbeat; in a full room nobody may be left to send one, so a
-        refused join first drops the stale peers and tries once more.
+        refused seat first drops the stale peers and tries once more.
         """
         room_id, capacity = self.room["id"], self.room["capacity"]
-        if await presence.presence_add(room_id=room_id, state=state, capacity=capacity):
-            return True
-        await events.reap_and_announce(self)
-        return await presence.presence_add(room_id=room_id, state=state, capacity=capacity)
+        always = self.member["role"] in admission.MODERATING_ROLES
+
+        def take() -> Coroutine[Any, Any, presence.SeatTaken | None]:
+            return presence.seat_take(
+                room_id=room_id, peer_id=self.peer_id, capacity=capacity, always=always
+            )
+
+        try:
+            taken = await take()
+            if taken is None:
+                await events.reap_and_announce(self)
+                taken = await take()
+        except presence.PeerGone:
+            return None
+        if taken is None:
+            raise RoomFull(capacity=capacity)
+        if taken["replaced"] is not None:
+            await events.announce_call_moved(self, taken["replaced"])
+        return taken["state"]
 
     async def _expect_hello(self) -> None:
         await asyncio.sleep(HANDSHAKE_TIMEOUT_S)
@@ -211,20 +233,27 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
             audio=bool(frame.get("audio", True)),
             video=bool(frame.get("video", True)),
             screen=False,
-            in_call=frame.get("in_call") is True,
+            in_call=False,  # until it has a seat
         )
-        if not await self.take_seat(state):
-            await self.send_json(RoomFull(capacity=self.room["capacity"]).as_frame())
-            await self.close(code=CloseCode.ROOM_FULL)
-            return
+        await presence.presence_add(room_id=self.room["id"], state=state)
         await presence.presence_bind(
             room_id=self.room["id"], peer_id=self.peer_id, channel=self.channel_name
         )
+        no_seat = None
+        if frame.get("in_call") is True:
+            # Back in the call (a reconnect that could not resume): a full
+            # call still lets the tab in for chat; it is told after welcome.
+            try:
+                state = await self.take_seat() or state
+            except RoomFull as exc:
+                no_seat = exc
         await self.channel_layer.group_add(self.group, self.channel_name)
         self.ready = True
         self.handshake_timer.cancel()
         await self.send_welcome(resumed=False)
         await events.announce_join(self, state)
+        if no_seat is not None:
+            await self.send_error(no_seat)
         self.log.info("room.joined", peer=self.peer_id)
 
     async def join_resumed(self, state: presence.PeerState) -> None:

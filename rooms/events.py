@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 from channels.db import database_sync_to_async
+from django.conf import settings
 
 from deliveries.services import room_events_emit
 
@@ -63,6 +64,24 @@ async def announce_leave(
     if await presence.presence_count(room_id=room_id) == 0:
         events.append(("call.ended", {"reason": reason}))
     await _tell_webhooks(room_id, events)
+
+
+async def announce_call_moved(consumer: "RoomConsumer", older: presence.PeerState) -> None:
+    """The member entered the call from another tab: the older peer left the call.
+
+    Its socket is told why (it keeps chat), through its current channel or, in
+    its resume grace, held for the resume; the room sees it leave the call.
+    """
+    room_id, peer_id = consumer.room["id"], older["peer_id"]
+    frame = {"type": "call.left", "reason": "joined_elsewhere"}
+    channel = await presence.presence_channel(room_id=room_id, peer_id=peer_id)
+    if channel is not None:
+        await consumer.channel_layer.send(channel, {"type": "peer.frame", "frame": frame})
+    else:
+        await presence.pending_push(
+            room_id=room_id, peer_id=peer_id, frame=frame, ttl_s=settings.CALL_RESUME_GRACE_S
+        )
+    await consumer.broadcast({"type": "presence.update", "peer": older})
 
 
 async def reap_and_announce(consumer: "RoomConsumer") -> None:

@@ -22,9 +22,16 @@ async def presence_update(consumer: RoomConsumer, frame: Frame) -> None:
     changes = {k: frame[k] for k in ("audio", "video", "screen", "in_call") if k in frame}
     if not changes or not all(isinstance(v, bool) for v in changes.values()):
         raise BadRequest("presence.update takes booleans audio, video, screen, in_call.")
-    state = await presence.presence_update(
-        room_id=consumer.room["id"], peer_id=consumer.peer_id, **changes
-    )
+    state = None
+    if changes.get("in_call") is True:
+        # Entering the call takes a call seat (room_full if none is free: the
+        # socket stays, for chat); leaving it (in_call false) frees the seat.
+        state = await consumer.take_seat()
+        del changes["in_call"]
+    if changes:
+        state = await presence.presence_update(
+            room_id=consumer.room["id"], peer_id=consumer.peer_id, **changes
+        )
     if state is not None:
         await consumer.broadcast({"type": "presence.update", "peer": state})
 

@@ -12,12 +12,11 @@ from typing import Any
 from channels.db import database_sync_to_async
 
 from videochat.errors import BadRequest, Conflict, NotFound
-from videochat.redis import get_redis
 
 from . import admission, events, presence, security, services
 from .consumers import RoomConsumer
 from .models import AuditLog, Role
-from .protocol import CloseCode, Frame, handles, member_group_name
+from .protocol import Frame, handles, member_group_name
 
 REASON_MAX = 200
 
@@ -93,30 +92,16 @@ async def _to_member(consumer: RoomConsumer, member_id: int, event: dict[str, An
 @handles("mod.kick")
 async def kick(consumer: RoomConsumer, frame: Frame) -> None:
     reason = _reason(frame)
-    result = await _act(
-        consumer,
-        AuditLog.Action.KICK,
+    # The service holds the kick (a reload is refused for a while) and closes
+    # the kicked member's sockets after commit.
+    result = await database_sync_to_async(services.member_kick)(
+        room_id=consumer.room["id"],
+        actor_member_id=consumer.member["id"],
         target_member_id=_member_id(frame),
-        detail={"reason": reason},
+        reason=reason,
     )
-    target = result["target"]
-    assert target is not None
-    # Out for a while even if the page is reloaded by hand; a ban is for longer.
-    await get_redis().set(
-        admission.kicked_key(consumer.room["id"], target["member_id"]),
-        "1",
-        ex=admission.KICK_COOLDOWN_S,
-    )
-    await _to_member(
-        consumer,
-        target["member_id"],
-        {
-            "type": "peer.close",
-            "code": CloseCode.KICKED,
-            "frame": {"type": "mod.kicked", "reason": reason, "by": result["actor_name"]},
-        },
-    )
-    await _drop_member_presence(consumer, member_id=target["member_id"], reason="kicked")
+    for member_id in result["member_ids"]:
+        await _drop_member_presence(consumer, member_id=member_id, reason="kicked")
     await _announce(consumer, "kick", result, reason=reason)
 
 
@@ -131,9 +116,8 @@ async def ban(consumer: RoomConsumer, frame: Frame) -> None:
         reason=reason,
         minutes=frame.get("minutes"),
     )
-    target = result["target"]
-    assert target is not None
-    await _drop_member_presence(consumer, member_id=target["member_id"], reason="banned")
+    for member_id in result["member_ids"]:
+        await _drop_member_presence(consumer, member_id=member_id, reason="banned")
     await _announce(consumer, "ban", result, reason=reason)
 
 

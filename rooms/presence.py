@@ -28,8 +28,14 @@ class PeerState(TypedDict):
     audio: bool
     video: bool
     screen: bool
-    # In the call (past the pre-join preview): only these peers get connections.
+    # In the call (past the pre-join preview): only these peers get connections,
+    # and only these hold one of the room's call seats (see seat_take).
     in_call: bool
+
+
+class SeatTaken(TypedDict):
+    state: PeerState  # this peer, now in the call
+    replaced: PeerState | None  # the same member's older peer, now out of the call
 
 
 def _keys(room_id: int) -> tuple[str, str]:
@@ -44,16 +50,52 @@ def _pending_key(room_id: int, peer_id: str) -> str:
     return f"signal:{int(room_id)}:{peer_id}"
 
 
-# Add a peer unless the room is at capacity; atomic across instances.
+# Add or refresh a peer. Presence takes no seat: a tab that previews or chats
+# is present, and only entering the call (seat_take) counts against capacity.
 _ADD = """
-if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 and
-   redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[3]) then
-  return 0
-end
 local t = redis.call('TIME')
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('ZADD', KEYS[2], tonumber(t[1]) + tonumber(t[2]) / 1e6, ARGV[1])
 return 1
+"""
+
+# Peer ARGV[1] enters the call: a seat is a present peer with in_call true, so
+# leaving the call, the room or the heartbeat frees it with no second record to
+# keep in step. One member holds one seat: the member's older peer in the call
+# leaves it (its seat passes over, so capacity is not checked). Otherwise the
+# room must have fewer than ARGV[2] seats taken, unless ARGV[3] is '1' (owners
+# and moderators always enter). Returns {1, state, older state or ''}, {0} when
+# full, {-1} when the peer is not present. Atomic across instances.
+_SEAT = """
+local raw = redis.call('HGET', KEYS[1], ARGV[1])
+if not raw then return {-1} end
+local me = cjson.decode(raw)
+if me['in_call'] == true then return {1, raw, ''} end
+local seated, older = 0, nil
+local all = redis.call('HGETALL', KEYS[1])
+for i = 1, #all, 2 do
+  if all[i] ~= ARGV[1] then
+    local peer = cjson.decode(all[i + 1])
+    if peer['in_call'] == true then
+      if tonumber(peer['member_id']) == tonumber(me['member_id']) then
+        older = peer
+      else
+        seated = seated + 1
+      end
+    end
+  end
+end
+if older == nil and ARGV[3] ~= '1' and seated >= tonumber(ARGV[2]) then return {0} end
+local was = ''
+if older ~= nil then
+  older['in_call'] = false
+  was = cjson.encode(older)
+  redis.call('HSET', KEYS[1], older['peer_id'], was)
+end
+me['in_call'] = true
+raw = cjson.encode(me)
+redis.call('HSET', KEYS[1], ARGV[1], raw)
+return {1, raw, was}
 """
 
 _TOUCH = """
@@ -80,12 +122,29 @@ return gone
 """
 
 
-async def presence_add(*, room_id: int, state: PeerState, capacity: int) -> bool:
-    """Add or refresh ``state``; False when the room is full."""
-    added = await get_redis().eval(
-        _ADD, 2, *_keys(room_id), state["peer_id"], json.dumps(state), capacity
-    )
-    return bool(added)
+async def presence_add(*, room_id: int, state: PeerState) -> None:
+    """Add or refresh ``state`` (no seat: see ``seat_take``)."""
+    await get_redis().eval(_ADD, 2, *_keys(room_id), state["peer_id"], json.dumps(state))
+
+
+class PeerGone(LookupError):
+    """The peer is no longer present (reaped, removed)."""
+
+
+async def seat_take(*, room_id: int, peer_id: str, capacity: int, always: bool) -> SeatTaken | None:
+    """Put a present peer in the call; None when every seat is taken.
+
+    ``always``: an owner or moderator, who enters a full call. Raises
+    ``PeerGone`` when the peer is not present.
+    """
+    key, _ = _keys(room_id)
+    found = await get_redis().eval(_SEAT, 1, key, peer_id, capacity, "1" if always else "0")
+    if found[0] == -1:
+        raise PeerGone(peer_id)
+    if found[0] == 0:
+        return None
+    _, raw, was = found
+    return SeatTaken(state=json.loads(raw), replaced=json.loads(was) if was else None)
 
 
 async def presence_touch(*, room_id: int, peer_id: str) -> bool:
@@ -93,16 +152,24 @@ async def presence_touch(*, room_id: int, peer_id: str) -> bool:
     return bool(await get_redis().eval(_TOUCH, 2, *_keys(room_id), peer_id))
 
 
+# Change some fields of a peer's state in one step: a read-modify-write from
+# Python could write back an in_call that seat_take just cleared (a second tab
+# taking the seat while the first toggles its microphone): two seats, one member.
+_UPDATE = """
+local raw = redis.call('HGET', KEYS[1], ARGV[1])
+if not raw then return nil end
+local state = cjson.decode(raw)
+for k, v in pairs(cjson.decode(ARGV[2])) do state[k] = v end
+raw = cjson.encode(state)
+redis.call('HSET', KEYS[1], ARGV[1], raw)
+return raw
+"""
+
+
 async def presence_update(*, room_id: int, peer_id: str, **changes: bool | str) -> PeerState | None:
     key, _ = _keys(room_id)
-    redis = get_redis()
-    raw = await redis.hget(key, peer_id)
-    if raw is None:
-        return None
-    state: PeerState = json.loads(raw)
-    state.update(changes)  # type: ignore[typeddict-item]
-    await redis.hset(key, peer_id, json.dumps(state))
-    return state
+    raw = await get_redis().eval(_UPDATE, 1, key, peer_id, json.dumps(changes))
+    return json.loads(raw) if raw else None
 
 
 async def presence_remove(*, room_id: int, peer_id: str) -> bool:

@@ -104,6 +104,8 @@ class AdmissionState(TypedDict):
 
     role: str | None  # None: the membership is gone
     ban: BanInfo | None
+    # A guest membership's address: kicks and bans of guests from there hold for it.
+    guest_address: str | None
     locked: bool
     lobby_enabled: bool
     password_hash: str
@@ -123,11 +125,19 @@ def _ban_holding(*, room_id: int, who: Q) -> BanInfo | None:
     return BanInfo(id=ban.pk, reason=ban.reason, until=ban.until.isoformat() if ban.until else None)
 
 
-def ban_active_for(*, room_id: int, user_id: int | None, member_id: int) -> BanInfo | None:
-    """The ban keeping this account (or guest membership) out of the room, if any."""
+def ban_active_for(
+    *, room_id: int, user_id: int | None, member_id: int, guest_address: str | None = None
+) -> BanInfo | None:
+    """The ban keeping this account (or guest membership) out of the room, if any.
+
+    A guest membership from ``guest_address`` is also kept out by a guest's ban
+    from there, even if it was opened before that ban (another browser session
+    of the same person)."""
     who = Q(membership_id=member_id)
     if user_id is not None:
         who |= Q(user_id=user_id)
+    elif guest_address:
+        who |= Q(membership__joined_from=guest_address, user__isnull=True)
     return _ban_holding(room_id=room_id, who=who)
 
 
@@ -139,10 +149,18 @@ def guest_ban_from(*, room_id: int, address: str) -> BanInfo | None:
 
 def admission_state(*, room_id: int, member_id: int, user_id: int | None) -> AdmissionState:
     room = Room.objects.only("locked", "lobby_enabled", "password_hash").get(pk=room_id)
-    role = Membership.objects.filter(pk=member_id, room_id=room_id).values_list("role", flat=True)
+    row = (
+        Membership.objects.filter(pk=member_id, room_id=room_id)
+        .values("role", "user_id", "joined_from")
+        .first()
+    )
+    guest_address = row["joined_from"] if row and row["user_id"] is None else None
     return AdmissionState(
-        role=role.first(),
-        ban=ban_active_for(room_id=room_id, user_id=user_id, member_id=member_id),
+        role=row["role"] if row else None,
+        ban=ban_active_for(
+            room_id=room_id, user_id=user_id, member_id=member_id, guest_address=guest_address
+        ),
+        guest_address=guest_address,
         locked=room.locked,
         lobby_enabled=room.lobby_enabled,
         password_hash=room.password_hash,

@@ -17,9 +17,9 @@ from django.utils.text import slugify
 
 from videochat.errors import BadRequest, Conflict, Forbidden, InviteInvalid, NotFound
 
-from .admission import Banned
+from .admission import KICK_COOLDOWN_S, Banned, Kicked, kicked_from_key, kicked_key
 from .models import AuditLog, Ban, Invite, Membership, Role, Room
-from .protocol import member_group_name, room_group_name
+from .protocol import CloseCode, member_group_name, room_group_name
 from .selectors import ban_active_for, guest_ban_from
 
 _TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{16,64}")
@@ -92,6 +92,8 @@ def membership_join_as_guest(
     address = _ip_or_none(address)
     if address and guest_ban_from(room_id=invite.room_id, address=address):
         raise Banned("Guests from your network are banned from this room; log in to join.")
+    if address and _sync_redis().exists(kicked_from_key(invite.room_id, address)):
+        raise Kicked()
     return Membership.objects.create(
         room=invite.room, user=None, display_name=display_name, role=Role.GUEST, joined_from=address
     )
@@ -123,6 +125,13 @@ class ModResult(TypedDict):
     actor_member_id: int
     actor_name: str
     target: ModTarget | None
+
+
+class RemovalResult(ModResult):
+    """A kick or ban: every membership whose sockets are being closed (a guest's
+    other sessions from the same address too), so the call drops their peers."""
+
+    member_ids: list[int]
 
 
 def _sync_redis():
@@ -287,6 +296,17 @@ def member_set_role(
     )
 
 
+def _guest_sessions(guest: Membership) -> list[int]:
+    """The guest and every other guest membership of the room from its address:
+    other browser sessions of the same person, as far as we can tell."""
+    if guest.joined_from is None:
+        return [guest.pk]
+    others = Membership.objects.filter(
+        room_id=guest.room_id, user__isnull=True, joined_from=guest.joined_from
+    ).exclude(pk=guest.pk)
+    return [guest.pk, *others.values_list("pk", flat=True)]
+
+
 def _ban_frame(ban: Ban, *, by: str) -> dict:
     return {
         "type": "mod.banned",
@@ -296,22 +316,26 @@ def _ban_frame(ban: Ban, *, by: str) -> dict:
     }
 
 
-def _ban_enforce_after_commit(*, ban: Ban, by: str) -> None:
-    """Close the banned person's sockets in the room and tell the room."""
+def _ban_enforce_after_commit(*, ban: Ban, by: str) -> list[int]:
+    """Close the banned person's sockets in the room and tell the room; returns
+    the memberships whose sockets are closed."""
     if ban.user_id is not None:
         members = list(
             Membership.objects.filter(room_id=ban.room_id, user_id=ban.user_id).values_list(
                 "pk", flat=True
             )
         )
-    else:  # a guest membership
-        members = [ban.membership_id] if ban.membership_id is not None else []
+    elif ban.membership is not None:
+        members = _guest_sessions(ban.membership)
+    else:
+        members = []
     for member_id in members:
         member_event_after_commit(
             member_id=member_id,
             event={"type": "peer.close", "code": 4003, "frame": _ban_frame(ban, by=by)},
         )
     moderation_revision_bump(room_id=ban.room_id)
+    return members
 
 
 @transaction.atomic
@@ -322,8 +346,9 @@ def ban_create(
     target_member_id: object,
     reason: object = "",
     minutes: object = None,
-) -> ModResult:
-    """Ban a member: the account for users, the membership for guests."""
+) -> RemovalResult:
+    """Ban a member: the account for users, the membership for guests (and
+    guests from the address it joined from, see ``Ban``)."""
     if not isinstance(reason, str) or len(reason) > 200:
         raise BadRequest("reason must be a string of at most 200 characters.")
     if minutes is not None and (
@@ -350,9 +375,56 @@ def ban_create(
         target=target,
         detail={"reason": reason, "until": until.isoformat() if until else None},
     )
-    _ban_enforce_after_commit(ban=ban, by=actor.display_name)
-    return ModResult(
-        actor_member_id=actor.pk, actor_name=actor.display_name, target=_target_dict(target)
+    members = _ban_enforce_after_commit(ban=ban, by=actor.display_name)
+    return RemovalResult(
+        actor_member_id=actor.pk,
+        actor_name=actor.display_name,
+        target=_target_dict(target),
+        member_ids=members,
+    )
+
+
+@transaction.atomic
+def member_kick(
+    *, room_id: int, actor_member_id: int, target_member_id: object, reason: str = ""
+) -> RemovalResult:
+    """Kick a member: their sockets close now and they may not come back for
+    ``KICK_COOLDOWN_S``. A guest's kick also holds for new guest sessions from
+    the address the guest joined from, and closes the ones already open."""
+    actor = _actor(room_id=room_id, actor_member_id=actor_member_id, need=Role.MODERATOR)
+    target = _target(actor=actor, target_member_id=target_member_id)
+    audit_record(
+        room=actor.room,
+        actor_user=actor.user,
+        actor_name=actor.display_name,
+        action=AuditLog.Action.KICK,
+        target=target,
+        detail={"reason": reason, "minutes": KICK_COOLDOWN_S // 60},
+    )
+    members = _guest_sessions(target) if target.is_guest else [target.pk]
+    keys = [kicked_key(room_id, target.pk)]
+    if target.is_guest and target.joined_from:
+        keys.append(kicked_from_key(room_id, target.joined_from))
+
+    def hold() -> None:
+        # The hold is in place before any socket closes, so a reload is refused.
+        pipe = _sync_redis().pipeline(transaction=True)
+        for key in keys:
+            pipe.set(key, "1", ex=KICK_COOLDOWN_S)
+        pipe.execute()
+
+    transaction.on_commit(hold)
+    frame = {"type": "mod.kicked", "reason": reason, "by": actor.display_name}
+    for member_id in members:
+        member_event_after_commit(
+            member_id=member_id,
+            event={"type": "peer.close", "code": CloseCode.KICKED, "frame": frame},
+        )
+    return RemovalResult(
+        actor_member_id=actor.pk,
+        actor_name=actor.display_name,
+        target=_target_dict(target),
+        member_ids=members,
     )
 
 

@@ -202,6 +202,66 @@ def test_a_banned_guest_cannot_come_back_as_a_new_guest_from_the_same_address(ow
     assert _guest_joins(invite, "Gina again", "203.0.113.5").status_code == 302
 
 
+def _guest_session(invite, name: str, address: str) -> tuple[int, str]:
+    """A guest joins through the invite page from ``address``: (membership id, session key)."""
+    client = Client(REMOTE_ADDR=address)
+    assert client.post(f"/i/{invite.token}/", {"display_name": name}).status_code == 302
+    membership = Membership.objects.get(room=invite.room, display_name=name)
+    return membership.pk, client.cookies["sessionid"].value
+
+
+async def test_a_kicked_guest_stays_out_of_new_and_older_sessions_for_the_kick(owner, room, invite):
+    from rooms import admission
+    from videochat.redis import get_redis
+
+    here, elsewhere = "203.0.113.5", "198.51.100.7"
+    gina, gina_cookie = await sync_to_async(_guest_session)(invite, "Gina", here)
+    # Another browser session of the same person, opened before the kick.
+    _, older_cookie = await sync_to_async(_guest_session)(invite, "Gina 2", here)
+    async with joined(owner) as (mod, _), joined(None, cookie=gina_cookie) as (target, _):
+        await mod.send_json_to({"type": "mod.kick", "member_id": gina, "reason": "rude"})
+        _, code = await closed_with(target, "mod.kicked")
+        assert code == 4001
+    # A new browser session through the same invite: refused by the invite page.
+    again = await sync_to_async(_guest_joins)(invite, "Not Gina", here)
+    assert again.status_code == 403 and "removed" in again.content.decode()
+    assert not await Membership.objects.filter(display_name="Not Gina").aexists()
+    # The session opened before the kick: refused at hello.
+    error, code = await hello_refused(None, cookie=older_cookie)
+    assert (error["code"], code) == ("kicked", 4001)
+    # Guests from elsewhere are not affected.
+    assert (await sync_to_async(_guest_joins)(invite, "Hugo", elsewhere)).status_code == 302
+    # The kick holds for its documented duration, then lapses by itself.
+    key = admission.kicked_from_key(room.pk, here)
+    assert 0 < await get_redis().ttl(key) <= admission.KICK_COOLDOWN_S == 300
+    await get_redis().delete(key, admission.kicked_key(room.pk, gina))  # 5 minutes later
+    assert (await sync_to_async(_guest_joins)(invite, "Gina back", here)).status_code == 302
+    log = await AuditLog.objects.aget(room=room)
+    assert (log.action, log.detail) == ("kick", {"reason": "rude", "minutes": 5})
+
+
+async def test_a_guest_session_opened_before_a_ban_from_the_same_address_is_closed_and_refused(
+    owner, room, invite
+):
+    here = "203.0.113.5"
+    gina, _ = await sync_to_async(_guest_session)(invite, "Gina", here)
+    _, older_cookie = await sync_to_async(_guest_session)(invite, "Gina 2", here)
+    _, other_cookie = await sync_to_async(_guest_session)(invite, "Hugo", "198.51.100.7")
+    async with (
+        joined(owner) as (mod, _),
+        joined(None, cookie=older_cookie) as (older, _),
+        joined(None, cookie=other_cookie) as (other, _),
+    ):
+        await mod.send_json_to({"type": "mod.ban", "member_id": gina, "reason": "spam"})
+        # The open session of the same person goes at once, not at its next frame.
+        _, code = await closed_with(older, "mod.banned")
+        assert code == 4003
+        await other.send_json_to({"type": "ping", "t": 1})
+        assert (await receive_until(other, "pong"))["present"] is True
+    error, code = await hello_refused(None, cookie=older_cookie)
+    assert (error["code"], code) == ("banned", 4003)
+
+
 def test_a_guest_address_that_is_not_an_ip_is_not_recorded(room, invite):
     membership = services.membership_join_as_guest(
         invite=invite, display_name="Ivo", address="unknown"

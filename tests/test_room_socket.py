@@ -3,8 +3,11 @@
 import json
 
 import pytest
+from asgiref.sync import sync_to_async
 
+from rooms import services
 from rooms.protocol import PROTOCOL_VERSION, CloseCode
+from tests.conftest import make_user
 from tests.fixtures.sockets import communicator, joined, receive_until, session_cookie_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -96,34 +99,51 @@ async def test_presence_join_update_leave_seen_by_the_other(room, owner, member)
         assert leave["peer_id"] == welcome_b["peer_id"]
 
 
-async def test_capacity_refuses_the_extra_peer(room, owner, member):
+async def test_capacity_refuses_a_call_seat_not_the_socket(room, member, invite, django_user_model):
+    """Capacity counts people in the call (tests/test_seats.py has the rest)."""
     room.capacity = 2
     await room.asave()
-    async with joined(owner), joined(member.user):
-        comm = await communicator(slug=room.slug, cookie=await session_cookie_for(owner))
+    ann, ben = [await sync_to_async(make_user)(django_user_model, n) for n in ("ann", "ben")]
+    for user in (ann, ben):
+        await sync_to_async(services.membership_join)(invite=invite, user=user)
+    async with joined(member.user, in_call=True), joined(ann, in_call=True):
+        comm = await communicator(slug=room.slug, cookie=await session_cookie_for(ben))
         assert (await comm.connect())[0]
         await comm.send_json_to({"type": "hello", "v": PROTOCOL_VERSION})
-        assert (await comm.receive_json_from())["code"] == "room_full"
-        assert (await comm.receive_output())["code"] == CloseCode.ROOM_FULL
+        assert (await comm.receive_json_from())["type"] == "welcome"
+        await comm.send_json_to({"type": "presence.update", "in_call": True, "ref": 7})
+        error = await receive_until(comm, "error")
+        assert (error["code"], error["capacity"], error["ref"]) == ("room_full", 2, 7)
         await comm.disconnect()
 
 
-async def test_a_full_room_of_stale_peers_frees_their_seats_for_a_newcomer(room, owner, member):
+async def test_a_full_room_of_stale_peers_frees_their_seats_for_a_newcomer(
+    room, member, invite, django_user_model
+):
     """Peers whose server died never said goodbye; with nobody left to ping, a join reaps them."""
     from rooms import presence
     from videochat.redis import get_redis
 
     room.capacity = 2
     await room.asave()
-    async with joined(owner) as (alice, _), joined(member.user) as (bob, welcome_b):
+    ann, ben = [await sync_to_async(make_user)(django_user_model, n) for n in ("ann", "ben")]
+    for user in (ann, ben):
+        await sync_to_async(services.membership_join)(invite=invite, user=user)
+    async with (
+        joined(ann, in_call=True) as (alice, _),
+        joined(member.user, in_call=True) as (
+            bob,
+            welcome_b,
+        ),
+    ):
         await receive_until(alice, "presence.join")
         # Bob's server "dies": his heartbeat stops and his socket never closes.
         stale = (await get_redis().time())[0] - presence.PRESENCE_TIMEOUT_S - 1
         _, seen = presence._keys(room.pk)
         await get_redis().zadd(seen, {welcome_b["peer_id"]: stale})
-        async with joined(member.user) as (_, welcome):
-            assert welcome["peer_id"] != welcome_b["peer_id"]
-            assert {p["peer_id"] for p in welcome["participants"]} >= {welcome["peer_id"]}
+        async with joined(ben, in_call=True) as (_, welcome):
+            me = next(p for p in welcome["participants"] if p["peer_id"] == welcome["peer_id"])
+            assert me["in_call"] is True  # Bob's call seat was freed for Ben
             assert welcome_b["peer_id"] not in {p["peer_id"] for p in welcome["participants"]}
             leave = await receive_until(alice, "presence.leave")
             assert (leave["peer_id"], leave["reason"]) == (welcome_b["peer_id"], "timeout")

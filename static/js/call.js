@@ -248,6 +248,29 @@ export function init({ socket, presence }) {
     ui.showStatus("");
   }
 
+  /**
+   * The server took this tab out of the call, not out of the room: its seat
+   * went to the member's other tab, or there was no seat to take. Back to the
+   * preview; the socket and chat stay, and Join enters again.
+   * @param {string} why
+   */
+  function callEndedHere(why) {
+    if (!state.inCall) return;
+    state.inCall = false;
+    dropAllPeers();
+    ui.clearTiles();
+    const screen = state.screen;
+    state.screen = null;
+    screen?.stop();
+    ui.setToggle("toggle-screen", false, ["Share screen", "Stop sharing"]);
+    if (screen) announce({ screen: false });
+    clearInterval(state.statsTimer);
+    ui.showPhase("prejoin");
+    ui.setPreview(state.local);
+    ui.$("call-count").textContent = describeRoom(presence.list(), state.selfId);
+    ui.showStatus(why, { tone: "warn", sticky: true });
+  }
+
   // --- controls ------------------------------------------------------------
   function toggleMic() {
     const track = state.local?.getAudioTracks()[0];
@@ -442,6 +465,15 @@ export function init({ socket, presence }) {
   socket.on("error", (f) => {
     note(`error ${f.code}`, f);
     if (f.code === "unknown_peer" && f.peer_id) dropPeer(f.peer_id);
+    if (f.code === "room_full") {
+      callEndedHere(`The call is full (${f.capacity} people). You can still chat here; try Join again later.`);
+    }
+  });
+
+  socket.on("call.left", (f) => {
+    callEndedHere(f.reason === "joined_elsewhere"
+      ? "You joined the call in another tab or window, so this tab left it. Chat stays open here; Join to bring the call back."
+      : "You left the call.");
   });
 
   socket.onState((s, detail) => {
