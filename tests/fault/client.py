@@ -42,6 +42,8 @@ class ChatClient:
     errors: list[dict] = field(default_factory=list)
     connects: int = 0
     live_at: list[float] = field(default_factory=list)  # monotonic times of chat.message
+    welcomed_at: list[float] = field(default_factory=list)  # monotonic times of each welcome
+    dropped_at: list[float] = field(default_factory=list)  # ... and of each welcomed socket's end
     last_seq: int = 0
     _pending: dict[int, dict] = field(default_factory=dict)
     _unacked: dict[str, str] = field(default_factory=dict)
@@ -65,10 +67,13 @@ class ChatClient:
         resender = asyncio.create_task(self._resender())
         try:
             while not self._stop:
+                welcomes = len(self.welcomed_at)
                 try:
                     await self._session()
                 except (OSError, WebSocketException, TimeoutError):
                     pass
+                if len(self.welcomed_at) > welcomes and not self._stop:
+                    self.dropped_at.append(time.monotonic())
                 self._ws = None
                 if not self._stop:
                     await asyncio.sleep(random.uniform(0.05, 0.4))
@@ -106,6 +111,7 @@ class ChatClient:
             token = (welcome.get("resume") or {}).get("token")
             self._resume = {"peer_id": welcome["peer_id"], "token": token} if token else None
             self.connects += 1
+            self.welcomed_at.append(time.monotonic())
             self._ws = ws
             self._sync_inflight = False
             await self._sync()
