@@ -66,7 +66,7 @@ def test_haproxy_config_checks_health_and_passes_websockets(tmp_path):
     text = cluster.haproxy_config(bind="127.0.0.1", port=8000, nodes=[9001, 9002])
     assert "server node1 127.0.0.1:9001 check" in text
     assert "server node2 127.0.0.1:9002 check" in text
-    assert "uri /healthz" in text and "timeout tunnel" in text
+    assert "uri /readyz" in text and "timeout tunnel" in text
     assert "set-header X-Forwarded-For" in text
 
 

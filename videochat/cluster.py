@@ -5,13 +5,14 @@
 starts ``--nodes`` web nodes (each a ``videochat.webpool`` with ``WEB_WORKERS``
 daphne processes, on a free port of its own, sharing the database and the
 Redis and MongoDB of the environment) and an HAProxy (Debian ``haproxy``) on
-``--port`` in front of them. HAProxy checks each node's ``/healthz`` every
-second, takes a node out after two failed checks, and sends a connection that
-fails to connect to another node (``retries``/``redispatch``), so when a node
-dies its clients reconnect to a live one within a second or two. WebSocket
-upgrades pass through (``timeout tunnel``). HAProxy overwrites
-``X-Forwarded-For`` with the address it sees, and the nodes run with
-``USE_X_FORWARDED_FOR=1``, so per-address limits see each client.
+``--port`` in front of them. HAProxy asks each node's ``/readyz`` every second
+(videochat/node.py: the node itself, not the stores all nodes share), takes a
+node out after two failed checks, and sends a connection that fails to connect
+to another node (``retries``/``redispatch``), so when a node dies its clients
+reconnect to a live one within a second or two. WebSocket upgrades pass
+through (``timeout tunnel``). HAProxy overwrites ``X-Forwarded-For`` with the
+address it sees, and the nodes run with ``USE_X_FORWARDED_FOR=1``, so
+per-address limits see each client.
 
 Ctrl-C or SIGTERM stops HAProxy, then the nodes.
 """
@@ -56,7 +57,7 @@ frontend web
 backend nodes
     balance leastconn
     option httpchk
-    http-check send meth GET uri /healthz ver HTTP/1.1 hdr Host 127.0.0.1
+    http-check send meth GET uri /readyz ver HTTP/1.1 hdr Host 127.0.0.1
     http-check expect status 200
     default-server inter 1s fastinter 500ms fall 2 rise 2 on-marked-down shutdown-sessions
 {servers}

@@ -44,6 +44,11 @@ class ChatClient:
     live_at: list[float] = field(default_factory=list)  # monotonic times of chat.message
     welcomed_at: list[float] = field(default_factory=list)  # monotonic times of each welcome
     dropped_at: list[float] = field(default_factory=list)  # ... and of each welcomed socket's end
+    # For load reports (bench/load_recovery.py): first send and first ack of each of ours,
+    # and (time, client_id) of each message released in order to this client.
+    sent_at: dict[str, float] = field(default_factory=dict)
+    acked_at: dict[str, float] = field(default_factory=dict)
+    released: list[tuple[float, str | None]] = field(default_factory=list)
     last_seq: int = 0
     _pending: dict[int, dict] = field(default_factory=dict)
     _unacked: dict[str, str] = field(default_factory=dict)
@@ -134,6 +139,7 @@ class ChatClient:
     async def _sender(self) -> None:
         for cid in self.sent_ids:
             self._unacked[cid] = f"message {cid}"
+            self.sent_at[cid] = time.monotonic()
             await self._send(
                 {"type": "chat.send", "client_id": cid, "body": self._unacked[cid], "ref": cid}
             )
@@ -162,6 +168,7 @@ class ChatClient:
         kind = frame.get("type")
         if kind == "chat.ack":
             self.acks.setdefault(frame["client_id"], []).append(frame["seq"])
+            self.acked_at.setdefault(frame["client_id"], time.monotonic())
             self._unacked.pop(frame["client_id"], None)
             if frame["seq"] > self.last_seq:
                 await self._sync()  # its wake-up may be lost: backfill
@@ -186,4 +193,5 @@ class ChatClient:
             m = self._pending.pop(self.last_seq + 1)
             self.last_seq += 1
             self.log.append(Observed(m["seq"], m.get("client_id"), m.get("author_id")))
+            self.released.append((time.monotonic(), m.get("client_id")))
         return bool(self._pending)
