@@ -1,22 +1,23 @@
-"""A call across two web nodes behind HAProxy survives the death of a node.
+"""A call across two web nodes behind HAProxy survives the death or drain of a node.
 
 Both browsers reach the product through the balancer only. The node holding
-their sockets is SIGKILLed mid-call and never comes back: each page reconnects
+their sockets is SIGKILLed (or drained with SIGTERM) mid-call and never comes
+back: each page reconnects
 through the balancer to the surviving node and resumes its session there (the
 resume token and presence live in Redis, shared by the nodes), nobody sees a
 leave, media keeps flowing (it is peer to peer), and signaling works on the
 surviving node.
 """
 
+import signal
 import time
 
 import pytest
 from playwright.sync_api import expect
 
 from tests.call_helpers import frames, join_call, open_room, self_id, wait_decoding
-from tests.fixtures.live import django_env, run_dir
-from tests.test_cluster import _answers, _sockets_on
-from videochat import cluster
+from tests.fixtures.live import django_env
+from tests.test_cluster import _sockets_on, start_topology
 
 pytestmark = [
     pytest.mark.browser,
@@ -30,14 +31,10 @@ WATCH_LEAVES = (
 )
 
 
-def test_call_moves_to_the_surviving_node_when_its_node_dies(new_context, room, owner, member):
-    nodes = [cluster.node_service(run_dir(), workers=1, env=django_env()).start() for _ in range(2)]
-    balancer = cluster.haproxy_service(run_dir(), nodes=[n.port for n in nodes]).start()
+@pytest.mark.parametrize("how", ["sigkill", "drain"])
+def test_call_moves_to_the_surviving_node_when_its_node_goes(how, new_context, room, owner, member):
+    balancer, nodes = start_topology(django_env())
     try:
-        deadline = time.monotonic() + 30
-        while not _answers(balancer.port):
-            assert time.monotonic() < deadline, "the balancer never answered /healthz"
-            time.sleep(0.1)
         base = f"http://127.0.0.1:{balancer.port}"
         alice = open_room(new_context, base, owner)
         bob = open_room(new_context, base, member.user)
@@ -51,7 +48,11 @@ def test_call_moves_to_the_surviving_node_when_its_node_dies(new_context, room, 
         survivor = next(n for n in nodes if n is not victim)
         held = _sockets_on(victim)
         assert held >= 1
-        victim.kill()
+        if how == "sigkill":
+            victim.kill()
+        else:
+            victim.proc.send_signal(signal.SIGTERM)
+            assert victim.proc.wait(timeout=40) == 0, "the drained node did not exit cleanly"
         for page in (alice, bob):
             expect(page.locator("#connection-state")).to_have_text("Connected", timeout=25000)
         deadline = time.monotonic() + 20

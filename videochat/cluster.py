@@ -7,7 +7,7 @@ daphne processes, on a free port of its own, sharing the database and the
 Redis and MongoDB of the environment) and an HAProxy (Debian ``haproxy``) on
 ``--port`` in front of them. HAProxy asks each node's ``/readyz`` every second
 (videochat/node.py: the node itself, not the stores all nodes share), takes a
-node out after two failed checks, and sends a connection that fails to connect
+node out after three failed checks, and sends a connection that fails to connect
 to another node (``retries``/``redispatch``), so when a node dies its clients
 reconnect to a live one within a second or two. WebSocket upgrades pass
 through (``timeout tunnel``). HAProxy overwrites ``X-Forwarded-For`` with the
@@ -27,7 +27,7 @@ import sys
 import time
 from pathlib import Path
 
-from videochat.devstack import BASE_DIR, Service, daphne_service, free_port
+from videochat.devstack import BASE_DIR, Service, free_port
 
 HAPROXY_CONFIG = """\
 global
@@ -59,7 +59,10 @@ backend nodes
     option httpchk
     http-check send meth GET uri /readyz ver HTTP/1.1 hdr Host 127.0.0.1
     http-check expect status 200
-    default-server inter 1s fastinter 500ms fall 2 rise 2 on-marked-down shutdown-sessions
+    # A refused connection fails a check at once; a slow answer (a busy node)
+    # gets 3 s, and three failures in a row, before the node is taken out.
+    timeout check 3s
+    default-server inter 1s fastinter 500ms fall 3 rise 2 on-marked-down shutdown-sessions
 {servers}
 """
 
@@ -89,10 +92,16 @@ def haproxy_service(
 
 
 def node_service(run_dir: Path, *, workers: int, env: dict[str, str] | None = None) -> Service:
-    """One web node: a webpool on a free port, trusting the balancer's X-Forwarded-For."""
-    return daphne_service(
-        run_dir, env={"USE_X_FORWARDED_FOR": "1", **(env or {})}, workers=max(workers, 1)
-    )
+    """One web node as the Procfile runs it: a webpool (it heals, and drains on
+    SIGTERM) on a free port, trusting the balancer's X-Forwarded-For."""
+    port = free_port()
+    argv = [
+        sys.executable,
+        *("-m", "videochat.webpool", "--workers", str(workers), "--port", str(port), "--"),
+        *("--websocket-max-message-size", "65536", "videochat.asgi:application"),
+    ]
+    env = {"USE_X_FORWARDED_FOR": "1", **(env or {})}
+    return Service(f"node-{port}", port, argv, run_dir / f"node-{port}.log", env=env)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,7 +11,11 @@ layer, presence, chat wake-ups per process).
     python -m videochat.webpool --workers 2 --bind 127.0.0.1 --port 8000 -- \
         --websocket-max-message-size 65536 videochat.asgi:application
 
-SIGINT/SIGTERM are passed to every worker, and the pool exits when they have.
+SIGTERM drains: the pool stops listening and sends each worker SIGUSR1
+(videochat/node.py), which closes every room socket with 4503 so its client
+reconnects, through the load balancer, to another node and resumes there; each
+worker stops once its sockets are gone (at most ``DRAIN_TIMEOUT_S``), and the
+pool exits 0 when they all have. SIGINT (Ctrl-C) stops the workers at once.
 A worker that dies without being asked is started again on the same listening
 socket (the pool keeps it open, so connections that reached that socket in the
 meantime wait in its backlog rather than being refused): its sockets'
@@ -37,6 +41,8 @@ from django.core.exceptions import ImproperlyConfigured
 from videochat.envvars import env_bool
 
 STOP_GRACE_S = 10
+# A drain: the workers' own limit (videochat.node.DRAIN_TIMEOUT_S) and some slack.
+DRAIN_TIMEOUT_S = 30
 # Restart delays for a worker that dies: the first restart is immediate; a
 # worker that dies again within HEALTHY_S waits twice as long as the last time.
 RESTART_FIRST_S = 0.5
@@ -119,15 +125,23 @@ def main(argv: list[str] | None = None) -> int:
     args, daphne_args = parse(sys.argv[1:] if argv is None else argv)
     # Set before the port is bound: a stop may come as soon as it answers.
     workers: list[Worker] = []
+    listeners: list[socket.socket] = []
     stopping = False
+    draining = False
 
     def on_signal(signum: int, _frame: object) -> None:
-        nonlocal stopping
+        nonlocal stopping, draining
         stopping = True
+        draining = signum == signal.SIGTERM
+        if draining:
+            # New connections are refused from now on (the balancer redispatches
+            # them); each worker closes its own copy of the socket as it drains.
+            for listener in listeners:
+                listener.close()
         for worker in workers:
             if worker.alive():
                 assert worker.proc is not None
-                worker.proc.send_signal(signum)
+                worker.proc.send_signal(signal.SIGUSR1 if draining else signum)
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
@@ -135,7 +149,6 @@ def main(argv: list[str] | None = None) -> int:
     # kernel spreads new connections over them by address hash. (One shared
     # socket let whichever worker woke first take most of them: 35 of 40
     # sockets on one worker in bench/chat_fanout.py.)
-    listeners = []
     try:
         for _ in range(args.workers):
             listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -173,6 +186,16 @@ def main(argv: list[str] | None = None) -> int:
             elif not worker.alive():
                 worker.died()
         time.sleep(0.1)
+    if draining:
+        print("webpool: draining", file=sys.stderr, flush=True)
+        deadline = time.monotonic() + DRAIN_TIMEOUT_S
+        for worker in workers:
+            if worker.proc is None:
+                continue
+            try:
+                worker.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                worker.proc.terminate()
     deadline = time.monotonic() + STOP_GRACE_S
     for worker in workers:
         if worker.proc is None:

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 
 from websockets.asyncio.client import connect
-from websockets.exceptions import WebSocketException
+from websockets.exceptions import ConnectionClosed, WebSocketException
 
 PROTOCOL_VERSION = 1
 RESEND_S = 1.0
@@ -49,6 +49,8 @@ class ChatClient:
     sent_at: dict[str, float] = field(default_factory=dict)
     acked_at: dict[str, float] = field(default_factory=dict)
     released: list[tuple[float, str | None]] = field(default_factory=list)
+    close_codes: list[int] = field(default_factory=list)  # codes the server closed us with
+    leaves: list[dict] = field(default_factory=list)  # presence.leave frames seen
     last_seq: int = 0
     _pending: dict[int, dict] = field(default_factory=dict)
     _unacked: dict[str, str] = field(default_factory=dict)
@@ -75,6 +77,9 @@ class ChatClient:
                 welcomes = len(self.welcomed_at)
                 try:
                     await self._session()
+                except ConnectionClosed as exc:
+                    if exc.rcvd is not None:
+                        self.close_codes.append(exc.rcvd.code)
                 except (OSError, WebSocketException, TimeoutError):
                     pass
                 if len(self.welcomed_at) > welcomes and not self._stop:
@@ -183,6 +188,8 @@ class ChatClient:
                 await self._sync()
         elif kind == "error":
             self.errors.append(frame)
+        elif kind == "presence.leave":
+            self.leaves.append(frame)
 
     async def _receive(self, messages: list[dict]) -> bool:
         """Hold by seq, release in order; True when a hole remains."""
