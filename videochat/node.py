@@ -127,7 +127,7 @@ def _stop_listening() -> None:
         return
     from twisted.internet import reactor, tcp
 
-    for reader in list(reactor.getReaders()):  # type: ignore[attr-defined]
+    for reader in list(reactor.getReaders()):  # type: ignore[misc]
         if isinstance(reader, tcp.Port):
             reader.stopListening()
 
