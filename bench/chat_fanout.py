@@ -263,7 +263,10 @@ def huddle_setup(run: Path, redis_url: str) -> tuple[dict[str, str], list[str], 
     return _huddle
 
 
-def _huddle_setup(run: Path, redis_url: str) -> tuple[dict[str, str], list[str], list[str]]:
+def _huddle_setup(
+    run: Path, redis_url: str, *, rooms: int = ROOMS, per_room: int = PER_ROOM
+) -> tuple[dict[str, str], list[str], list[str]]:
+    """Also bench/load_recovery.py's: ``rooms`` rooms of ``per_room`` members each."""
     env = {
         "DATABASE_URL": DATABASE_URL or f"sqlite:///{run / 'bench.sqlite3'}",
         "REDIS_URL": redis_url,
@@ -295,16 +298,20 @@ def _huddle_setup(run: Path, redis_url: str) -> tuple[dict[str, str], list[str],
 
     call_command("migrate", verbosity=0)
     user_model = get_user_model()
-    users = [user_model.objects.create(username=f"bench{i}") for i in range(ROOMS * PER_ROOM)]
+    users = [user_model.objects.create(username=f"bench{i}") for i in range(rooms * per_room)]
     slugs = []
-    for r in range(ROOMS):
+    for r in range(rooms):
         room = services.room_create(
-            owner=users[r], name=f"Bench {r}", slug=f"bench-{r}", capacity=12, guest_access=False
+            owner=users[r],
+            name=f"Bench {r}",
+            slug=f"bench-{r}",
+            capacity=max(12, per_room + 2),
+            guest_access=False,
         )
         slugs.append(room.slug)
     for i, user in enumerate(users):
-        room_idx = i % ROOMS
-        if i >= ROOMS:  # the first four own their rooms already
+        room_idx = i % rooms
+        if i >= rooms:  # the first ones own their rooms already
             from rooms.models import Room
 
             services.membership_join(

@@ -18,6 +18,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
+from videochat import node
 from videochat.errors import AppError, BadRequest, RoomFull
 
 from . import admission, events, presence, resume, security, selectors, turn
@@ -67,6 +68,11 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
 
     # --- connection -------------------------------------------------------
     async def connect(self) -> None:
+        if node.draining():
+            # Accepted first so the client reads the code (a close before accept is a 403).
+            await self.accept()
+            await self.close(code=CloseCode.DRAINING)
+            return
         # Per-address connection rate, before any database work.
         if not await security.connection_allowed(self):
             return
@@ -87,6 +93,7 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
         self.group = room_group_name(self.room["id"])
         self.log = log.bind(room=self.room["slug"], member=self.member["id"])
         await self.accept()
+        node.socket_opened(self.drain)
         # Kick, ban, role changes and logout reach this socket through these groups.
         await security.socket_opened(self)
         self.handshake_timer = asyncio.create_task(self._expect_hello())
@@ -131,7 +138,12 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
         if not self.ready:
             await self.close(code=CloseCode.HANDSHAKE_TIMEOUT)
 
+    async def drain(self) -> None:
+        """This process is leaving the pool: the client reconnects elsewhere and resumes."""
+        await self.close(code=CloseCode.DRAINING)
+
     async def disconnect(self, code: int) -> None:
+        node.socket_closed(self.drain)
         timer = getattr(self, "handshake_timer", None)
         if timer:
             timer.cancel()
@@ -143,6 +155,8 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
             # A resumed socket owns the peer now; nothing to undo.
             self.ready = False
             await self.channel_layer.group_discard(self.group, self.channel_name)
+        elif server_code == CloseCode.DRAINING:
+            await self.start_grace()  # held for its resume on another node
         elif code in DELIBERATE_CLOSE_CODES or server_code is not None:
             reason: dict[int | None, str] = {CloseCode.KICKED: "kicked", CloseCode.BANNED: "banned"}
             await self.leave_room(reason=reason.get(server_code, "disconnect"))

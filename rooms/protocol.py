@@ -29,6 +29,8 @@ class CloseCode:
     KICKED = 4001
     BANNED = 4003
     REPLACED = 4005
+    # The server is draining (a node leaving the pool): reconnect now, elsewhere.
+    DRAINING = 4503
 
 
 Frame = dict[str, Any]

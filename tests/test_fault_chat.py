@@ -10,68 +10,18 @@ import time
 
 import pytest
 
-from messaging.models import Message
-from rooms import services as room_services
-from tests.fault.check import check_logs
-from tests.fault.client import ChatClient
-from tests.fault.harness import by_room, run_clients
+from tests.fault.harness import (  # noqa: F401 - people_fixture provides `people`
+    DAPHNE_ENV,
+    assert_contract,
+    make_clients,
+    people_fixture,
+    run_clients,
+)
 from tests.fault.proxy import FaultProxy
 from tests.fixtures.live import daphne_service, run_dir
 from videochat.devstack import redis_service
 
 pytestmark = [pytest.mark.live, pytest.mark.fault, pytest.mark.django_db(transaction=True)]
-
-ROOMS = 3
-PER_ROOM = 5
-# Per-user chat limit raised: this run measures delivery, not flood control.
-DAPHNE_ENV = {"CHAT_RATE_PER_S": "1000", "CHAT_RATE_BURST": "1000"}
-
-
-@pytest.fixture
-def people(django_user_model, owner):
-    """(room slug, session cookie) for ROOMS x PER_ROOM members, each a separate user."""
-    from django.test import Client
-
-    out = []
-    for r in range(ROOMS):
-        room = room_services.room_create(
-            owner=owner, name=f"Fault {r}", slug=f"fault-{r}", capacity=12, guest_access=False
-        )
-        invite = room.invites.first()
-        for i in range(PER_ROOM):
-            # No password (no slow hash): these users only need a session.
-            user = django_user_model.objects.create(username=f"f{r}u{i}")
-            room_services.membership_join(invite=invite, user=user)
-            client = Client()
-            client.force_login(user)
-            out.append((room.slug, client.cookies["sessionid"].value))
-    return out
-
-
-def make_clients(people, port, *, to_send=20, send_every_s=0.15):
-    return [
-        ChatClient(
-            name=f"c{n}",
-            url=f"ws://127.0.0.1:{port}/ws/rooms/{slug}/",
-            cookie=cookie,
-            origin=f"http://127.0.0.1:{port}",
-            room=slug,
-            to_send=to_send,
-            send_every_s=send_every_s,
-        )
-        for n, (slug, cookie) in enumerate(people)
-    ]
-
-
-def assert_contract(clients):
-    summaries = []
-    for slug, members in by_room(clients).items():
-        rows = list(
-            Message.objects.filter(room__slug=slug).order_by("seq").values_list("seq", "client_id")
-        )
-        summaries.append(check_logs(members, db_rows=rows))
-    assert sum(s["acked"] for s in summaries) == sum(c.to_send for c in clients)
-    return summaries
 
 
 def test_chaos_proxy_resets_and_stalls_lose_nothing(people):

@@ -35,10 +35,23 @@ def _accepted(worker, port):
     )
 
 
+def _healthz_ok(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as resp:
+            return resp.status == 200
+    except OSError:
+        return False
+
+
 @pytest.fixture
 def pool():
     service = devstack.daphne_service(run_dir(), env=django_env(), workers=2)
     service.start()
+    # The port is bound before the workers start: ready means both run and it answers.
+    deadline = time.monotonic() + 30
+    while len(_workers(service)) < 2 or not _healthz_ok(service.port):
+        assert time.monotonic() < deadline, "the pool did not become ready"
+        time.sleep(0.1)
     yield service
     service.stop()
 
@@ -65,11 +78,38 @@ def test_both_workers_accept_on_the_one_port(pool):
             conn.close()
 
 
-def test_a_worker_that_dies_takes_the_pool_down_with_its_status(pool):
+def test_a_worker_that_dies_is_restarted_and_the_pool_keeps_serving(pool):
     first, second = _workers(pool)
     first.send_signal(signal.SIGKILL)
-    assert _wait_exit(pool.proc) == 128 + signal.SIGKILL  # the supervisor sees the failure
-    assert not second.is_running() or second.status() == psutil.STATUS_ZOMBIE
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        live = [w for w in _workers(pool) if w.status() != psutil.STATUS_ZOMBIE]
+        if len(live) == 2 and first.pid not in {w.pid for w in live}:
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail(f"no worker replaced the killed one: {_workers(pool)}")
+    assert pool.proc.poll() is None, "the pool stopped instead of healing"
+    assert second.is_running()
+    replacement = next(w for w in live if w.pid != second.pid)
+    assert "--fd" in replacement.cmdline()
+    # Every new connection is served, whichever listening socket it lands on:
+    # the replacement accepts on the killed worker's socket.
+    deadline = time.monotonic() + 30
+    while not _healthz_ok(pool.port):
+        assert time.monotonic() < deadline, "the healed pool does not answer /healthz"
+        time.sleep(0.2)
+    assert all(_healthz_ok(pool.port) for _ in range(20))
+    log = pool.log_path.read_text(errors="replace")
+    assert f"daphne {first.pid} exited with -9; restarting it" in log
+
+
+def test_a_killed_pool_takes_its_workers_with_it(pool):
+    workers = _workers(pool)
+    pool.proc.send_signal(signal.SIGKILL)
+    pool.proc.wait(timeout=10)
+    gone, alive = psutil.wait_procs(workers, timeout=15)
+    assert not alive, f"daphne workers outlived their pool: {alive}"
 
 
 def test_sigterm_stops_every_worker_and_exits_zero(pool):

@@ -10,6 +10,10 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from rooms.routing import websocket_urlpatterns  # noqa: E402
+from videochat import node  # noqa: E402
+
+# kill -USR1 drains this server: sockets move to other nodes, then it stops.
+node.install_drain_signal()
 
 application = ProtocolTypeRouter(
     {

@@ -11,14 +11,23 @@ layer, presence, chat wake-ups per process).
     python -m videochat.webpool --workers 2 --bind 127.0.0.1 --port 8000 -- \
         --websocket-max-message-size 65536 videochat.asgi:application
 
-SIGINT/SIGTERM are passed to every worker. If one worker exits, the others are
-stopped and the pool exits with that worker's status, so the supervisor
-(honcho, systemd) sees the web tier fail as it would see a single daphne fail.
+SIGTERM drains: the pool stops listening and sends each worker SIGUSR1
+(videochat/node.py), which closes every room socket with 4503 so its client
+reconnects, through the load balancer, to another node and resumes there; each
+worker stops once its sockets are gone (at most ``DRAIN_TIMEOUT_S``), and the
+pool exits 0 when they all have. SIGINT (Ctrl-C) stops the workers at once.
+A worker that dies without being asked is started again on the same listening
+socket (the pool keeps it open, so connections that reached that socket in the
+meantime wait in its backlog rather than being refused): its sockets'
+clients reconnect and the kernel spreads them over the live workers. A worker
+that keeps dying is restarted with a growing delay. Workers get SIGTERM if
+the pool itself is killed, so a dead pool leaves no daphne holding the port.
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
 import os
 import signal
 import socket
@@ -32,6 +41,55 @@ from django.core.exceptions import ImproperlyConfigured
 from videochat.envvars import env_bool
 
 STOP_GRACE_S = 10
+# A drain: the workers' own limit (videochat.node.DRAIN_TIMEOUT_S) and some slack.
+DRAIN_TIMEOUT_S = 30
+# Restart delays for a worker that dies: the first restart is immediate; a
+# worker that dies again within HEALTHY_S waits twice as long as the last time.
+RESTART_FIRST_S = 0.5
+RESTART_MAX_S = 30.0
+HEALTHY_S = 30.0
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: the kernel sends SIGTERM when the pool dies."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+class Worker:
+    """One daphne on one listening socket, restarted when it dies."""
+
+    def __init__(self, fd: int, argv: list[str]) -> None:
+        self.fd = fd
+        self.argv = argv
+        self.proc: subprocess.Popen | None = None
+        self.started = 0.0
+        self.delay = 0.0  # before the next restart
+        self.restart_at: float | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(self.argv, pass_fds=(self.fd,), preexec_fn=_die_with_parent)
+        self.started = time.monotonic()
+        self.restart_at = None
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def died(self) -> None:
+        """Schedule a restart, sooner for a worker that had run a while."""
+        assert self.proc is not None
+        if time.monotonic() - self.started >= HEALTHY_S:
+            self.delay = 0.0
+        else:
+            self.delay = min(RESTART_MAX_S, max(RESTART_FIRST_S, self.delay * 2))
+        self.restart_at = time.monotonic() + self.delay
+        print(
+            f"webpool: daphne {self.proc.pid} exited with {self.proc.returncode}; "
+            f"restarting it in {self.delay:.1f}s",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
@@ -65,11 +123,32 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
 
 def main(argv: list[str] | None = None) -> int:
     args, daphne_args = parse(sys.argv[1:] if argv is None else argv)
+    # Set before the port is bound: a stop may come as soon as it answers.
+    workers: list[Worker] = []
+    listeners: list[socket.socket] = []
+    stopping = False
+    draining = False
+
+    def on_signal(signum: int, _frame: object) -> None:
+        nonlocal stopping, draining
+        stopping = True
+        draining = signum == signal.SIGTERM
+        if draining:
+            # New connections are refused from now on (the balancer redispatches
+            # them); each worker closes its own copy of the socket as it drains.
+            for listener in listeners:
+                listener.close()
+        for worker in workers:
+            if worker.alive():
+                assert worker.proc is not None
+                worker.proc.send_signal(signal.SIGUSR1 if draining else signum)
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
     # One listening socket per worker, all on the port with SO_REUSEPORT: the
     # kernel spreads new connections over them by address hash. (One shared
     # socket let whichever worker woke first take most of them: 35 of 40
     # sockets on one worker in bench/chat_fanout.py.)
-    listeners = []
     try:
         for _ in range(args.workers):
             listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
@@ -82,53 +161,53 @@ def main(argv: list[str] | None = None) -> int:
         print(f"webpool: cannot listen on {args.bind}:{args.port}: {exc}", file=sys.stderr)
         return 1
     daphne = str(Path(sys.executable).parent / "daphne")
-    workers = []
     for listener in listeners:
+        # The pool keeps each listening socket open for the worker's successors.
         fd = listener.fileno()
         os.set_inheritable(fd, True)
-        workers.append(subprocess.Popen([daphne, "--fd", str(fd), *daphne_args], pass_fds=(fd,)))
-        listener.close()  # the worker holds it now
-    stopping = False  # asked to stop (a signal), not a worker's failure
-
-    def relay(signum: int) -> None:
-        for worker in workers:
-            if worker.poll() is None:
-                worker.send_signal(signum)
-
-    def on_signal(signum: int, _frame: object) -> None:
-        nonlocal stopping
-        stopping = True
-        relay(signum)
-
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
+        workers.append(Worker(fd, [daphne, "--fd", str(fd), *daphne_args]))
+    for worker in workers:
+        if not stopping:
+            worker.start()
     print(
         f"webpool: {args.workers} daphne on {args.bind}:{args.port}: "
-        + " ".join(str(w.pid) for w in workers),
+        + " ".join(str(w.proc.pid) for w in workers if w.proc),
         file=sys.stderr,
         flush=True,
     )
-    while all(worker.poll() is None for worker in workers):
-        time.sleep(0.2)
-    first = next(worker for worker in workers if worker.returncode is not None)
-    if not stopping:
-        print(
-            f"webpool: daphne {first.pid} exited with {first.returncode}; stopping the others",
-            file=sys.stderr,
-            flush=True,
-        )
-        relay(signal.SIGTERM)
+    while not stopping:
+        now = time.monotonic()
+        for worker in workers:
+            if worker.restart_at is not None:
+                if now >= worker.restart_at and not stopping:
+                    worker.start()
+                    assert worker.proc is not None
+                    print(f"webpool: started daphne {worker.proc.pid}", file=sys.stderr, flush=True)
+            elif not worker.alive():
+                worker.died()
+        time.sleep(0.1)
+    if draining:
+        print("webpool: draining", file=sys.stderr, flush=True)
+        deadline = time.monotonic() + DRAIN_TIMEOUT_S
+        for worker in workers:
+            if worker.proc is None:
+                continue
+            try:
+                worker.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                worker.proc.terminate()
     deadline = time.monotonic() + STOP_GRACE_S
     for worker in workers:
+        if worker.proc is None:
+            continue
         try:
-            worker.wait(timeout=max(0.1, deadline - time.monotonic()))
+            worker.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
         except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait()
-    if stopping:
-        return 0
-    code = first.returncode
-    return 128 - code if code < 0 else (code or 1)  # killed by a signal: 128 + its number
+            worker.proc.kill()
+            worker.proc.wait()
+    for listener in listeners:
+        listener.close()
+    return 0
 
 
 if __name__ == "__main__":

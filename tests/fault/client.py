@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass, field
 
 from websockets.asyncio.client import connect
-from websockets.exceptions import WebSocketException
+from websockets.exceptions import ConnectionClosed, WebSocketException
 
 PROTOCOL_VERSION = 1
 RESEND_S = 1.0
@@ -42,6 +42,15 @@ class ChatClient:
     errors: list[dict] = field(default_factory=list)
     connects: int = 0
     live_at: list[float] = field(default_factory=list)  # monotonic times of chat.message
+    welcomed_at: list[float] = field(default_factory=list)  # monotonic times of each welcome
+    dropped_at: list[float] = field(default_factory=list)  # ... and of each welcomed socket's end
+    # For load reports (bench/load_recovery.py): first send and first ack of each of ours,
+    # and (time, client_id) of each message released in order to this client.
+    sent_at: dict[str, float] = field(default_factory=dict)
+    acked_at: dict[str, float] = field(default_factory=dict)
+    released: list[tuple[float, str | None]] = field(default_factory=list)
+    close_codes: list[int] = field(default_factory=list)  # codes the server closed us with
+    leaves: list[dict] = field(default_factory=list)  # presence.leave frames seen
     last_seq: int = 0
     _pending: dict[int, dict] = field(default_factory=dict)
     _unacked: dict[str, str] = field(default_factory=dict)
@@ -65,10 +74,16 @@ class ChatClient:
         resender = asyncio.create_task(self._resender())
         try:
             while not self._stop:
+                welcomes = len(self.welcomed_at)
                 try:
                     await self._session()
+                except ConnectionClosed as exc:
+                    if exc.rcvd is not None:
+                        self.close_codes.append(exc.rcvd.code)
                 except (OSError, WebSocketException, TimeoutError):
                     pass
+                if len(self.welcomed_at) > welcomes and not self._stop:
+                    self.dropped_at.append(time.monotonic())
                 self._ws = None
                 if not self._stop:
                     await asyncio.sleep(random.uniform(0.05, 0.4))
@@ -106,6 +121,7 @@ class ChatClient:
             token = (welcome.get("resume") or {}).get("token")
             self._resume = {"peer_id": welcome["peer_id"], "token": token} if token else None
             self.connects += 1
+            self.welcomed_at.append(time.monotonic())
             self._ws = ws
             self._sync_inflight = False
             await self._sync()
@@ -128,6 +144,7 @@ class ChatClient:
     async def _sender(self) -> None:
         for cid in self.sent_ids:
             self._unacked[cid] = f"message {cid}"
+            self.sent_at[cid] = time.monotonic()
             await self._send(
                 {"type": "chat.send", "client_id": cid, "body": self._unacked[cid], "ref": cid}
             )
@@ -156,6 +173,7 @@ class ChatClient:
         kind = frame.get("type")
         if kind == "chat.ack":
             self.acks.setdefault(frame["client_id"], []).append(frame["seq"])
+            self.acked_at.setdefault(frame["client_id"], time.monotonic())
             self._unacked.pop(frame["client_id"], None)
             if frame["seq"] > self.last_seq:
                 await self._sync()  # its wake-up may be lost: backfill
@@ -170,6 +188,8 @@ class ChatClient:
                 await self._sync()
         elif kind == "error":
             self.errors.append(frame)
+        elif kind == "presence.leave":
+            self.leaves.append(frame)
 
     async def _receive(self, messages: list[dict]) -> bool:
         """Hold by seq, release in order; True when a hole remains."""
@@ -180,4 +200,5 @@ class ChatClient:
             m = self._pending.pop(self.last_seq + 1)
             self.last_seq += 1
             self.log.append(Observed(m["seq"], m.get("client_id"), m.get("author_id")))
+            self.released.append((time.monotonic(), m.get("client_id")))
         return bool(self._pending)

@@ -6,6 +6,12 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 
+import pytest
+
+from messaging.models import Message
+from rooms import services as room_services
+
+from .check import check_logs
 from .client import ChatClient
 
 
@@ -49,3 +55,56 @@ def by_room(clients: list[ChatClient]) -> dict[str, list[ChatClient]]:
     for c in clients:
         rooms.setdefault(c.room, []).append(c)
     return rooms
+
+
+ROOMS = 3
+PER_ROOM = 5
+# Per-user chat limit raised: this run measures delivery, not flood control.
+DAPHNE_ENV = {"CHAT_RATE_PER_S": "1000", "CHAT_RATE_BURST": "1000"}
+
+
+@pytest.fixture(name="people")
+def people_fixture(django_user_model, owner):
+    """(room slug, session cookie) for ROOMS x PER_ROOM members, each a separate user."""
+    from django.test import Client
+
+    out = []
+    for r in range(ROOMS):
+        room = room_services.room_create(
+            owner=owner, name=f"Fault {r}", slug=f"fault-{r}", capacity=12, guest_access=False
+        )
+        invite = room.invites.first()
+        for i in range(PER_ROOM):
+            # No password (no slow hash): these users only need a session.
+            user = django_user_model.objects.create(username=f"f{r}u{i}")
+            room_services.membership_join(invite=invite, user=user)
+            client = Client()
+            client.force_login(user)
+            out.append((room.slug, client.cookies["sessionid"].value))
+    return out
+
+
+def make_clients(people, port, *, to_send=20, send_every_s=0.15):
+    return [
+        ChatClient(
+            name=f"c{n}",
+            url=f"ws://127.0.0.1:{port}/ws/rooms/{slug}/",
+            cookie=cookie,
+            origin=f"http://127.0.0.1:{port}",
+            room=slug,
+            to_send=to_send,
+            send_every_s=send_every_s,
+        )
+        for n, (slug, cookie) in enumerate(people)
+    ]
+
+
+def assert_contract(clients):
+    summaries = []
+    for slug, members in by_room(clients).items():
+        rows = list(
+            Message.objects.filter(room__slug=slug).order_by("seq").values_list("seq", "client_id")
+        )
+        summaries.append(check_logs(members, db_rows=rows))
+    assert sum(s["acked"] for s in summaries) == sum(c.to_send for c in clients)
+    return summaries
