@@ -16,6 +16,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from videochat.errors import BadRequest, Conflict, Forbidden, InviteInvalid, NotFound
+from videochat.text import text_check
 
 from .admission import Banned
 from .models import AuditLog, Ban, Invite, Membership, Role, Room
@@ -31,6 +32,8 @@ def suggest_slug(name: str) -> str:
 
 @transaction.atomic
 def room_create(*, owner: User, name: str, slug: str, capacity: int, guest_access: bool) -> Room:
+    # The form checks this too; services are also called by commands and the admin.
+    text_check(name, field="name")
     try:
         with transaction.atomic():
             room = Room.objects.create(
@@ -89,6 +92,7 @@ def membership_join_as_guest(
     client's IP), refused while a guest banned in this room came from there."""
     if not invite.room.guest_access:
         raise InviteInvalid("This room does not admit guests; please log in.")
+    text_check(display_name, field="display_name")
     address = _ip_or_none(address)
     if address and guest_ban_from(room_id=invite.room_id, address=address):
         raise Banned("Guests from your network are banned from this room; log in to join.")
@@ -326,6 +330,7 @@ def ban_create(
     """Ban a member: the account for users, the membership for guests."""
     if not isinstance(reason, str) or len(reason) > 200:
         raise BadRequest("reason must be a string of at most 200 characters.")
+    text_check(reason, field="reason")
     if minutes is not None and (
         not isinstance(minutes, int) or isinstance(minutes, bool) or not 1 <= minutes <= 525600
     ):
@@ -422,6 +427,9 @@ def room_set_access(
             room.password_hash = ""
             actions.append(AuditLog.Action.PASSWORD_CLEAR)
         elif isinstance(password, str) and 4 <= len(password) <= 128:
+            # Hashed and never shown, but the hasher cannot encode a lone
+            # surrogate (it raised a 500): the rule for all stored text.
+            text_check(password, field="password", multiline=True)
             room.password_hash = make_password(password)
             actions.append(AuditLog.Action.PASSWORD_SET)
         else:
