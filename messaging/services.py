@@ -11,7 +11,7 @@ from django.db import DataError, IntegrityError, connection, transaction
 from django.db.models import Case, Field, Value, When
 from django.utils import timezone
 
-from deliveries.services import notify_offline_members, rooms_events_emit
+from deliveries.services import rooms_events_emit
 from rooms.models import Membership
 from rooms.protocol import room_group_name
 from videochat.dbturns import write_turn
@@ -20,6 +20,7 @@ from videochat.text import text_check, text_normalize_newlines
 
 from .conf import BODY_MAX_CHARS, CLIENT_ID_MAX_CHARS
 from .errors import BodyTooLong, EmptyBody
+from .mentions import mentions_notify
 from .models import ChatCounter, Message
 from .selectors import MessageDict, message_dict
 
@@ -231,11 +232,12 @@ def _announce_posted(*, new_by_room: dict[int, list[MessageDict]]) -> None:
                 if name.lower() in names
             ]
             if mentioned:
-                notify_offline_members(
+                # Throttled per recipient and room: a burst of mentions is one
+                # mail now and one digest later, not a mail per message.
+                mentions_notify(
                     room_id=room_id,
                     member_ids=mentioned,
-                    reason="mention",
-                    text=f"{message['author_name']} mentioned you: {message['body']}",
+                    line=f"{message['author_name']} mentioned you: {message['body']}",
                 )
 
 

@@ -287,6 +287,11 @@ BREAKER_FAIL_MAX = env.int("BREAKER_FAIL_MAX", default=5)
 BREAKER_COOLDOWN_S = env.float("BREAKER_COOLDOWN_S", default=60.0)
 DEADLETTER_TTL_DAYS = env.int("DEADLETTER_TTL_DAYS", default=30)
 CHAT_RETENTION_DAYS = env.int("CHAT_RETENTION_DAYS", default=365)
+# Mention emails per recipient and room: the first at once, later ones within
+# this many seconds as one digest when the window ends (messaging/mentions.py).
+MENTION_DIGEST_S = env.int("MENTION_DIGEST_S", default=60)
+if not 1 <= MENTION_DIGEST_S <= 86400:
+    raise ImproperlyConfigured("MENTION_DIGEST_S must be between 1 s and 1 day")
 WEBHOOK_ALLOW_PRIVATE = env_bool("WEBHOOK_ALLOW_PRIVATE", default=False)
 # Where the file email backend (EMAIL_BACKEND=...filebased.EmailBackend) writes.
 EMAIL_FILE_PATH = env.str("EMAIL_FILE_PATH", default=str(RUN_DIR / "mail"))
