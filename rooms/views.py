@@ -6,12 +6,12 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from videochat.errors import Conflict, InviteInvalid
+from videochat.errors import AppError, InviteInvalid
 
 from . import selectors, services
 from .admission import Banned
 from .forms import GuestJoinForm, RoomForm
-from .models import Role, Room
+from .models import Invite, Role, Room
 
 
 class SignedInRequest(HttpRequest):
@@ -32,8 +32,9 @@ def room_create(request: SignedInRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         try:
             room = services.room_create(owner=request.user, **form.cleaned_data)
-        except Conflict as exc:
-            form.add_error("slug", exc.message)
+        except AppError as exc:  # the address taken meanwhile, a refused name, the cap
+            field = exc.data.get("field")
+            form.add_error(field if field in form.fields else None, exc.message)
         else:
             return redirect("room", slug=room.slug)
     return render(request, "rooms/create.html", {"form": form})
@@ -79,17 +80,19 @@ def invite_rotate(request: SignedInRequest, slug: str) -> HttpResponse:
 
 
 def invite_accept(request: HttpRequest, token: str) -> HttpResponse:
+    """An invite link: a confirmation page on GET, the join itself on POST.
+
+    Never a join on GET: SameSite=Lax session cookies travel on top-level
+    GETs from any site, so a link (or a redirect) elsewhere could make a
+    logged-in user join a room they never chose. A POST needs our CSRF token.
+    """
     try:
         invite = services.invite_resolve(token=token)
     except InviteInvalid as exc:
         return render(request, "rooms/invite_invalid.html", {"error": exc.message}, status=404)
     room = invite.room
     if request.user.is_authenticated:
-        try:
-            services.membership_join(invite=invite, user=request.user)
-        except Banned as exc:
-            return render(request, "rooms/invite_invalid.html", {"error": exc.message}, status=403)
-        return redirect("room", slug=room.slug)
+        return _invite_accept_as_user(request, invite=invite)
     if selectors.membership_for(room=room, user=request.user, session=request.session):
         return redirect("room", slug=room.slug)
     form = GuestJoinForm(request.POST or None)
@@ -102,10 +105,13 @@ def invite_accept(request: HttpRequest, token: str) -> HttpResponse:
             )
         except Banned as exc:
             return render(request, "rooms/invite_invalid.html", {"error": exc.message}, status=403)
-        guests = dict(request.session.get(selectors.GUEST_SESSION_KEY, {}))
-        guests[str(room.pk)] = membership.pk
-        request.session[selectors.GUEST_SESSION_KEY] = guests
-        return redirect("room", slug=room.slug)
+        except AppError as exc:  # a name taken or refused, the invite's guest cap
+            form.add_error("display_name", exc.message)
+        else:
+            guests = dict(request.session.get(selectors.GUEST_SESSION_KEY, {}))
+            guests[str(room.pk)] = membership.pk
+            request.session[selectors.GUEST_SESSION_KEY] = guests
+            return redirect("room", slug=room.slug)
     login_url = f"{reverse('login')}?next={request.path}"
     signup_url = f"{reverse('signup')}?next={request.path}"
     return render(
@@ -113,3 +119,25 @@ def invite_accept(request: HttpRequest, token: str) -> HttpResponse:
         "rooms/invite.html",
         {"room": room, "form": form, "login_url": login_url, "signup_url": signup_url},
     )
+
+
+def _invite_accept_as_user(request: HttpRequest, *, invite: Invite) -> HttpResponse:
+    room = invite.room
+    user = request.user
+    assert isinstance(user, User)  # authenticated: the caller checked
+    existing = selectors.membership_for(room=room, user=user, session=None)
+    # Read-only on GET: a banned account learns it before pressing anything.
+    ban = selectors.ban_active_for(
+        room_id=room.pk, user_id=user.pk, member_id=existing.pk if existing else 0
+    )
+    if ban is not None:
+        return render(request, "rooms/invite_invalid.html", {"error": Banned.message}, status=403)
+    if existing is not None:
+        return redirect("room", slug=room.slug)
+    if request.method == "POST":
+        try:
+            services.membership_join(invite=invite, user=user)
+        except Banned as exc:
+            return render(request, "rooms/invite_invalid.html", {"error": exc.message}, status=403)
+        return redirect("room", slug=room.slug)
+    return render(request, "rooms/invite_confirm.html", {"room": room})
