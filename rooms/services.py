@@ -34,6 +34,13 @@ def suggest_slug(name: str) -> str:
 def room_create(*, owner: User, name: str, slug: str, capacity: int, guest_access: bool) -> Room:
     # The form checks this too; services are also called by commands and the admin.
     text_check(name, field="name")
+    # One owner's creations in turn (two tabs cannot both pass the cap).
+    User.objects.select_for_update().filter(pk=owner.pk).first()
+    if Room.objects.filter(owner=owner).count() >= settings.ROOMS_PER_USER_MAX:
+        raise Conflict(
+            f"You already own {settings.ROOMS_PER_USER_MAX} rooms, the most allowed; "
+            "delete one before creating another."
+        )
     try:
         with transaction.atomic():
             room = Room.objects.create(
@@ -96,9 +103,36 @@ def membership_join_as_guest(
     address = _ip_or_none(address)
     if address and guest_ban_from(room_id=invite.room_id, address=address):
         raise Banned("Guests from your network are banned from this room; log in to join.")
-    return Membership.objects.create(
-        room=invite.room, user=None, display_name=display_name, role=Role.GUEST, joined_from=address
-    )
+    with transaction.atomic():
+        # Guest joins of one room in turn, so the name and cap checks hold.
+        Room.objects.select_for_update().filter(pk=invite.room_id).first()
+        # A guest must not pass for someone else: not for a member of the room
+        # (a moderator's name on a guest), nor for any account.
+        wanted = display_name.casefold()
+        names = Membership.objects.filter(room_id=invite.room_id).values_list(
+            "display_name", flat=True
+        )
+        if any(name.casefold() == wanted for name in names) or (
+            User.objects.filter(username__iexact=display_name).exists()
+        ):
+            raise Conflict(
+                "Someone already has that name here; choose another.", field="display_name"
+            )
+        # Guests are counted per invite link (those who joined since it was made).
+        admitted = Membership.objects.filter(
+            room_id=invite.room_id, role=Role.GUEST, joined_at__gte=invite.created_at
+        ).count()
+        if admitted >= settings.GUESTS_PER_INVITE_MAX:
+            raise Forbidden(
+                "This invite link has admitted as many guests as it may; ask for a new link."
+            )
+        return Membership.objects.create(
+            room=invite.room,
+            user=None,
+            display_name=display_name,
+            role=Role.GUEST,
+            joined_from=address,
+        )
 
 
 def _ip_or_none(address: str | None) -> str | None:

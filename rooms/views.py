@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
@@ -6,7 +7,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from videochat.errors import AppError, InviteInvalid
+from videochat.addresslimit import address_limit_hit, client_address
+from videochat.errors import AppError, InviteInvalid, RateLimited
 
 from . import selectors, services
 from .admission import Banned
@@ -96,8 +98,16 @@ def invite_accept(request: HttpRequest, token: str) -> HttpResponse:
     if selectors.membership_for(room=room, user=request.user, session=request.session):
         return redirect("room", slug=room.slug)
     form = GuestJoinForm(request.POST or None)
+    status = 200
     if request.method == "POST" and room.guest_access and form.is_valid():
         try:
+            # Per address: a script minting guests in bulk (each one a seat and a name).
+            address_limit_hit(
+                name="guest",
+                address=client_address(request),
+                limit=settings.GUESTS_PER_ADDRESS_PER_HOUR,
+                window_s=3600,
+            )
             membership = services.membership_join_as_guest(
                 invite=invite,
                 display_name=form.cleaned_data["display_name"],
@@ -105,8 +115,9 @@ def invite_accept(request: HttpRequest, token: str) -> HttpResponse:
             )
         except Banned as exc:
             return render(request, "rooms/invite_invalid.html", {"error": exc.message}, status=403)
-        except AppError as exc:  # a name taken or refused, the invite's guest cap
+        except AppError as exc:  # a name taken or refused, the invite's guest cap, the rate
             form.add_error("display_name", exc.message)
+            status = 429 if isinstance(exc, RateLimited) else 200
         else:
             guests = dict(request.session.get(selectors.GUEST_SESSION_KEY, {}))
             guests[str(room.pk)] = membership.pk
@@ -118,6 +129,7 @@ def invite_accept(request: HttpRequest, token: str) -> HttpResponse:
         request,
         "rooms/invite.html",
         {"room": room, "form": form, "login_url": login_url, "signup_url": signup_url},
+        status=status,
     )
 
 

@@ -49,6 +49,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "videochat.middleware.PermissionsPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -167,10 +168,21 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
 
-AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+# Failed logins before a lockout (django-axes): for one account from one
+# address, and for all accounts together from one address (password spraying:
+# one guess each at many usernames). videochat.accounts.axes_failure_limit
+# picks the limit that applies.
+LOGIN_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+LOGIN_FAILURE_LIMIT_PER_ADDRESS = env.int("LOGIN_FAILURE_LIMIT_PER_ADDRESS", default=20)
+if not 1 <= LOGIN_FAILURE_LIMIT <= LOGIN_FAILURE_LIMIT_PER_ADDRESS:
+    raise ImproperlyConfigured("need 1 <= AXES_FAILURE_LIMIT <= LOGIN_FAILURE_LIMIT_PER_ADDRESS")
+AXES_FAILURE_LIMIT = "videochat.accounts.axes_failure_limit"
 AXES_COOLOFF_TIME = env.float("AXES_COOLOFF_HOURS", default=0.25)
-AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
-AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "ip_address"]
+# Not reset by a success: a reset clears every counter of the address, so a
+# sprayer logging into an account of their own would wipe the per-address
+# count. Failures expire after AXES_COOLOFF_HOURS instead.
+AXES_RESET_ON_SUCCESS = False
 AXES_VERBOSE = False
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 
@@ -190,6 +202,17 @@ if env_bool("USE_X_FORWARDED_PROTO", default=False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 # The health endpoint is probed over plain HTTP by load balancers.
 SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+
+# Permissions-Policy (videochat/middleware.py): the call's devices for our
+# own origin only; the rest off.
+PERMISSIONS_POLICY = {
+    "camera": ["self"],
+    "microphone": ["self"],
+    "display-capture": ["self"],
+    "geolocation": [],
+    "payment": [],
+    "usb": [],
+}
 
 CONTENT_SECURITY_POLICY = {
     "DIRECTIVES": {
@@ -229,6 +252,11 @@ if not 1 <= CALL_RESUME_GRACE_S <= 60:
 # --- Product limits --------------------------------------------------------
 ROOM_DEFAULT_CAPACITY = 6
 ROOM_MAX_CAPACITY = 12
+# Per-user and per-address caps on what a page can create (docs in README).
+ROOMS_PER_USER_MAX = int(env_positive("ROOMS_PER_USER_MAX", default=25))
+GUESTS_PER_INVITE_MAX = int(env_positive("GUESTS_PER_INVITE_MAX", default=50))
+SIGNUPS_PER_ADDRESS_PER_HOUR = int(env_positive("SIGNUPS_PER_ADDRESS_PER_HOUR", default=10))
+GUESTS_PER_ADDRESS_PER_HOUR = int(env_positive("GUESTS_PER_ADDRESS_PER_HOUR", default=30))
 INVITE_TTL_DAYS = env.int("INVITE_TTL_DAYS", default=7)
 WS_MAX_MESSAGE_BYTES = env.int("WS_MAX_MESSAGE_BYTES", default=65536)
 # Token buckets shared by every server through Redis (docs/protocol.md):
