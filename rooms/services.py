@@ -272,6 +272,9 @@ def moderation_act(
     detail: dict | None = None,
 ) -> ModResult:
     """Authorize an action that changes no row of its own (kick, mute, lobby) and audit it."""
+    for key, value in (detail or {}).items():
+        if isinstance(value, str):  # a kick's reason is stored in the audit log
+            text_check(value, field=key)
     actor = _actor(room_id=room_id, actor_member_id=actor_member_id, need=need)
     target = None
     if target_member_id is not None:

@@ -80,3 +80,18 @@ def test_a_ban_reason_with_a_bidi_override_is_bad_request(room, owner, member):
             target_member_id=member.pk,
             reason="spam\u202e",
         )
+
+
+def test_a_kick_reason_that_cannot_be_stored_is_bad_request(room, owner, member):
+    from rooms.models import AuditLog
+
+    owner_m = room.memberships.get(user=owner)
+    with pytest.raises(BadRequest):
+        services.moderation_act(
+            room_id=room.pk,
+            actor_member_id=owner_m.pk,
+            action=AuditLog.Action.KICK,
+            target_member_id=member.pk,
+            detail={"reason": "bye\ud800"},
+        )
+    assert not AuditLog.objects.filter(action=AuditLog.Action.KICK).exists()
