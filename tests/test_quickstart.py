@@ -76,6 +76,7 @@ def test_up_serves_health_and_ctrl_c_leaves_no_process(tmp_path):
         os.killpg(proc.pid, signal.SIGINT)
         output, _ = proc.communicate(timeout=60)
         assert "log in as demo" in output
+        assert f"http://127.0.0.1:{port}/" in output  # the port it really serves on
         gone, alive = psutil.wait_procs(children, timeout=20)
         assert not alive, f"left behind: {[p.cmdline() for p in alive]}"
     finally:
