@@ -205,3 +205,12 @@ def test_pages_limit_camera_microphone_and_screen_capture_to_our_origin(client, 
         assert "camera=(self)" in policy, path
         assert "microphone=(self)" in policy and "display-capture=(self)" in policy
         assert "geolocation=()" in policy
+
+
+@pytest.mark.django_db
+def test_with_redis_down_sign_up_still_works_instead_of_a_500(client, settings):
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"
+    response = client.post(
+        reverse("signup"), {"username": "ann", "password1": PASSWORD, "password2": PASSWORD}
+    )
+    assert response.status_code == 302

@@ -7,10 +7,13 @@ guests in bulk; a person never meets it.
 """
 
 import redis
+import structlog
 from django.conf import settings
 from django.http import HttpRequest
 
 from videochat.errors import RateLimited
+
+log = structlog.get_logger(__name__)
 
 _clients: dict[str, redis.Redis] = {}
 
@@ -34,11 +37,17 @@ def client_address(request: HttpRequest) -> str:
 def address_limit_hit(*, name: str, address: str, limit: int, window_s: int) -> None:
     """Count one action of ``name`` from ``address``; RateLimited past ``limit`` per window."""
     key = f"al:{name}:{address}"
-    with _redis().pipeline() as pipe:
-        pipe.incr(key)
-        pipe.expire(key, window_s, nx=True)
-        pipe.ttl(key)
-        count, _, ttl = pipe.execute()
+    try:
+        with _redis().pipeline() as pipe:
+            pipe.incr(key)
+            pipe.expire(key, window_s, nx=True)
+            pipe.ttl(key)
+            count, _, ttl = pipe.execute()
+    except redis.RedisError as exc:
+        # Open, not a 500: a person signing up while Redis restarts gets in;
+        # the limit is against bulk creation, and resumes with Redis.
+        log.warning("address_limit.unavailable", limit=name, error=repr(exc))
+        return
     if int(count) > limit:
         raise RateLimited(
             retry_after=max(1, int(ttl)),
