@@ -7,18 +7,20 @@ from typing import TypedDict
 import structlog
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
-from django.db import IntegrityError, connection, transaction
+from django.db import DataError, IntegrityError, connection, transaction
 from django.db.models import Case, Field, Value, When
 from django.utils import timezone
 
-from deliveries.services import notify_offline_members, rooms_events_emit
+from deliveries.services import rooms_events_emit
 from rooms.models import Membership
 from rooms.protocol import room_group_name
 from videochat.dbturns import write_turn
 from videochat.errors import AppError, BadRequest, Forbidden, NotFound
+from videochat.text import text_check, text_normalize_newlines
 
 from .conf import BODY_MAX_CHARS, CLIENT_ID_MAX_CHARS
 from .errors import BodyTooLong, EmptyBody
+from .mentions import mentions_notify
 from .models import ChatCounter, Message
 from .selectors import MessageDict, message_dict
 
@@ -35,11 +37,15 @@ def _clean(*, body: object, client_id: object) -> tuple[str, str]:
         raise BadRequest(f"client_id must be a string of 1 to {CLIENT_ID_MAX_CHARS} characters.")
     if not isinstance(body, str):
         raise BadRequest("body must be a string.")
-    body = body.strip()
+    body = text_normalize_newlines(body).strip()
     if not body:
         raise EmptyBody()
     if len(body) > BODY_MAX_CHARS:
         raise BodyTooLong(limit=BODY_MAX_CHARS)
+    # Refused here, alone: text the database cannot store failed the whole
+    # group commit, every sender of the batch with it.
+    text_check(body, field="body", multiline=True)
+    text_check(client_id, field="client_id")
     return body, client_id
 
 
@@ -226,12 +232,31 @@ def _announce_posted(*, new_by_room: dict[int, list[MessageDict]]) -> None:
                 if name.lower() in names
             ]
             if mentioned:
-                notify_offline_members(
+                # Throttled per recipient and room: a burst of mentions is one
+                # mail now and one digest later, not a mail per message.
+                mentions_notify(
                     room_id=room_id,
                     member_ids=mentioned,
-                    reason="mention",
-                    text=f"{message['author_name']} mentioned you: {message['body']}",
+                    line=f"{message['author_name']} mentioned you: {message['body']}",
                 )
+
+
+def message_create_alone(*, item: NewMessage) -> Created | AppError:
+    """One message in a transaction of its own, after the batch it was in failed.
+
+    Validation refuses what cannot be stored, so a batch should not fail for
+    its content; if one still does (a driver rule validation does not know),
+    writing each item alone makes the bad one fail by itself. A data error on
+    a lone item is that item's content: a permanent ``bad_request``, so the
+    sender's outbox stops resending it. Anything else (the database is down)
+    is raised: transient, the client resends later.
+    """
+    try:
+        (result,) = messages_create(items=[item])
+    except (DataError, IntegrityError, ValueError) as exc:  # UnicodeEncodeError is a ValueError
+        log.warning("chat.item_unstorable", room=item["room_id"], error=repr(exc)[:200])
+        return BadRequest("This message cannot be stored.", field="body")
+    return result
 
 
 def message_create(*, room_id: int, author_id: int, body: object, client_id: object) -> Created:

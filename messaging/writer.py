@@ -18,8 +18,8 @@ import asyncio
 
 import structlog
 from channels.db import database_sync_to_async
+from django.db import InterfaceError, OperationalError
 
-from videochat.errors import AppError
 from videochat.loops import per_loop
 
 from . import fanout, services
@@ -41,30 +41,50 @@ class _Writer:
             self.task = asyncio.create_task(self.run())
         return future
 
+    async def write(
+        self, batch: list[tuple[services.NewMessage, asyncio.Future]]
+    ) -> list[services.Created | Exception]:
+        """One result per item: Created, its AppError, or the exception that failed it."""
+        items = [item for item, _ in batch]
+        try:
+            return list(await database_sync_to_async(services.messages_create)(items=items))
+        except (OperationalError, InterfaceError) as exc:
+            # The database is unreachable or busy: nothing was committed, and
+            # writing the items one by one would only fail N times. Every
+            # sender gets the error (no ack); its client resends later.
+            log.warning("chat.write_failed", error=repr(exc), batch=len(batch))
+            return [exc] * len(batch)
+        except Exception as exc:  # noqa: BLE001
+            if len(batch) == 1:
+                log.warning("chat.write_failed", error=repr(exc), batch=1)
+                return [exc]
+            # One item's content can fail the whole statement (text validation
+            # should refuse it first): write each alone so it fails by itself
+            # instead of failing everyone else's sends, in every room.
+            log.warning("chat.batch_failed_writing_alone", error=repr(exc), batch=len(batch))
+            results: list[services.Created | Exception] = []
+            for item in items:
+                try:
+                    results.append(
+                        await database_sync_to_async(services.message_create_alone)(item=item)
+                    )
+                except Exception as item_exc:  # noqa: BLE001
+                    results.append(item_exc)
+            return results
+
     async def run(self) -> None:
         while True:
             batch = [await self.queue.get()]
             while len(batch) < BATCH_MAX and not self.queue.empty():
                 batch.append(self.queue.get_nowait())
-            try:
-                results = await database_sync_to_async(services.messages_create)(
-                    items=[item for item, _ in batch]
-                )
-            except Exception as exc:  # noqa: BLE001
-                # Nothing was committed: every sender gets the error (no ack),
-                # and its client resends the same client_id later.
-                log.warning("chat.write_failed", error=repr(exc), batch=len(batch))
-                for _, future in batch:
-                    if not future.done():
-                        future.set_exception(exc)
-                continue
+            results = await self.write(batch)
             wakeups: dict[int, list[services.MessageDict]] = {}
             for (item, future), result in zip(batch, results, strict=True):
-                if not isinstance(result, AppError) and result["created"]:
+                if not isinstance(result, BaseException) and result["created"]:
                     wakeups.setdefault(item["room_id"], []).append(result["message"])
                 if future.done():  # the sender went away meanwhile
                     continue
-                if isinstance(result, AppError):
+                if isinstance(result, BaseException):
                     future.set_exception(result)
                 else:
                     future.set_result(result)

@@ -1,6 +1,8 @@
 from django import forms
 from django.conf import settings
 
+from videochat.text import validate_single_line
+
 from .models import Room
 
 
@@ -15,6 +17,8 @@ class RoomForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         self.fields["slug"].required = False
         self.fields["capacity"].initial = settings.ROOM_DEFAULT_CAPACITY
+        # A room name is one line of plain text: no CR/LF, controls or bidi overrides.
+        self.fields["name"].validators.append(validate_single_line)
 
     def clean_slug(self) -> str:
         from .services import suggest_slug
@@ -28,7 +32,9 @@ class RoomForm(forms.ModelForm):
 
 
 class GuestJoinForm(forms.Form):
-    display_name = forms.CharField(max_length=40, strip=True, label="Your name")
+    display_name = forms.CharField(
+        max_length=40, strip=True, label="Your name", validators=[validate_single_line]
+    )
 
     def clean_display_name(self) -> str:
         name = self.cleaned_data["display_name"]

@@ -16,6 +16,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from videochat.errors import BadRequest, Conflict, Forbidden, InviteInvalid, NotFound
+from videochat.text import text_check
 
 from .admission import KICK_COOLDOWN_S, Banned, Kicked, kicked_from_key, kicked_key
 from .models import AuditLog, Ban, Invite, Membership, Role, Room
@@ -31,6 +32,15 @@ def suggest_slug(name: str) -> str:
 
 @transaction.atomic
 def room_create(*, owner: User, name: str, slug: str, capacity: int, guest_access: bool) -> Room:
+    # The form checks this too; services are also called by commands and the admin.
+    text_check(name, field="name")
+    # One owner's creations in turn (two tabs cannot both pass the cap).
+    User.objects.select_for_update().filter(pk=owner.pk).first()
+    if Room.objects.filter(owner=owner).count() >= settings.ROOMS_PER_USER_MAX:
+        raise Conflict(
+            f"You already own {settings.ROOMS_PER_USER_MAX} rooms, the most allowed; "
+            "delete one before creating another."
+        )
     try:
         with transaction.atomic():
             room = Room.objects.create(
@@ -89,14 +99,42 @@ def membership_join_as_guest(
     client's IP), refused while a guest banned in this room came from there."""
     if not invite.room.guest_access:
         raise InviteInvalid("This room does not admit guests; please log in.")
+    text_check(display_name, field="display_name")
     address = _ip_or_none(address)
     if address and guest_ban_from(room_id=invite.room_id, address=address):
         raise Banned("Guests from your network are banned from this room; log in to join.")
     if address and _sync_redis().exists(kicked_from_key(invite.room_id, address)):
         raise Kicked()
-    return Membership.objects.create(
-        room=invite.room, user=None, display_name=display_name, role=Role.GUEST, joined_from=address
-    )
+    with transaction.atomic():
+        # Guest joins of one room in turn, so the name and cap checks hold.
+        Room.objects.select_for_update().filter(pk=invite.room_id).first()
+        # A guest must not pass for someone else: not for a member of the room
+        # (a moderator's name on a guest), nor for any account.
+        wanted = display_name.casefold()
+        names = Membership.objects.filter(room_id=invite.room_id).values_list(
+            "display_name", flat=True
+        )
+        if any(name.casefold() == wanted for name in names) or (
+            User.objects.filter(username__iexact=display_name).exists()
+        ):
+            raise Conflict(
+                "Someone already has that name here; choose another.", field="display_name"
+            )
+        # Guests are counted per invite link (those who joined since it was made).
+        admitted = Membership.objects.filter(
+            room_id=invite.room_id, role=Role.GUEST, joined_at__gte=invite.created_at
+        ).count()
+        if admitted >= settings.GUESTS_PER_INVITE_MAX:
+            raise Forbidden(
+                "This invite link has admitted as many guests as it may; ask for a new link."
+            )
+        return Membership.objects.create(
+            room=invite.room,
+            user=None,
+            display_name=display_name,
+            role=Role.GUEST,
+            joined_from=address,
+        )
 
 
 def _ip_or_none(address: str | None) -> str | None:
@@ -243,6 +281,9 @@ def moderation_act(
     detail: dict | None = None,
 ) -> ModResult:
     """Authorize an action that changes no row of its own (kick, mute, lobby) and audit it."""
+    for key, value in (detail or {}).items():
+        if isinstance(value, str):  # a kick's reason is stored in the audit log
+            text_check(value, field=key)
     actor = _actor(room_id=room_id, actor_member_id=actor_member_id, need=need)
     target = None
     if target_member_id is not None:
@@ -351,6 +392,7 @@ def ban_create(
     guests from the address it joined from, see ``Ban``)."""
     if not isinstance(reason, str) or len(reason) > 200:
         raise BadRequest("reason must be a string of at most 200 characters.")
+    text_check(reason, field="reason")
     if minutes is not None and (
         not isinstance(minutes, int) or isinstance(minutes, bool) or not 1 <= minutes <= 525600
     ):
@@ -494,6 +536,9 @@ def room_set_access(
             room.password_hash = ""
             actions.append(AuditLog.Action.PASSWORD_CLEAR)
         elif isinstance(password, str) and 4 <= len(password) <= 128:
+            # Hashed and never shown, but the hasher cannot encode a lone
+            # surrogate (it raised a 500): the rule for all stored text.
+            text_check(password, field="password", multiline=True)
             room.password_hash = make_password(password)
             actions.append(AuditLog.Action.PASSWORD_SET)
         else:

@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
@@ -6,12 +7,13 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from videochat.errors import Conflict, InviteInvalid
+from videochat.addresslimit import address_limit_hit, client_address
+from videochat.errors import AppError, InviteInvalid, RateLimited
 
 from . import selectors, services
 from .admission import Banned
 from .forms import GuestJoinForm, RoomForm
-from .models import Role, Room
+from .models import Invite, Role, Room
 
 
 class SignedInRequest(HttpRequest):
@@ -32,8 +34,9 @@ def room_create(request: SignedInRequest) -> HttpResponse:
     if request.method == "POST" and form.is_valid():
         try:
             room = services.room_create(owner=request.user, **form.cleaned_data)
-        except Conflict as exc:
-            form.add_error("slug", exc.message)
+        except AppError as exc:  # the address taken meanwhile, a refused name, the cap
+            field = exc.data.get("field")
+            form.add_error(field if field in form.fields else None, exc.message)
         else:
             return redirect("room", slug=room.slug)
     return render(request, "rooms/create.html", {"form": form})
@@ -79,22 +82,32 @@ def invite_rotate(request: SignedInRequest, slug: str) -> HttpResponse:
 
 
 def invite_accept(request: HttpRequest, token: str) -> HttpResponse:
+    """An invite link: a confirmation page on GET, the join itself on POST.
+
+    Never a join on GET: SameSite=Lax session cookies travel on top-level
+    GETs from any site, so a link (or a redirect) elsewhere could make a
+    logged-in user join a room they never chose. A POST needs our CSRF token.
+    """
     try:
         invite = services.invite_resolve(token=token)
     except InviteInvalid as exc:
         return render(request, "rooms/invite_invalid.html", {"error": exc.message}, status=404)
     room = invite.room
     if request.user.is_authenticated:
-        try:
-            services.membership_join(invite=invite, user=request.user)
-        except Banned as exc:
-            return render(request, "rooms/invite_invalid.html", {"error": exc.message}, status=403)
-        return redirect("room", slug=room.slug)
+        return _invite_accept_as_user(request, invite=invite)
     if selectors.membership_for(room=room, user=request.user, session=request.session):
         return redirect("room", slug=room.slug)
     form = GuestJoinForm(request.POST or None)
+    status = 200
     if request.method == "POST" and room.guest_access and form.is_valid():
         try:
+            # Per address: a script minting guests in bulk (each one a seat and a name).
+            address_limit_hit(
+                name="guest",
+                address=client_address(request),
+                limit=settings.GUESTS_PER_ADDRESS_PER_HOUR,
+                window_s=3600,
+            )
             membership = services.membership_join_as_guest(
                 invite=invite,
                 display_name=form.cleaned_data["display_name"],
@@ -102,14 +115,41 @@ def invite_accept(request: HttpRequest, token: str) -> HttpResponse:
             )
         except Banned as exc:
             return render(request, "rooms/invite_invalid.html", {"error": exc.message}, status=403)
-        guests = dict(request.session.get(selectors.GUEST_SESSION_KEY, {}))
-        guests[str(room.pk)] = membership.pk
-        request.session[selectors.GUEST_SESSION_KEY] = guests
-        return redirect("room", slug=room.slug)
+        except AppError as exc:  # a name taken or refused, the invite's guest cap, the rate
+            form.add_error("display_name", exc.message)
+            status = 429 if isinstance(exc, RateLimited) else 200
+        else:
+            guests = dict(request.session.get(selectors.GUEST_SESSION_KEY, {}))
+            guests[str(room.pk)] = membership.pk
+            request.session[selectors.GUEST_SESSION_KEY] = guests
+            return redirect("room", slug=room.slug)
     login_url = f"{reverse('login')}?next={request.path}"
     signup_url = f"{reverse('signup')}?next={request.path}"
     return render(
         request,
         "rooms/invite.html",
         {"room": room, "form": form, "login_url": login_url, "signup_url": signup_url},
+        status=status,
     )
+
+
+def _invite_accept_as_user(request: HttpRequest, *, invite: Invite) -> HttpResponse:
+    room = invite.room
+    user = request.user
+    assert isinstance(user, User)  # authenticated: the caller checked
+    existing = selectors.membership_for(room=room, user=user, session=None)
+    # Read-only on GET: a banned account learns it before pressing anything.
+    ban = selectors.ban_active_for(
+        room_id=room.pk, user_id=user.pk, member_id=existing.pk if existing else 0
+    )
+    if ban is not None:
+        return render(request, "rooms/invite_invalid.html", {"error": Banned.message}, status=403)
+    if existing is not None:
+        return redirect("room", slug=room.slug)
+    if request.method == "POST":
+        try:
+            services.membership_join(invite=invite, user=user)
+        except Banned as exc:
+            return render(request, "rooms/invite_invalid.html", {"error": exc.message}, status=403)
+        return redirect("room", slug=room.slug)
+    return render(request, "rooms/invite_confirm.html", {"room": room})

@@ -38,7 +38,8 @@ def test_sign_up_create_room_invite_second_person_both_listed(live_url, new_cont
     bob.fill("#id_password1", PASSWORD)
     bob.fill("#id_password2", PASSWORD)
     bob.click("main button[type=submit]")
-    # Signing up from an invite lands on the invite, which admits bob to the room.
+    # Signing up from an invite lands on the invite, which asks bob to confirm.
+    bob.click("#invite-join")
     expect(bob).to_have_url(re.compile(r"/r/design-review/$"))
     expect(bob.locator("#connection-state")).to_have_text("Connected")
 

@@ -150,3 +150,30 @@ def test_typing_indicator_shows_who_is_typing(live_url, new_context, room, membe
     expect(marco.locator("#chat-typing")).to_have_text("olivia is typing…")
     alice.press("#chat-input", "Enter")
     expect(marco.locator("#chat-typing")).to_have_text("")
+
+
+def test_a_refused_message_shows_failed_with_retry_and_discard_and_is_not_resent(
+    live_url, new_context, room, member
+):
+    alice = new_context().new_page()
+    frames: list[str] = []
+    alice.on("websocket", lambda ws: ws.on("framesent", lambda f: frames.append(str(f))))
+    log_in(alice, live_url, "olivia", room.slug)
+    send(alice, "look \u202eexe.gnp")  # a bidi override: refused with bad_request
+    pending = alice.locator("#chat-outbox li")
+    expect(pending).to_have_count(1)
+    expect(pending.locator(".chat-status")).to_contain_text("failed")
+    expect(pending.locator(".chat-retry")).to_be_visible()
+    expect(pending.locator(".chat-discard")).to_be_visible()
+    sent = sum("chat.send" in f for f in frames)
+    # Failed means waiting for the user: a reload does not resend it either.
+    alice.reload()
+    expect(alice.locator("#connection-state")).to_have_text("Connected")
+    expect(alice.locator("#chat-outbox li .chat-status")).to_contain_text("failed")
+    assert sum("chat.send" in f for f in frames) == sent
+    alice.locator("#chat-outbox li .chat-discard").click()
+    expect(alice.locator("#chat-outbox li")).to_have_count(0)
+    keys = alice.evaluate("Object.keys(localStorage).filter(k => k.startsWith('huddle.outbox'))")
+    assert keys == []
+    send(alice, "plain words")
+    expect(alice.locator("#chat-messages li .chat-body")).to_have_text(["plain words"])

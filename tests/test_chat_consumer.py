@@ -101,6 +101,10 @@ async def test_history_pages_backwards_for_late_joiners(room, owner, member_user
             "body_too_long",
         ),
         ({"type": "chat.send", "body": "hi"}, "bad_request"),
+        # Text the database cannot store fails alone, at validation.
+        ({"type": "chat.send", "body": "x\ud800y", "client_id": "e"}, "bad_request"),
+        ({"type": "chat.send", "body": "a\x00b", "client_id": "e"}, "bad_request"),
+        ({"type": "chat.send", "body": "\u202egnp.exe", "client_id": "e"}, "bad_request"),
         ({"type": "chat.sync", "after_seq": 99}, "bad_seq"),
         ({"type": "chat.sync", "after_seq": -1}, "bad_request"),
         ({"type": "chat.sync", "after_seq": "1"}, "bad_request"),
@@ -291,3 +295,45 @@ async def test_messages_committed_together_reach_a_socket_in_one_frame(
         await fanout.rooms_publish({room.pk: [one, two]})
         frame = await receive_until(marco, "chat.messages")
     assert frame == {"type": "chat.messages", "messages": [one, two]}
+
+
+async def test_one_unstorable_item_fails_alone_and_the_rest_of_its_batch_lands(
+    room, owner, member, monkeypatch
+):
+    """A content rule validation does not know fails the batch's INSERT: the
+    writer retries item by item, so only that sender gets an error (a
+    permanent bad_request), and the others in the batch are acknowledged."""
+    import asyncio
+
+    from messaging import services, writer
+    from rooms.models import Membership
+    from videochat.errors import BadRequest
+
+    # Let a lone surrogate reach the database driver, as an unforeseen bad value would.
+    monkeypatch.setattr(services, "text_check", lambda value, **_: value, raising=False)
+    owner_m = await Membership.objects.aget(room=room, user=owner)
+    batches = []
+    real = services.messages_create
+
+    def counting(*, items):
+        batches.append(len(items))
+        return real(items=items)
+
+    monkeypatch.setattr(services, "messages_create", counting)
+    # Queued without yielding to the loop: the three share one group commit.
+    pending = [
+        writer.message_enqueue(room_id=room.pk, author_id=owner_m.pk, body="one", client_id="a"),
+        writer.message_enqueue(
+            room_id=room.pk, author_id=member.pk, body="x\ud800y", client_id="b"
+        ),
+        writer.message_enqueue(room_id=room.pk, author_id=owner_m.pk, body="two", client_id="c"),
+    ]
+    first, bad, last = await asyncio.gather(*pending, return_exceptions=True)
+    assert batches[0] == 3, batches
+    assert isinstance(bad, BadRequest) and bad.code == "bad_request"
+    assert not isinstance(first, BaseException) and not isinstance(last, BaseException)
+    assert (first["message"]["seq"], last["message"]["seq"]) == (1, 2)
+    from messaging.models import Message
+
+    bodies = [b async for b in Message.objects.order_by("seq").values_list("body", flat=True)]
+    assert bodies == ["one", "two"]

@@ -54,6 +54,24 @@ def test_empty_body_is_refused(room, owner_m, body):
         send(room, owner_m, body=body)
 
 
+@pytest.mark.parametrize(
+    "body",
+    ["x\ud800y", "a\x00b", "bell\x07", "esc\x1b[2J", "\u202egnp.exe", "iso\u2066late"],
+)
+def test_text_that_cannot_be_stored_or_misleads_is_refused_at_validation(room, owner_m, body):
+    # A lone surrogate or NUL failed the INSERT (NUL on PostgreSQL only): refused
+    # before the database on both, so the batch it would share never fails.
+    with pytest.raises(BadRequest) as info:
+        send(room, owner_m, body=body)
+    assert info.value.code == "bad_request"
+    assert Message.objects.count() == 0
+
+
+def test_newlines_and_tabs_stay_and_a_carriage_return_becomes_a_newline(room, owner_m):
+    message = send(room, owner_m, body="one\r\ntwo\tthree\rfour")["message"]
+    assert message["body"] == "one\ntwo\tthree\nfour"
+
+
 def test_body_limit_is_inclusive(room, owner_m):
     assert send(room, owner_m, body="x" * BODY_MAX_CHARS)["created"]
     with pytest.raises(BodyTooLong) as info:

@@ -9,7 +9,9 @@ from videochat.devstack import BASE_DIR
 pytestmark = pytest.mark.django_db
 
 
-def test_healthz_reports_each_store_ok(client):
+def test_healthz_reports_each_store_ok_to_staff(client, django_user_model):
+    staff = django_user_model.objects.create_user(username="ops", password="x", is_staff=True)
+    client.force_login(staff)
     response = client.get("/healthz")
     assert response.status_code == 200
     assert response.json() == {
@@ -18,14 +20,51 @@ def test_healthz_reports_each_store_ok(client):
     }
 
 
-def test_healthz_is_503_when_redis_is_unreachable(client, settings):
+def test_healthz_tells_the_public_only_ok(client):
+    response = client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+def test_healthz_is_503_when_redis_is_unreachable_and_names_no_host_publicly(
+    client, settings, django_user_model
+):
     settings.REDIS_URL = "redis://127.0.0.1:1/0"
     response = client.get("/healthz")
     assert response.status_code == 503
-    body = response.json()
+    assert response.json() == {"status": "unavailable"}
+    assert b"127.0.0.1" not in response.content and b"error" not in response.content
+    staff = django_user_model.objects.create_user(username="ops", password="x", is_staff=True)
+    client.force_login(staff)
+    body = client.get("/healthz").json()
     assert body["status"] == "unavailable"
     assert body["checks"]["redis"].startswith("error:")
     assert body["checks"]["mongodb"] == "ok"
+
+
+def test_healthz_reuses_its_clients_instead_of_opening_new_ones(client, monkeypatch):
+    import redis
+    from pymongo import MongoClient
+
+    from videochat import health
+
+    made = {"redis": 0, "mongo": 0}
+    real_from_url = redis.Redis.from_url
+
+    def counting_from_url(*args, **kwargs):
+        made["redis"] += 1
+        return real_from_url(*args, **kwargs)
+
+    def counting_mongo(*args, **kwargs):
+        made["mongo"] += 1
+        return MongoClient(*args, **kwargs)
+
+    monkeypatch.setattr(redis.Redis, "from_url", counting_from_url)
+    monkeypatch.setattr(health, "MongoClient", counting_mongo)
+    for _ in range(5):
+        assert client.get("/healthz").status_code == 200
+    # At most one each for this process (none if an earlier test made them).
+    assert made["redis"] <= 1 and made["mongo"] <= 1, made
 
 
 def _manage(*args, **env):

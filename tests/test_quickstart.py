@@ -64,10 +64,7 @@ def test_up_serves_health_and_ctrl_c_leaves_no_process(tmp_path):
             if body["status"] == "ok" or time.monotonic() > deadline:
                 break
             time.sleep(0.5)
-        assert body == {
-            "status": "ok",
-            "checks": {"database": "ok", "redis": "ok", "mongodb": "ok"},
-        }
+        assert body == {"status": "ok"}  # details only for staff (videochat/health.py)
         children = _descendants(proc.pid)
         names = " ".join(" ".join(p.cmdline()) for p in children)
         for part in ("redis-server", "nx-27017", "daphne", "celery", "rqworker"):
@@ -79,6 +76,7 @@ def test_up_serves_health_and_ctrl_c_leaves_no_process(tmp_path):
         os.killpg(proc.pid, signal.SIGINT)
         output, _ = proc.communicate(timeout=60)
         assert "log in as demo" in output
+        assert f"http://127.0.0.1:{port}/" in output  # the port it really serves on
         gone, alive = psutil.wait_procs(children, timeout=20)
         assert not alive, f"left behind: {[p.cmdline() for p in alive]}"
     finally:

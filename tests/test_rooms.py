@@ -78,14 +78,33 @@ def test_member_sees_room_and_members(client, member, room):
     assert response.context["invite_url"] is None
 
 
-def test_invite_link_makes_logged_in_user_a_member(client, outsider, room, invite):
+def test_invite_link_asks_a_logged_in_user_and_joins_on_post(client, outsider, room, invite):
     client.force_login(outsider)
-    response = client.get(reverse("invite", args=[invite.token]))
-    assert response.status_code == 302
+    url = reverse("invite", args=[invite.token])
+    # Following the link (from any site: SameSite=Lax cookies travel on GETs) only asks.
+    response = client.get(
+        url, HTTP_REFERER="https://evil.example/", HTTP_SEC_FETCH_SITE="cross-site"
+    )
+    assert response.status_code == 200
+    assert b'method="post"' in response.content and room.name.encode() in response.content
+    assert not Membership.objects.filter(room=room, user=outsider).exists()
+    response = client.post(url)
+    assert response.status_code == 302 and response["Location"] == f"/r/{room.slug}/"
     assert Membership.objects.filter(room=room, user=outsider, role=Role.PARTICIPANT).exists()
-    # Following it twice does not duplicate the membership.
-    client.get(reverse("invite", args=[invite.token]))
+    # Following it again goes to the room and does not duplicate the membership.
+    assert client.get(url)["Location"] == f"/r/{room.slug}/"
+    client.post(url)
     assert Membership.objects.filter(room=room, user=outsider).count() == 1
+
+
+def test_joining_by_invite_needs_our_csrf_token(outsider, room, invite):
+    from django.test import Client
+
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(outsider)
+    response = client.post(reverse("invite", args=[invite.token]))
+    assert response.status_code == 403
+    assert not Membership.objects.filter(room=room, user=outsider).exists()
 
 
 def test_guest_joins_by_invite_with_display_name(client, room, invite):

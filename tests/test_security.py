@@ -266,7 +266,7 @@ def test_pages_carry_a_strict_csp_without_inline_script(client, owner, room):
 
 
 def test_login_brute_force_is_locked_out(client, owner, settings):
-    for _ in range(settings.AXES_FAILURE_LIMIT):
+    for _ in range(settings.LOGIN_FAILURE_LIMIT):
         client.post("/accounts/login/", {"username": "olivia", "password": "wrong-guess"})
     response = client.post("/accounts/login/", {"username": "olivia", "password": "wrong-guess"})
     assert response.status_code == 429

@@ -7,10 +7,10 @@ django_asgi_app = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from rooms.routing import websocket_urlpatterns  # noqa: E402
 from videochat import node  # noqa: E402
+from videochat.origin import SameOriginValidator  # noqa: E402
 
 # kill -USR1 drains this server: sockets move to other nodes, then it stops.
 node.install_drain_signal()
@@ -18,10 +18,9 @@ node.install_drain_signal()
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        # Origin checked against ALLOWED_HOSTS before anything else; a foreign
-        # origin is refused at the handshake (HTTP 403).
-        "websocket": AllowedHostsOriginValidator(
-            AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
-        ),
+        # Origin checked before anything else: the socket's own scheme, host and
+        # port (videochat/origin.py); a foreign origin is refused at the handshake
+        # (HTTP 403).
+        "websocket": SameOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )

@@ -1,5 +1,15 @@
-"""Reachability of the stores the product needs (for load balancers and start-up)."""
+"""Reachability of the stores the product needs (for load balancers and start-up).
 
+The public ``/healthz`` says only ok (200) or unavailable (503): error texts
+name hosts, ports and driver versions, which are for operators. Staff get the
+per-store details on the same URL; ``manage.py checkservices`` prints them.
+
+Clients are made once per process and URL and reused: a load balancer probing
+every second otherwise opened a Redis connection pool and a MongoDB client
+(with its monitor threads) per probe.
+"""
+
+import threading
 from collections.abc import Callable
 
 import redis
@@ -10,6 +20,36 @@ from pymongo import MongoClient
 
 TIMEOUT_S = 2.0
 
+_lock = threading.Lock()
+_redis_clients: dict[str, redis.Redis] = {}
+_mongo_clients: dict[str, MongoClient] = {}
+
+
+def _redis_client() -> redis.Redis:
+    url = settings.REDIS_URL  # keyed by URL: a test or a reload may point elsewhere
+    with _lock:
+        client = _redis_clients.get(url)
+        if client is None:
+            client = redis.Redis.from_url(
+                url, socket_connect_timeout=TIMEOUT_S, socket_timeout=TIMEOUT_S
+            )
+            _redis_clients[url] = client
+        return client
+
+
+def _mongo_client() -> MongoClient:
+    uri = settings.MONGODB_URI
+    with _lock:
+        client = _mongo_clients.get(uri)
+        if client is None:
+            client = MongoClient(
+                uri,
+                serverSelectionTimeoutMS=int(TIMEOUT_S * 1000),
+                connectTimeoutMS=int(TIMEOUT_S * 1000),
+            )
+            _mongo_clients[uri] = client
+        return client
+
 
 def _database() -> None:
     with connection.cursor() as cursor:
@@ -17,17 +57,11 @@ def _database() -> None:
 
 
 def _redis() -> None:
-    redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=TIMEOUT_S).ping()
+    _redis_client().ping()
 
 
 def _mongodb() -> None:
-    client: MongoClient = MongoClient(
-        settings.MONGODB_URI, serverSelectionTimeoutMS=int(TIMEOUT_S * 1000)
-    )
-    try:
-        client.admin.command("ping")
-    finally:
-        client.close()
+    _mongo_client().admin.command("ping")
 
 
 CHECKS: dict[str, Callable[[], None]] = {
@@ -53,7 +87,8 @@ def check_all() -> dict[str, str]:
 def healthz(request: HttpRequest) -> JsonResponse:
     results = check_all()
     healthy = all(v == "ok" for v in results.values())
-    return JsonResponse(
-        {"status": "ok" if healthy else "unavailable", "checks": results},
-        status=200 if healthy else 503,
-    )
+    body: dict[str, object] = {"status": "ok" if healthy else "unavailable"}
+    user = getattr(request, "user", None)
+    if user is not None and user.is_active and user.is_staff:
+        body["checks"] = results
+    return JsonResponse(body, status=200 if healthy else 503)

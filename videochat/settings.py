@@ -51,6 +51,7 @@ MIDDLEWARE = [
     # First: /readyz answers from this process alone (videochat/node.py).
     "videochat.node.ReadinessMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "videochat.middleware.PermissionsPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -169,10 +170,21 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
 
-AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+# Failed logins before a lockout (django-axes): for one account from one
+# address, and for all accounts together from one address (password spraying:
+# one guess each at many usernames). videochat.accounts.axes_failure_limit
+# picks the limit that applies.
+LOGIN_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+LOGIN_FAILURE_LIMIT_PER_ADDRESS = env.int("LOGIN_FAILURE_LIMIT_PER_ADDRESS", default=20)
+if not 1 <= LOGIN_FAILURE_LIMIT <= LOGIN_FAILURE_LIMIT_PER_ADDRESS:
+    raise ImproperlyConfigured("need 1 <= AXES_FAILURE_LIMIT <= LOGIN_FAILURE_LIMIT_PER_ADDRESS")
+AXES_FAILURE_LIMIT = "videochat.accounts.axes_failure_limit"
 AXES_COOLOFF_TIME = env.float("AXES_COOLOFF_HOURS", default=0.25)
-AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
-AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"], "ip_address"]
+# Not reset by a success: a reset clears every counter of the address, so a
+# sprayer logging into an account of their own would wipe the per-address
+# count. Failures expire after AXES_COOLOFF_HOURS instead.
+AXES_RESET_ON_SUCCESS = False
 AXES_VERBOSE = False
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 
@@ -192,6 +204,17 @@ if env_bool("USE_X_FORWARDED_PROTO", default=False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 # The health endpoint is probed over plain HTTP by load balancers.
 SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+
+# Permissions-Policy (videochat/middleware.py): the call's devices for our
+# own origin only; the rest off.
+PERMISSIONS_POLICY = {
+    "camera": ["self"],
+    "microphone": ["self"],
+    "display-capture": ["self"],
+    "geolocation": [],
+    "payment": [],
+    "usb": [],
+}
 
 CONTENT_SECURITY_POLICY = {
     "DIRECTIVES": {
@@ -231,6 +254,11 @@ if not 1 <= CALL_RESUME_GRACE_S <= 60:
 # --- Product limits --------------------------------------------------------
 ROOM_DEFAULT_CAPACITY = 6
 ROOM_MAX_CAPACITY = 12
+# Per-user and per-address caps on what a page can create (docs in README).
+ROOMS_PER_USER_MAX = int(env_positive("ROOMS_PER_USER_MAX", default=25))
+GUESTS_PER_INVITE_MAX = int(env_positive("GUESTS_PER_INVITE_MAX", default=50))
+SIGNUPS_PER_ADDRESS_PER_HOUR = int(env_positive("SIGNUPS_PER_ADDRESS_PER_HOUR", default=10))
+GUESTS_PER_ADDRESS_PER_HOUR = int(env_positive("GUESTS_PER_ADDRESS_PER_HOUR", default=30))
 INVITE_TTL_DAYS = env.int("INVITE_TTL_DAYS", default=7)
 WS_MAX_MESSAGE_BYTES = env.int("WS_MAX_MESSAGE_BYTES", default=65536)
 # Token buckets shared by every server through Redis (docs/protocol.md):
@@ -249,7 +277,8 @@ USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-STATIC_ROOT = BASE_DIR / "staticfiles"
+# Where collectstatic writes and whitenoise serves from with DEBUG off (bin/up-production).
+STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(BASE_DIR / "staticfiles")))
 WHITENOISE_USE_FINDERS = DEBUG
 WHITENOISE_AUTOREFRESH = DEBUG
 STORAGES = {
@@ -291,6 +320,11 @@ BREAKER_COOLDOWN_S = env.float("BREAKER_COOLDOWN_S", default=60.0)
 DELIVERY_BREAKER_WAIT_MAX_S = env.float("DELIVERY_BREAKER_WAIT_MAX_S", default=3600.0)
 DEADLETTER_TTL_DAYS = env.int("DEADLETTER_TTL_DAYS", default=30)
 CHAT_RETENTION_DAYS = env.int("CHAT_RETENTION_DAYS", default=365)
+# Mention emails per recipient and room: the first at once, later ones within
+# this many seconds as one digest when the window ends (messaging/mentions.py).
+MENTION_DIGEST_S = env.int("MENTION_DIGEST_S", default=60)
+if not 1 <= MENTION_DIGEST_S <= 86400:
+    raise ImproperlyConfigured("MENTION_DIGEST_S must be between 1 s and 1 day")
 WEBHOOK_ALLOW_PRIVATE = env_bool("WEBHOOK_ALLOW_PRIVATE", default=False)
 # Where the file email backend (EMAIL_BACKEND=...filebased.EmailBackend) writes.
 EMAIL_FILE_PATH = env.str("EMAIL_FILE_PATH", default=str(RUN_DIR / "mail"))

@@ -12,6 +12,14 @@ const SCROLL_LOAD_PX = 40;
 // socket reconnects): a quiet client still asks for anything newer this often.
 const RESYNC_MS = 10000;
 const STATUS_LABELS = { sending: "sending…", sent: "sent", failed: "failed" };
+/** @type {Record<string, string>} */
+const FAILED_REASONS = {
+  bad_request: "this text cannot be sent",
+  body_too_long: "too long",
+  empty_body: "empty",
+  forbidden: "not allowed",
+  unavailable: "server unavailable",
+};
 
 /** localStorage, or null where it is blocked (private modes, sandboxed frames). */
 function browserStorage() {
@@ -56,8 +64,10 @@ export function init({ socket, root }) {
   function status(li, value) {
     li.dataset.status = value;
     li.querySelector(".chat-status").textContent = STATUS_LABELS[value] ?? "";
-    li.querySelector(".chat-retry")?.remove();
+    for (const button of li.querySelectorAll(".chat-retry, .chat-discard")) button.remove();
     if (value === "failed") {
+      const reason = outbox.get(li.dataset.clientId)?.error;
+      if (reason) li.querySelector(".chat-status").textContent = `failed (${FAILED_REASONS[reason] ?? reason})`;
       const retry = document.createElement("button");
       retry.type = "button";
       retry.className = "chat-retry secondary small";
@@ -66,7 +76,17 @@ export function init({ socket, root }) {
         const item = outbox.retry(li.dataset.clientId);
         if (item) { status(li, "sending"); flush(); }
       });
-      li.append(retry);
+      // A message the server refuses stays refused: the user can drop it.
+      const discard = document.createElement("button");
+      discard.type = "button";
+      discard.className = "chat-discard secondary small";
+      discard.textContent = "Discard";
+      discard.addEventListener("click", () => {
+        outbox.discard(li.dataset.clientId);
+        byClientId.delete(li.dataset.clientId);
+        li.remove();
+      });
+      li.append(retry, discard);
     }
   }
 

@@ -8,13 +8,21 @@
 /**
  * @typedef {"sending"|"sent"|"failed"} OutboxStatus
  * @typedef {{client_id: string, body: string, status: OutboxStatus, seq?: number,
- *            created: number, lastSent?: number, notBefore?: number, error?: string}} OutboxItem
+ *            created: number, lastSent?: number, notBefore?: number, error?: string,
+ *            unavailable?: number}} OutboxItem
  * @typedef {{getItem(key: string): string|null, setItem(key: string, value: string): void,
  *            removeItem(key: string): void}} Storage
  */
 
-// Codes after which resending the same frame cannot succeed: the user decides.
-const PERMANENT = new Set(["empty_body", "body_too_long", "bad_request", "forbidden"]);
+// Codes after which the same frame may succeed later: wait and resend by itself.
+// Every other code is a refusal of this message (bad_request for text that
+// cannot be stored, body_too_long, forbidden, a code this client does not
+// know yet): resending the same frame would be refused again, forever, from
+// storage after every reload. The user decides: retry or discard.
+const TRANSIENT = new Set(["rate_limited", "unavailable"]);
+// A message the server answers "unavailable" this many times in a row is
+// failed too: something about it keeps failing, and the user should see that.
+export const MAX_UNAVAILABLE = 8;
 
 export function newClientId() {
   if (globalThis.crypto?.randomUUID) return globalThis.crypto.randomUUID();
@@ -130,13 +138,15 @@ export class Outbox {
    */
   error(clientId, code, retryAfterS = 0) {
     const item = this.items.get(clientId);
-    if (!item || item.status === "sent") return undefined;
-    if (code === "rate_limited" || code === "unavailable") {
+    if (!item || item.status !== "sending") return undefined;
+    if (code === "unavailable") item.unavailable = (item.unavailable ?? 0) + 1;
+    if (TRANSIENT.has(code) && (item.unavailable ?? 0) < MAX_UNAVAILABLE) {
       item.notBefore = this.now() + Math.max(0, retryAfterS) * 1000;
       delete item.lastSent;
-    } else if (PERMANENT.has(code)) {
+    } else {
       item.status = "failed";
-      item.error = code;
+      item.error = String(code);
+      delete item.unavailable;
     }
     this.save();
     return item;
@@ -148,6 +158,7 @@ export class Outbox {
     if (!item || item.status !== "failed") return undefined;
     item.status = "sending";
     delete item.error;
+    delete item.unavailable;
     delete item.lastSent;
     delete item.notBefore;
     this.save();

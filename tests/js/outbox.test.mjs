@@ -117,3 +117,50 @@ test("a late error or duplicate ack after the ack changes nothing", () => {
   assert.equal(box.get("id1"), undefined);
   assert.equal(box.ack("zzz", 9), undefined);
 });
+
+test("bad_request (text the server cannot store) fails the message instead of resending it forever", () => {
+  const storage = new MemoryStorage();
+  const { box, clock } = make(storage);
+  box.add("x\ud800y");
+  box.markSent("id1");
+  box.error("id1", "bad_request");
+  assert.equal(box.get("id1").status, "failed");
+  assert.equal(box.get("id1").error, "bad_request");
+  clock.t += 60_000;
+  assert.deepEqual(box.due(), []);
+  // Nor after a reload: it waits for the user's retry or discard.
+  const reloaded = new Outbox({ storage, key: "ob" });
+  assert.equal(reloaded.get("id1").status, "failed");
+  assert.deepEqual(reloaded.due(), []);
+  reloaded.discard("id1");
+  assert.equal(storage.getItem("ob"), null);
+});
+
+test("an error code this client does not know is a refusal, not a reason to resend", () => {
+  const { box } = make();
+  box.add("a");
+  box.markSent("id1");
+  box.error("id1", "some_future_code");
+  assert.equal(box.get("id1").status, "failed");
+  assert.deepEqual(box.due(), []);
+});
+
+test("a message answered unavailable again and again ends failed, with retry", async () => {
+  const { MAX_UNAVAILABLE } = await import("../../static/js/outbox.js");
+  const { box, clock } = make();
+  box.add("a");
+  for (let i = 1; i < MAX_UNAVAILABLE; i++) {
+    box.markSent("id1");
+    box.error("id1", "unavailable", 1);
+    assert.equal(box.get("id1").status, "sending", `after ${i}`);
+    clock.t += 1000;
+  }
+  box.markSent("id1");
+  box.error("id1", "unavailable", 1);
+  assert.equal(box.get("id1").status, "failed");
+  assert.equal(box.get("id1").error, "unavailable");
+  box.retry("id1");
+  box.markSent("id1");
+  box.error("id1", "unavailable", 1);
+  assert.equal(box.get("id1").status, "sending", "a retry starts counting again");
+});

@@ -1,3 +1,5 @@
+import os
+
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
@@ -28,7 +30,9 @@ class Command(BaseCommand):
             )
         self.stdout.write(
             self.style.SUCCESS(
-                f"Open http://127.0.0.1:8000/ and log in as {DEMO_USERNAME} / {DEMO_PASSWORD} "
+                # The port the Procfile's daphne listens on, not always 8000.
+                f"Open http://127.0.0.1:{os.environ.get('WEB_PORT', '8000')}/ and log in as "
+                f"{DEMO_USERNAME} / {DEMO_PASSWORD} "
                 "(also admin at /admin/), or sign up at /accounts/signup/."
             )
         )
