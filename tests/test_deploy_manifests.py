@@ -13,7 +13,6 @@ environment variable the deploy files give an app container is one the code read
 from __future__ import annotations
 
 import ast
-import fnmatch
 import importlib.util
 import json
 import os
@@ -560,6 +559,32 @@ def collectstatic_step() -> tuple[dict[str, str], list[str]]:
     return env, manage
 
 
+def dockerignore_patterns() -> list[str]:
+    return [
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+
+
+def _pattern_regex(pattern: str) -> re.Pattern[str]:
+    """Docker's (Go filepath.Match) syntax: ``*`` and ``?`` stop at ``/``, ``**`` does not."""
+    out = ""
+    i = 0
+    while i < len(pattern):
+        if pattern.startswith("**/", i):
+            out, i = out + "(?:.*/)?", i + 3
+        elif pattern.startswith("**", i):
+            out, i = out + ".*", i + 2
+        elif pattern[i] == "*":
+            out, i = out + "[^/]*", i + 1
+        elif pattern[i] == "?":
+            out, i = out + "[^/]", i + 1
+        else:
+            out, i = out + re.escape(pattern[i]), i + 1
+    return re.compile(out + r"\Z")
+
+
 def dockerignored(path: str, patterns: list[str]) -> bool:
     """Docker's rule: the last pattern matching the path or one of its parents wins."""
     parts = path.split("/")
@@ -567,38 +592,37 @@ def dockerignored(path: str, patterns: list[str]) -> bool:
     ignored = False
     for pattern in patterns:
         negate = pattern.startswith("!")
-        pattern = pattern.removeprefix("!").removeprefix("/").rstrip("/")
-        if pattern.startswith("**/"):
-            hit = any(fnmatch.fnmatch(Path(c).name, pattern[3:]) for c in candidates)
-        else:
-            hit = any(fnmatch.fnmatch(c, pattern) for c in candidates)
-        if hit:
+        regex = _pattern_regex(pattern.removeprefix("!").removeprefix("/").rstrip("/"))
+        if any(regex.match(candidate) for candidate in candidates):
             ignored = not negate
     return ignored
 
 
 def build_context(dest: Path) -> None:
-    patterns = [
-        line.strip()
-        for line in (ROOT / ".dockerignore").read_text().splitlines()
-        if line.strip() and not line.startswith("#")
-    ]
-    for path in ROOT.rglob("*"):
-        relative = path.relative_to(ROOT).as_posix()
-        if path.is_file() and not path.is_symlink() and not dockerignored(relative, patterns):
-            if any(part in {".venv", "node_modules", ".git"} for part in path.parts):
-                continue
-            target = dest / relative
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(path, target)
+    """Copy what ``docker build`` would send: the repository less .dockerignore."""
+    patterns = dockerignore_patterns()
+    reincluded = [p.removeprefix("!") for p in patterns if p.startswith("!")]
+    for folder, dirs, files in os.walk(ROOT):
+        relative_folder = Path(folder).relative_to(ROOT).as_posix().removeprefix(".")
+        prefix = f"{relative_folder}/" if relative_folder else ""
+        # Skip ignored folders (the venv, node_modules...) unless a "!" pattern reaches in.
+        dirs[:] = [
+            d
+            for d in dirs
+            if not dockerignored(prefix + d, patterns)
+            or any(p.startswith(prefix + d + "/") for p in reincluded)
+        ]
+        for name in files:
+            relative = prefix + name
+            source = Path(folder) / name
+            if not source.is_symlink() and not dockerignored(relative, patterns):
+                target = dest / relative
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(source, target)
 
 
 def test_dockerignore_keeps_what_the_image_runs():
-    patterns = [
-        line.strip()
-        for line in (ROOT / ".dockerignore").read_text().splitlines()
-        if line.strip() and not line.startswith("#")
-    ]
+    patterns = dockerignore_patterns()
     for needed in (
         "manage.py",
         "requirements.txt",
@@ -612,8 +636,18 @@ def test_dockerignore_keeps_what_the_image_runs():
     ):
         assert (ROOT / needed).exists(), needed
         assert not dockerignored(needed, patterns), needed
-    for dropped in (".venv/bin/python", "var/db.sqlite3", "tests/conftest.py", "staticfiles/x"):
+    for dropped in (
+        ".venv/bin/python",
+        "var/db.sqlite3",
+        "tests/conftest.py",
+        "staticfiles/x",
+        "rooms/__pycache__/models.cpython-311.pyc",
+        "deploy/compose/secrets.env",
+        "README.md",
+    ):
         assert dockerignored(dropped, patterns), dropped
+    # As in Docker, "*.md" is the root's only: a Markdown file an app ships stays.
+    assert not dockerignored("rooms/notes.md", patterns)
 
 
 def test_collectstatic_build_step_runs_on_the_build_context(tmp_path):
