@@ -1,5 +1,7 @@
 """The image's HEALTHCHECK: exit 0 when this container's /healthz answers 200.
 
+    python /app/deploy/healthcheck.py [PORT]      (default 8000, the image's CMD)
+
 Runs inside the container (deploy/Dockerfile) with nothing but the standard
 library. Django answers only to a host in DJANGO_ALLOWED_HOSTS (any other Host
 header is a 400), so the request names the first of them, as HAProxy's check
@@ -22,9 +24,10 @@ def probe_host(allowed_hosts: str) -> str:
     return first.lstrip(".")  # ".example.com" allows example.com itself
 
 
-def main() -> int:
+def main(argv: list[str]) -> int:
+    port = int(argv[0]) if argv else PORT  # another port: for tests outside a container
     request = urllib.request.Request(  # noqa: S310 - a fixed http:// URL on this container
-        f"http://127.0.0.1:{PORT}/healthz",
+        f"http://127.0.0.1:{port}/healthz",
         headers={"Host": probe_host(os.environ.get("DJANGO_ALLOWED_HOSTS", ""))},
     )
     try:
@@ -36,4 +39,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))

@@ -13,12 +13,15 @@ environment variable the deploy files give an app container is one the code read
 from __future__ import annotations
 
 import ast
+import http.client
 import importlib.util
 import json
 import os
 import re
 import shlex
 import shutil
+import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -26,6 +29,8 @@ from pathlib import Path
 import kubernetes_validate
 import pytest
 import yaml
+
+from videochat.devstack import free_port, wait_for_port
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
@@ -433,7 +438,7 @@ def test_compose_web_nodes_are_checked_on_healthz_and_drain():
         assert svc["healthcheck"]["test"] == ["CMD", "python", "/app/deploy/healthcheck.py"], name
         assert svc["environment"]["USE_X_FORWARDED_FOR"] == "1"
         assert int(svc["stop_grace_period"].removesuffix("s")) >= 40
-    assert "http://127.0.0.1:{PORT}/healthz" in (DEPLOY / "healthcheck.py").read_text()
+    assert "http://127.0.0.1:{port}/healthz" in (DEPLOY / "healthcheck.py").read_text()
 
 
 def load_healthcheck():
@@ -650,19 +655,140 @@ def test_dockerignore_keeps_what_the_image_runs():
     assert not dockerignored("rooms/notes.md", patterns)
 
 
-def test_collectstatic_build_step_runs_on_the_build_context(tmp_path):
-    """The Dockerfile's collectstatic, with its variables, on what .dockerignore leaves."""
-    build_context(tmp_path)
+@pytest.fixture(scope="module")
+def image_tree(tmp_path_factory) -> Path:
+    """/app as the image has it: the build context, then the Dockerfile's collectstatic
+    with that step's own variables (and nothing of this test run's environment)."""
+    tree = tmp_path_factory.mktemp("image") / "app"
+    build_context(tree)
     env, manage = collectstatic_step()
-    assert env["DJANGO_DEBUG"] == "0", "the production storage makes the manifest"
     result = subprocess.run(
         [sys.executable, *manage],
-        cwd=tmp_path,
+        cwd=tree,
         env={"PATH": os.environ["PATH"], **env},
         capture_output=True,
         text=True,
         timeout=120,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    manifest = json.loads((tmp_path / "staticfiles" / "staticfiles.json").read_text())
+    return tree
+
+
+def test_collectstatic_build_step_makes_the_production_manifest(image_tree):
+    env, _ = collectstatic_step()
+    assert env["DJANGO_DEBUG"] == "0", "the production storage makes the manifest"
+    manifest = json.loads((image_tree / "staticfiles" / "staticfiles.json").read_text())
     assert "js/main.js" in manifest["paths"]
+
+
+def settings_check(image_tree: Path, env: dict[str, str], *args: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "manage.py", "check", *args],
+        cwd=image_tree,
+        env={"PATH": os.environ["PATH"], **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+
+
+def test_kubernetes_settings_pass_the_deploy_check(image_tree):
+    """The web pod's environment (ConfigMap, placeholder Secret, its own env) is accepted
+    by the settings and is clean under ``check --deploy`` at warning level."""
+    web = k8s("Deployment", "huddle-web")["spec"]["template"]["spec"]["containers"][0]
+    env = container_env(web) | {"DATABASE_URL": f"sqlite:///{image_tree}/var/check.sqlite3"}
+    settings_check(image_tree, env, "--deploy", "--fail-level", "WARNING")
+
+
+def test_compose_settings_are_accepted(image_tree):
+    """The compose web nodes' environment, secrets interpolated from secrets.env."""
+    secrets = read_env_file(COMPOSE_DIR / "secrets.env")
+    env = {
+        k: re.sub(r"\$\{(\w+)[^}]*\}", lambda m: secrets[m.group(1)], v)
+        for k, v in compose_env(next(iter(web_services().values()))).items()
+    }
+    settings_check(image_tree, env | {"DATABASE_URL": f"sqlite:///{image_tree}/var/c.sqlite3"})
+
+
+def start_image_web(image_tree: Path, port: int, **overrides: str) -> subprocess.Popen:
+    """The image's CMD (on 127.0.0.1 and a free port) with the compose web environment."""
+    argv = dockerfile_cmd()
+    assert argv[0] == "python"
+    argv[argv.index("--bind") + 1] = "127.0.0.1"
+    argv[argv.index("--port") + 1] = str(port)
+    secrets = read_env_file(COMPOSE_DIR / "secrets.env")
+    env = {
+        "PATH": os.environ["PATH"],
+        **read_env_file(COMPOSE_DIR / "huddle.env"),
+        "DJANGO_SECRET_KEY": secrets["DJANGO_SECRET_KEY"],
+        "TURN_SECRET": secrets["TURN_SECRET"],
+        "USE_X_FORWARDED_FOR": "1",
+        "DATABASE_URL": f"sqlite:///{image_tree}/var/db.sqlite3",
+        "REDIS_URL": os.environ["REDIS_URL"],  # the test run's private servers
+        "MONGODB_URI": os.environ["MONGODB_URI"],
+        **overrides,
+    }
+    return subprocess.Popen(
+        [sys.executable, *argv[1:]],
+        cwd=image_tree,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def run_healthcheck(image_tree: Path, port: int) -> int:
+    return subprocess.run(
+        [sys.executable, str(image_tree / "deploy" / "healthcheck.py"), str(port)],
+        env={"PATH": os.environ["PATH"], "DJANGO_ALLOWED_HOSTS": "localhost,127.0.0.1"},
+        capture_output=True,
+        timeout=30,
+    ).returncode
+
+
+def stop(proc: subprocess.Popen) -> int:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        return proc.wait(timeout=40)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        raise
+
+
+@pytest.mark.live
+def test_image_command_serves_healthz_and_hashed_static_files(image_tree):
+    """The CMD, in the image's tree with production settings: the HEALTHCHECK passes,
+    whitenoise serves the build's hashed files, and SIGTERM stops it cleanly."""
+    port = free_port()
+    proc = start_image_web(image_tree, port)
+    try:
+        wait_for_port(port, timeout=30, proc=proc)
+        assert run_healthcheck(image_tree, port) == 0
+        manifest = json.loads((image_tree / "staticfiles" / "staticfiles.json").read_text())
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        connection.request("GET", f"/static/{manifest['paths']['js/main.js']}")
+        response = connection.getresponse()
+        assert response.status == 200
+        assert "immutable" in response.getheader("Cache-Control", "")
+        connection.close()
+    finally:
+        assert stop(proc) == 0
+
+
+@pytest.mark.live
+def test_a_redis_outage_fails_readiness_but_not_liveness(image_tree):
+    """With Redis unreachable, the HEALTHCHECK / readiness (/healthz) fails while the
+    port still accepts: the TCP liveness probe would not restart the pod."""
+    port = free_port()
+    dead_redis = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    proc = start_image_web(image_tree, port, REDIS_URL=dead_redis)
+    try:
+        wait_for_port(port, timeout=30, proc=proc)
+        assert run_healthcheck(image_tree, port) == 1
+        with socket.create_connection(("127.0.0.1", port), timeout=3):
+            pass
+        assert proc.poll() is None
+    finally:
+        stop(proc)
