@@ -448,6 +448,33 @@ def test_compose_web_nodes_are_checked_on_healthz_and_drain():
     assert "http://127.0.0.1:{port}/healthz" in (DEPLOY / "healthcheck.py").read_text()
 
 
+@pytest.mark.skipif(not shutil.which("docker-compose"), reason="docker-compose is not installed")
+def test_compose_file_validates_against_the_compose_schema(tmp_path):
+    """Debian's docker-compose 1.29 validates the file against its Compose schema without a
+    Docker engine. It predates the top-level ``name``, which is left out of its copy."""
+    text = COMPOSE_FILE.read_text()
+    assert "\nname: huddle\n" in text
+    copy = tmp_path / "compose.yaml"
+    copy.write_text(text.replace("\nname: huddle\n", "\n"))
+    result = subprocess.run(
+        [
+            "docker-compose",
+            "-f",
+            str(copy),
+            "--project-directory",
+            str(COMPOSE_DIR),
+            "--env-file",
+            str(COMPOSE_DIR / "secrets.env"),
+            "config",
+            "-q",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 def load_healthcheck():
     spec = importlib.util.spec_from_file_location("deploy_healthcheck", DEPLOY / "healthcheck.py")
     assert spec and spec.loader
