@@ -446,7 +446,6 @@ def test_compose_web_nodes_are_checked_on_healthz_and_drain():
     assert "http://127.0.0.1:{port}/healthz" in (DEPLOY / "healthcheck.py").read_text()
 
 
-@pytest.mark.skipif(not shutil.which("docker-compose"), reason="docker-compose is not installed")
 def test_compose_file_validates_against_the_compose_schema(tmp_path):
     """Debian's docker-compose 1.29 validates the file against its Compose schema without a
     Docker engine. It predates the top-level ``name``, which is left out of its copy."""
@@ -510,7 +509,6 @@ def test_haproxy_balances_the_compose_web_nodes():
     assert f"{haproxy_port}:{haproxy_port}" in SERVICES["haproxy"]["ports"]
 
 
-@pytest.mark.skipif(not shutil.which("haproxy"), reason="haproxy is not installed")
 def test_haproxy_accepts_its_configuration():
     result = subprocess.run(
         ["haproxy", "-c", "-f", str(HAPROXY_CFG)], capture_output=True, text=True, timeout=30
