@@ -59,6 +59,9 @@ class Target:
     # The server's process (a webpool's workers are its children), to report
     # how the kernel spread the sockets over the workers.
     pid: int | None = None
+    # Every process doing the server's work (the server, its workers, its Redis):
+    # their CPU time per delivery holds on a noisy machine better than wall time.
+    server_pids: list[int] = field(default_factory=list)
 
 
 class RoomFull(RuntimeError):
@@ -163,6 +166,20 @@ class Client:
             self.sent += 1
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds of these processes and their children, so far."""
+    total = 0.0
+    for pid in pids:
+        try:
+            root = psutil.Process(pid)
+            for proc in [root, *root.children(recursive=True)]:
+                times = proc.cpu_times()
+                total += times.user + times.system
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
 def pct(values: list[int], p: float) -> float:
     if not values:
         return float("nan")
@@ -189,6 +206,7 @@ async def run_step(target: Target, deliveries_per_s: int, seconds: float) -> dic
     await asyncio.sleep(0.5)
     start = time.monotonic() + 0.2
     t0 = time.monotonic_ns()
+    cpu0 = cpu_seconds(target.server_pids)
     # Phases spread evenly: a steady offered stream, not 40 sends in lockstep.
     n = len(clients)
     await asyncio.gather(
@@ -201,6 +219,7 @@ async def run_step(target: Target, deliveries_per_s: int, seconds: float) -> dic
     deadline = time.monotonic() + DRAIN_S
     while time.monotonic() < deadline and sum(len(c.seen) for c in clients) < expected:
         await asyncio.sleep(0.05)
+    cpu = cpu_seconds(target.server_pids) - cpu0
     for c in clients:
         await c.ws.close()
     for r in readers:
@@ -223,6 +242,8 @@ async def run_step(target: Target, deliveries_per_s: int, seconds: float) -> dic
         # Message frames received; below deliveries when messages share a frame.
         "frames_per_s": round(sum(c.frames for c in clients) / max((last - t0) / 1e9, seconds), 1),
         "loss": round(1 - delivered / expected, 5) if expected else None,
+        # Server CPU (its processes and, for Channels and Huddle, its Redis) per delivery.
+        "cpu_us_per_delivery": round(cpu / delivered * 1e6, 1) if delivered else None,
         "expected": expected,
         "delivered": delivered,
         "errors": errors,
@@ -409,6 +430,7 @@ def main() -> int:
             svc.start()
             if name == "huddle2":
                 target.pid = svc.proc.pid
+            target.server_pids = [svc.proc.pid] + ([] if name == "bare" else [redis.proc.pid])
             try:
                 results += asyncio.run(run_target(target, rates, args.seconds))
             finally:
@@ -438,14 +460,14 @@ def main() -> int:
     print(f"\nmachine: nproc={os.cpu_count()} python={platform.python_version()} cpu={cpu}")
     print(
         "| target | offered deliveries/s | achieved/s | frames/s | p50 ms | p99 ms | ack p50 ms "
-        "| loss | errors |"
+        "| loss | CPU µs/delivery | errors |"
     )
-    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in results:
         print(
             f"| {r['target']} | {r['offered']} | {r['achieved']} | {r['frames_per_s']} | "
             f"{r['p50_ms']} | {r['p99_ms']} | {r['ack_p50_ms']} | {r['loss']:.2%} | "
-            f"{r['errors'] or ''} |"
+            f"{r['cpu_us_per_delivery']} | {r['errors'] or ''} |"
         )
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
