@@ -25,7 +25,7 @@ class Command(BaseCommand):
         )
         parser.add_argument("--days", type=int, default=10, help="generated trace length")
         parser.add_argument("--seed", type=int, default=1)
-        parser.add_argument("--peak", type=float, default=12000, help="generated peak sockets")
+        parser.add_argument("--peak", type=float, default=12000.0, help="generated peak sockets")
         parser.add_argument("--train-days", type=int, default=7, help="days to fit on")
         parser.add_argument("--capacity", type=float, default=None, help="sockets per node")
         parser.add_argument("--target", type=float, default=None, help="target utilisation")
@@ -106,6 +106,6 @@ class Command(BaseCommand):
             return series, f"load_samples, last {days} days"
         days, peak = options["days"], options["peak"]
         if not 3 <= days <= 90 or peak <= 0:
-            raise CommandError(f"--days {days} --peak {peak}: give 3 to 90 days and a peak > 0")
+            raise CommandError(f"--days {days} --peak {peak:g}: give 3 to 90 days and a peak > 0")
         trace = trace_generate(days=days, seed=options["seed"], peak=peak)
         return trace, f"generated trace (seed {options['seed']}, {days} days, peak {peak:.0f})"
