@@ -233,10 +233,10 @@ def replay(
         "boot_minutes": boot_minutes,
         "weights": fit_weights,
         "forecast": {
-            "mape_pct": round(100 * mean(ape), 2) if ape else None,
+            "mape_pct": _pct(ape),
             "mae": round(float(mean(ae)), 1) if ae else None,
-            "peak_mape_pct": round(100 * mean(peak_ape), 2) if peak_ape else None,
-            "seasonal_naive_mape_pct": round(100 * mean(naive_ape), 2) if naive_ape else None,
+            "peak_mape_pct": _pct(peak_ape),
+            "seasonal_naive_mape_pct": _pct(naive_ape),
         },
         "lead_minutes": leads,
         "policies": {
@@ -248,6 +248,10 @@ def replay(
             for (name, s), policy in zip(stats.items(), (pred, react), strict=True)
         },
     }
+
+
+def _pct(errors: list[float]) -> float | None:
+    return round(100 * float(mean(errors)), 2) if errors else None
 
 
 def _leads(pred_adds: list[tuple[int, int]], react_adds: list[tuple[int, int]]) -> dict:

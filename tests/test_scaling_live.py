@@ -265,3 +265,16 @@ def test_metrics_give_staff_and_the_token_the_gauge(
 def test_metrics_omit_the_gauge_before_any_forecast(admin_client):
     text = admin_client.get(METRICS).text
     assert "huddle_node_capacity_sockets" in text and "huddle_recommended_nodes" not in text
+
+
+def test_evaluate_replays_the_recorded_samples(deadletter_db):
+    now = datetime.now(UTC)
+    end = now.replace(minute=now.minute - now.minute % 5, second=0, microsecond=0)
+    write_history(days=3.5, node="web-1", peak=3000, end=end)
+    out = StringIO()
+    call_command(
+        "scaling_evaluate", "--from-samples", "4", "--train-days", "2", "--json", stdout=out
+    )
+    report = json.loads(out.getvalue())
+    assert report["source"] == "load_samples, last 4 days"
+    assert report["held_out_days"] == 1 and report["forecast"]["mape_pct"] < 5
