@@ -278,3 +278,38 @@ def test_evaluate_replays_the_recorded_samples(deadletter_db):
     report = json.loads(out.getvalue())
     assert report["source"] == "load_samples, last 4 days"
     assert report["held_out_days"] == 1 and report["forecast"]["mape_pct"] < 5
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("SCALING_TARGET_UTILISATION", 1.5, "SCALING_TARGET_UTILISATION must be in"),
+        ("SCALING_NODE_CAPACITY_SOCKETS", 0, "SCALING_NODE_CAPACITY_SOCKETS must be > 0"),
+        ("SCALING_MIN_NODES", 30, "SCALING_MIN_NODES <= SCALING_MAX_NODES"),
+        ("SCALING_SAMPLE_TTL_DAYS", 1, "SCALING_SAMPLE_TTL_DAYS must be >= 2"),
+    ],
+)
+def test_bad_scaling_settings_stop_start_up(settings, name, value, message):
+    from django.core.exceptions import ImproperlyConfigured
+
+    from scaling.conf import settings_check
+
+    setattr(settings, name, value)
+    with pytest.raises(ImproperlyConfigured, match=message):
+        settings_check()
+
+
+@pytest.mark.django_db(transaction=True)  # django-rq enqueues on commit
+def test_an_rq_worker_runs_the_sampling_job(delivery_settings):
+    import django_rq
+    from rq.job import Job
+
+    from tests.fixtures.workers import rq_burst
+
+    queue = django_rq.get_queue("default")
+    job = queue.enqueue("scaling.jobs.sample_load")
+    done = rq_burst(**delivery_settings)
+    assert done.returncode == 0, done.stderr
+    job = Job.fetch(job.id, connection=queue.connection)
+    assert job.get_status() == "finished", job.latest_result()
+    assert job.return_value()["node"] and samples.collection().count_documents({}) == 1
