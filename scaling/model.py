@@ -3,7 +3,8 @@
 Additive Holt-Winters with a damped trend: level, trend and one seasonal term per
 step of the period (a day). The smoothing weights are chosen by grid search on
 one-step-ahead squared error, all grid points run side by side as numpy vectors,
-so a fit over 14 days of 5-minute steps (4,032 points) takes tens of milliseconds.
+so a fit over 14 days of 5-minute steps (4,032 points, 90 weight combinations)
+takes about 0.1 s.
 
 The model is online: ``HoltWinters.update`` takes one new observation, so a replay
 (``scaling.evaluation``) and the live forecast share one code path.

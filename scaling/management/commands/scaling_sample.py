@@ -2,6 +2,7 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from pymongo.errors import PyMongoError
+from redis.exceptions import RedisError
 
 from scaling import conf
 from scaling.services import load_sample_record
@@ -25,6 +26,8 @@ class Command(BaseCommand):
             doc = load_sample_record(node=node, write=not options["dry_run"])
         except PyMongoError as exc:
             raise CommandError(f"MongoDB is unreachable, nothing recorded: {exc}") from exc
+        except RedisError as exc:
+            raise CommandError(f"Redis is unreachable, nothing recorded: {exc}") from exc
         doc["minute"] = doc["minute"].isoformat()
         doc["written"] = not options["dry_run"]
         self.stdout.write(json.dumps(doc, indent=2, sort_keys=True))
