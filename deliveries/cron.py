@@ -22,3 +22,4 @@ cron.register(
     kwargs={"kind": "webhook", "since_hours": 24},
     cron="40 4 * * *",
 )
+cron.register(__import__("scaling.jobs").jobs.sample_load, "default", interval=60)

@@ -45,6 +45,7 @@ INSTALLED_APPS = [
     "rooms",
     "messaging",
     "deliveries",
+    "scaling",
 ]
 
 MIDDLEWARE = [
