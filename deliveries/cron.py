@@ -5,6 +5,7 @@
 from rq import cron
 
 from deliveries import jobs
+from scaling import jobs as scaling_jobs
 
 # Dead letters whose MongoDB write was spooled: retry every minute.
 cron.register(jobs.flush_deadletter_spool, "default", interval=60)
@@ -22,4 +23,4 @@ cron.register(
     kwargs={"kind": "webhook", "since_hours": 24},
     cron="40 4 * * *",
 )
-cron.register(__import__("scaling.jobs").jobs.sample_load, "default", interval=60)
+cron.register(scaling_jobs.sample_load, "default", interval=60)

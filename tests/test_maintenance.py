@@ -172,6 +172,7 @@ def test_cron_module_schedules_every_maintenance_job():
         "flush_deadletter_spool",
         "prune_retention",
         "replay_deadletters",
+        "sample_load",
     ]
 
 
@@ -206,12 +207,16 @@ def test_rqcron_enqueues_the_schedule_and_a_worker_runs_it(delivery_settings):
     )
     try:
         # Interval jobs are enqueued as soon as the scheduler starts.
-        ids = wait_until(lambda: len(queue.job_ids) >= 2 and queue.job_ids, timeout=30)
+        ids = wait_until(lambda: len(queue.job_ids) >= 3 and queue.job_ids, timeout=30)
     finally:
         cron.terminate()
         cron.wait(10)
     names = sorted(Job.fetch(i, connection=queue.connection).func_name for i in ids)
-    assert names == ["deliveries.jobs.expire_presence", "deliveries.jobs.flush_deadletter_spool"]
+    assert names == [
+        "deliveries.jobs.expire_presence",
+        "deliveries.jobs.flush_deadletter_spool",
+        "scaling.jobs.sample_load",
+    ]
     done = rq_burst(**delivery_settings)
     assert done.returncode == 0, done.stderr
     for job_id in ids:

@@ -28,6 +28,7 @@ urlpatterns = [
     path("r/<slug:slug>/invite/rotate/", room_views.invite_rotate, name="invite_rotate"),
     path("i/<str:token>/", room_views.invite_accept, name="invite"),
     path("", include("deliveries.urls")),
+    path("", include("scaling.urls")),
     # Gated by django-rq's own permission, not just is_staff (deliveries/rqadmin.py).
     path("admin/rq/", include(rq_urlpatterns())),
     path("admin/", admin.site.urls),
