@@ -80,6 +80,14 @@ def test_sigterm_stops_every_worker_and_exits_zero(pool):
     assert not alive
 
 
+def test_a_pool_killed_outright_takes_its_workers_with_it(pool):
+    workers = _workers(pool)
+    pool.proc.send_signal(signal.SIGKILL)
+    pool.proc.wait()
+    gone, alive = psutil.wait_procs(workers, timeout=devstack.scaled(10))
+    assert not alive
+
+
 @pytest.mark.parametrize(
     ("value", "proxy_headers"), [("1", True), ("true", True), ("0", False), ("", False)]
 )

@@ -29,6 +29,7 @@ from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
+from videochat.devstack import child_setup
 from videochat.envvars import env_bool
 
 STOP_GRACE_S = 10
@@ -86,7 +87,14 @@ def main(argv: list[str] | None = None) -> int:
     for listener in listeners:
         fd = listener.fileno()
         os.set_inheritable(fd, True)
-        workers.append(subprocess.Popen([daphne, "--fd", str(fd), *daphne_args], pass_fds=(fd,)))
+        workers.append(
+            subprocess.Popen(
+                [daphne, "--fd", str(fd), *daphne_args],
+                pass_fds=(fd,),
+                # A pool killed outright (SIGKILL) takes its workers with it.
+                preexec_fn=child_setup(signal.SIGTERM),  # noqa: PLW1509
+            )
+        )
         listener.close()  # the worker holds it now
     stopping = False  # asked to stop (a signal), not a worker's failure
 
