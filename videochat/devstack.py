@@ -89,7 +89,12 @@ def set_parent_death_signal(sig: int) -> None:
 def child_setup(
     sig: int = signal.SIGTERM, user: str | None = None
 ) -> Callable[[], None]:  # pragma: no cover - runs in the child between fork and exec
-    """preexec_fn: (drop to ``user``), then die with ``sig`` when the parent dies."""
+    """preexec_fn: (drop to ``user``), then die with ``sig`` when the parent dies.
+
+    Linux sends it when the *thread* that started the child exits: start a
+    long-lived process from the main thread or one that outlives it (asyncio's
+    default executor threads do).
+    """
     parent = os.getpid()
 
     def setup() -> None:
