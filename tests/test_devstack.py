@@ -197,6 +197,13 @@ def test_a_killed_mongodb_server_is_reaped_and_restarted_with_its_data(tmp_path,
     assert f"mongodb (pid {old.pid}) exited with -9" in stack.log()
 
 
+def test_a_pid_file_left_by_a_crash_does_not_block_the_next_start(tmp_path, devstacks):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "mongo.pid").write_text("1\n")  # a live pid, as after a reboot
+    stack = devstacks(tmp_path)
+    assert _mongo(stack.urls["MONGODB_URI"]).admin.command("ping")["ok"] == 1
+
+
 def _product(tmp_path: Path, devstacks) -> tuple[Devstack, int]:
     port = free_port()
     stack = devstacks(

@@ -602,6 +602,11 @@ class Stack:
     def _start(self, service: Service) -> None:
         assert self._lock is not None
         service.pass_fds = (self._lock,)
+        if service.pid_file is not None:
+            # We hold the data lock, so the servers of any earlier stack are gone: a
+            # pid file left by a crash or a power cut is stale (its pid may even be
+            # alive again as another process, and nx-27017 would refuse to start).
+            service.pid_file.unlink(missing_ok=True)
         self.services.append(service)
         service.start()
 
