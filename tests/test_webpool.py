@@ -51,7 +51,7 @@ def test_both_workers_accept_on_the_one_port(pool):
         assert json.loads(resp.read())["checks"]["database"] == "ok"
     # Hold connections open until the kernel has handed some to each worker.
     held = []
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + devstack.scaled(20)
     try:
         while time.monotonic() < deadline:
             held.append(devstack.socket.create_connection(("127.0.0.1", pool.port), timeout=5))
