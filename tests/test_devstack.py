@@ -35,6 +35,25 @@ def _stack_env(**extra: str) -> dict[str, str]:
     return env
 
 
+def assert_all_exit(procs: list[psutil.Process], timeout: float = 15) -> None:
+    """Every process exits within ``timeout`` (scaled); a zombie has exited."""
+
+    def alive() -> list[psutil.Process]:
+        found = []
+        for p in procs:
+            try:
+                if p.is_running() and p.status() != psutil.STATUS_ZOMBIE:
+                    found.append(p)
+            except psutil.NoSuchProcess:
+                pass
+        return found
+
+    try:
+        wait_until(lambda: not alive(), timeout=timeout, what="the whole tree to exit")
+    except TimeoutError:
+        pytest.fail(f"left behind: {[p.cmdline() for p in alive()]}")
+
+
 class Devstack:
     """``python -m videochat.devstack --run-dir R --data-dir D exec -- CMD``."""
 
@@ -87,9 +106,7 @@ class Devstack:
         assert tree, "devstack started nothing"
         os.kill(self.proc.pid, signal.SIGKILL)
         self.proc.wait()
-        _, alive = psutil.wait_procs(tree, timeout=scaled(15))
-        alive = [p for p in alive if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
-        assert not alive, f"left behind: {[p.cmdline() for p in alive]}"
+        assert_all_exit(tree)
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -195,6 +212,34 @@ def test_a_killed_mongodb_server_is_reaped_and_restarted_with_its_data(tmp_path,
     ]
     assert _mongo(uri)["t"]["c"].find_one({"_id": "kept"}) == {"_id": "kept"}
     assert f"mongodb (pid {old.pid}) exited with -9" in stack.log()
+
+
+def test_devstack_stops_its_tree_when_its_parent_is_killed(tmp_path):
+    """A closed terminal or a killed test run: devstack's parent dies, not devstack."""
+    env_file = tmp_path / "run" / "services.env"
+    devstack = (
+        f"{sys.executable} -m videochat.devstack --run-dir {tmp_path / 'run'} "
+        f"--data-dir {tmp_path / 'data'} exec -- sleep 600"
+    )
+    parent = subprocess.Popen(
+        ["bash", "-c", f"{devstack}; echo not reached"],  # bash waits: devstack is its child
+        cwd=BASE_DIR,
+        env=_stack_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        wait_until(env_file.exists, timeout=30, what="devstack to start its servers")
+        tree = psutil.Process(parent.pid).children(recursive=True)
+        names = " ".join(" ".join(p.cmdline()) for p in tree)
+        assert "videochat.devstack" in names and "redis-server" in names, names
+        parent.kill()
+        parent.wait()
+        assert_all_exit(tree)
+    finally:
+        if parent.poll() is None:
+            parent.kill()
 
 
 def test_a_pid_file_left_by_a_crash_does_not_block_the_next_start(tmp_path, devstacks):
