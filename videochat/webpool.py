@@ -13,7 +13,7 @@ layer, presence, chat wake-ups per process).
 
 SIGINT/SIGTERM are passed to every worker. If one worker exits, the others are
 stopped and the pool exits with that worker's status, so the supervisor
-(honcho, systemd) sees the web tier fail as it would see a single daphne fail.
+(devstack supervise, systemd) sees the web tier fail as it would see a single daphne fail.
 """
 
 from __future__ import annotations
