@@ -1,4 +1,6 @@
-"""The MongoDB dead-letter collection (plain pymongo; see ARCHITECTURE.md for why).
+"""The MongoDB dead-letter collection, in plain pymongo: djongo's last release pins
+Django <= 3.1 and pymongo <= 3.11, and django-mongodb-backend cannot update
+documents on the local nx-27017 server.
 
 One document per delivery that exhausted its retries, keyed by the delivery id:
 

@@ -19,6 +19,18 @@ if not os.environ.get("VIDEOCHAT_RUN_DIR") or not os.environ.get("REDIS_URL"):
 
 PASSWORD = "correct-horse-battery-9"
 
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config):
+    """TEST_TIMEOUT_FACTOR stretches pytest-timeout's per-test cap too (before it reads it)."""
+    from videochat.devstack import timeout_factor
+
+    factor = timeout_factor()
+    if factor != 1:
+        cap = config.option.timeout or float(config.getini("timeout") or 0)
+        config.option.timeout = cap * factor
+
+
 pytest_plugins = ["tests.fixtures.live", "tests.fixtures.workers"]
 
 

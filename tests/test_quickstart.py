@@ -2,16 +2,17 @@
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
 
 import psutil
 import pytest
 
-from videochat.devstack import BASE_DIR, free_port, wait_for_port
+from tests.fixtures.workers import wait_until
+from videochat.devstack import BASE_DIR, free_port, http_ok, scaled
 
 pytestmark = pytest.mark.live
 
@@ -44,26 +45,33 @@ def test_up_serves_health_and_ctrl_c_leaves_no_process(tmp_path):
             "videochat.devstack",
             "--run-dir",
             str(tmp_path / "run"),
+            "--data-dir",
+            str(tmp_path / "data"),
             "exec",
             "--",
             "bin/serve",
         ],
         cwd=BASE_DIR,
         env=env,
-        stdout=subprocess.PIPE,
+        stdout=open(tmp_path / "up.log", "wb"),  # noqa: SIM115 - closed with the process
         stderr=subprocess.STDOUT,
-        text=True,
         start_new_session=True,
     )
+
+    def output() -> str:
+        return (tmp_path / "up.log").read_text(errors="replace")
+
     try:
-        wait_for_port(port, timeout=90, proc=proc)
-        deadline = time.monotonic() + 30
-        while True:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as resp:
-                body = json.loads(resp.read())
-            if body["status"] == "ok" or time.monotonic() > deadline:
-                break
-            time.sleep(0.5)
+        # Ready means the web tier answers 200 on /healthz (database, Redis and
+        # MongoDB reachable), not that its port accepts.
+        wait_until(
+            lambda: proc.poll() is not None or http_ok(f"http://127.0.0.1:{port}/healthz"),
+            timeout=90,
+            what="/healthz to answer 200",
+        )
+        assert proc.poll() is None, output()
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as resp:
+            body = json.loads(resp.read())
         assert body == {"status": "ok"}  # details only for staff (videochat/health.py)
         children = _descendants(proc.pid)
         names = " ".join(" ".join(p.cmdline()) for p in children)
@@ -73,11 +81,18 @@ def test_up_serves_health_and_ctrl_c_leaves_no_process(tmp_path):
             p for p in children if "--fd" in p.cmdline() and "daphne" in " ".join(p.cmdline())
         ]
         assert len(daphnes) == 2, names
+        # The demo login comes last, once every process has started and the web
+        # tier answers: nothing scrolls it away before the first page.
+        wait_until(lambda: "log in as demo" in output(), timeout=60, what="the demo login")
+        shown = output()
+        assert f"Huddle is up on http://127.0.0.1:{port}/" in shown, shown
+        assert f"Open http://127.0.0.1:{port}/ and log in as demo" in shown, shown
+        after = shown.split("log in as demo", 1)[1].splitlines()[1:]
+        # After it, only the web tier's answers to this test's own polling.
+        assert all(re.search(r'web \| .*"GET /healthz" 200', line) for line in after), shown
         os.killpg(proc.pid, signal.SIGINT)
-        output, _ = proc.communicate(timeout=60)
-        assert "log in as demo" in output
-        assert f"http://127.0.0.1:{port}/" in output  # the port it really serves on
-        gone, alive = psutil.wait_procs(children, timeout=20)
+        proc.wait(timeout=scaled(60))
+        gone, alive = psutil.wait_procs(children, timeout=scaled(20))
         assert not alive, f"left behind: {[p.cmdline() for p in alive]}"
     finally:
         if proc.poll() is None:

@@ -64,7 +64,7 @@ def test_both_workers_accept_on_the_one_port(pool):
         assert json.loads(resp.read())["status"] == "ok"
     # Hold connections open until the kernel has handed some to each worker.
     held = []
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + devstack.scaled(20)
     try:
         while time.monotonic() < deadline:
             held.append(devstack.socket.create_connection(("127.0.0.1", pool.port), timeout=5))
@@ -117,6 +117,14 @@ def test_sigterm_stops_every_worker_and_exits_zero(pool):
     pool.proc.send_signal(signal.SIGTERM)
     assert _wait_exit(pool.proc) == 0
     gone, alive = psutil.wait_procs(workers, timeout=10)
+    assert not alive
+
+
+def test_a_pool_killed_outright_takes_its_workers_with_it(pool):
+    workers = _workers(pool)
+    pool.proc.send_signal(signal.SIGKILL)
+    pool.proc.wait()
+    gone, alive = psutil.wait_procs(workers, timeout=devstack.scaled(10))
     assert not alive
 
 

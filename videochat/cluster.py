@@ -27,7 +27,7 @@ import sys
 import time
 from pathlib import Path
 
-from videochat.devstack import BASE_DIR, Service, free_port
+from videochat.devstack import BASE_DIR, Service, free_port, http_ok
 
 HAPROXY_CONFIG = """\
 global
@@ -101,7 +101,16 @@ def node_service(run_dir: Path, *, workers: int, env: dict[str, str] | None = No
         *("--websocket-max-message-size", "65536", "videochat.asgi:application"),
     ]
     env = {"USE_X_FORWARDED_FOR": "1", **(env or {})}
-    return Service(f"node-{port}", port, argv, run_dir / f"node-{port}.log", env=env)
+    return Service(
+        f"node-{port}",
+        port,
+        argv,
+        run_dir / f"node-{port}.log",
+        env=env,
+        # Ready when a worker answers, not when the pool's port accepts.
+        ready=lambda: http_ok(f"http://127.0.0.1:{port}/readyz"),
+        ready_timeout=60,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -139,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for _ in range(args.nodes):
             services.append(node_service(run_dir, workers=args.workers).start())
-        nodes = [s.port for s in services]
+        nodes = [s.port for s in services if s.port is not None]
         services.append(
             haproxy_service(run_dir, nodes=nodes, port=args.port, bind=args.bind).start()
         )

@@ -4,6 +4,28 @@ import logging.config
 
 import structlog
 
+# rq logs five INFO lines per job (dequeued, completed, "Job OK", "result is kept",
+# plus rq cron's "Enqueued"), and registry cleaning between jobs: with a job a
+# minute that drowned everything else. Only the completion line stays (failures
+# are WARNING and above, always kept).
+_RQ_NOISE = {
+    "rq.worker": (
+        "Worker %s: cleaning registries",
+        "Worker %s: cleaning group registries",
+        "Worker %s: %s: %s",  # the job's start, and "Job OK"
+        "Worker %s: job %s result is kept",
+    ),
+    "rq.cron": ("Enqueued job ",),
+}
+
+
+class RqOneLinePerJob(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        noise = _RQ_NOISE.get(record.name)
+        if noise is None or record.levelno > logging.INFO:
+            return True
+        return not (isinstance(record.msg, str) and record.msg.startswith(noise))
+
 
 def configure_logging(*, level: str, json: bool) -> None:
     shared: list[structlog.typing.Processor] = [
@@ -29,7 +51,14 @@ def configure_logging(*, level: str, json: bool) -> None:
                     "foreign_pre_chain": shared,
                 }
             },
-            "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "structured"}},
+            "filters": {"rq_one_line_per_job": {"()": RqOneLinePerJob}},
+            "handlers": {
+                "console": {
+                    "class": "logging.StreamHandler",
+                    "formatter": "structured",
+                    "filters": ["rq_one_line_per_job"],
+                }
+            },
             "root": {"handlers": ["console"], "level": level},
             "loggers": {
                 "django.channels.server": {"level": "WARNING"},

@@ -27,7 +27,6 @@ the pool itself is killed, so a dead pool leaves no daphne holding the port.
 from __future__ import annotations
 
 import argparse
-import ctypes
 import os
 import signal
 import socket
@@ -38,6 +37,7 @@ from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
+from videochat.devstack import child_setup
 from videochat.envvars import env_bool
 
 STOP_GRACE_S = 10
@@ -48,13 +48,6 @@ DRAIN_TIMEOUT_S = 30
 RESTART_FIRST_S = 0.5
 RESTART_MAX_S = 30.0
 HEALTHY_S = 30.0
-PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:
-    """In the child, before exec: the kernel sends SIGTERM when the pool dies."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 class Worker:
@@ -69,7 +62,12 @@ class Worker:
         self.restart_at: float | None = None
 
     def start(self) -> None:
-        self.proc = subprocess.Popen(self.argv, pass_fds=(self.fd,), preexec_fn=_die_with_parent)
+        self.proc = subprocess.Popen(
+            self.argv,
+            pass_fds=(self.fd,),
+            # A pool killed outright (SIGKILL) takes its workers with it.
+            preexec_fn=child_setup(signal.SIGTERM),  # noqa: PLW1509
+        )
         self.started = time.monotonic()
         self.restart_at = None
 
