@@ -14,6 +14,7 @@ from typing import Any
 import structlog
 from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
@@ -50,6 +51,48 @@ class TooLarge(AppError):
 class BadJson(AppError):
     code = "bad_json"
     message = "The frame is not a JSON object."
+
+
+class InternalError(AppError):
+    code = "internal"
+    message = "Server error; reconnect."
+
+
+# Deeper frames are refused before any handler sees them: json.loads raises
+# RecursionError near depth 1000, and msgpack (the channel layer) and
+# json.dumps fail on a few hundred, so a deep value forwarded to a peer would
+# fail far from here. No frame of the protocol nests deeper than a few levels.
+MAX_FRAME_DEPTH = 32
+# The close code for a failure of ours (RFC 6455 "internal error"): the
+# client reconnects and resumes (docs/protocol.md, Close codes).
+INTERNAL_ERROR = 1011
+
+
+def frame_depth_ok(text: str, value: Any) -> bool:
+    """False when ``value`` (parsed from ``text``) nests deeper than MAX_FRAME_DEPTH."""
+    if text.count("[") + text.count("{") <= MAX_FRAME_DEPTH:
+        return True  # cannot be deeper than its brackets, even inside strings
+    level: list[tuple[Any, int]] = [(value, 1)]
+    while level:
+        item, depth = level.pop()
+        if depth > MAX_FRAME_DEPTH:
+            return False
+        children = item.values() if isinstance(item, dict) else item
+        level.extend((c, depth + 1) for c in children if isinstance(c, dict | list))
+    return True
+
+
+def parse_frame(text: str) -> dict[str, Any]:
+    """The frame as a dict, or BadJson (never RecursionError)."""
+    try:
+        frame = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise BadJson() from exc
+    if not isinstance(frame, dict):
+        raise BadJson()
+    if not frame_depth_ok(text, frame):
+        raise BadJson(f"The frame nests deeper than {MAX_FRAME_DEPTH} levels.")
+    return frame
 
 
 class RoomConsumer(AsyncJsonWebsocketConsumer):
@@ -121,7 +164,7 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
             # A resumed socket owns the peer now; nothing to undo.
             self.ready = False
             await self.channel_layer.group_discard(self.group, self.channel_name)
-        elif code in DELIBERATE_CLOSE_CODES or server_code is not None:
+        elif code in DELIBERATE_CLOSE_CODES or server_code not in (None, INTERNAL_ERROR):
             reason: dict[int | None, str] = {CloseCode.KICKED: "kicked", CloseCode.BANNED: "banned"}
             await self.leave_room(reason=reason.get(server_code, "disconnect"))
         else:
@@ -143,7 +186,33 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
         handler = getattr(self, get_handler_name(message), None)
         if handler is None:
             raise ValueError(f"No handler for message type {message['type']}")
-        await handler(message)
+        try:
+            await handler(message)
+        except StopConsumer:
+            raise
+        except Exception:  # noqa: BLE001 - the socket must end through disconnect()
+            await self.failed(message)
+            if message["type"] == "websocket.disconnect":
+                raise StopConsumer() from None
+
+    async def failed(self, message: dict[str, Any]) -> None:
+        """A handler raised: log it once and close the socket the normal way.
+
+        Left to escape, the exception ends the application: daphne closes
+        with 1011 and never sends websocket.disconnect, so disconnect() never
+        runs and the peer stays in presence (a ghost that swallows signals)
+        until the heartbeat reaper finds it. Closing here makes daphne report
+        the close, and disconnect() starts the resume grace like any drop.
+        """
+        log.exception("room.socket_failed", message_type=message.get("type"))
+        if message.get("type") == "websocket.disconnect":
+            return  # already gone
+        if self.server_close_code is None:
+            try:
+                await self.send_json(InternalError().as_frame())
+                await self.close(code=INTERNAL_ERROR)
+            except Exception:  # noqa: BLE001 - the transport is gone already
+                log.warning("room.close_failed", exc_info=True)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None):
         ref = None
@@ -152,12 +221,7 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
                 raise BadJson("Binary frames are not accepted.")
             if len(text_data) > settings.WS_MAX_MESSAGE_BYTES:
                 raise TooLarge(limit=settings.WS_MAX_MESSAGE_BYTES)
-            try:
-                frame = json.loads(text_data)
-            except ValueError as exc:
-                raise BadJson() from exc
-            if not isinstance(frame, dict):
-                raise BadJson()
+            frame = parse_frame(text_data)
             ref = frame.get("ref") if isinstance(frame.get("ref"), (str, int)) else None
             # Per-type size, per-address rate, and the sender's current role and bans.
             if not await security.check_frame(self, frame, size=len(text_data)):

@@ -1,0 +1,57 @@
+"""The socket survives what clients send, and a failure of ours ends it cleanly.
+
+Against the real daphne (raw ``websockets`` client) where the transport
+matters; through the ASGI router where a fault must be injected.
+"""
+
+import json
+
+import pytest
+
+from rooms import presence
+from rooms.protocol import HANDLERS
+from tests.fixtures import rawsocket
+from tests.fixtures.sockets import joined, receive_until, session_cookie_for
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.mark.live
+async def test_deeply_nested_frames_get_bad_json_and_the_socket_stays(daphne, live_url, member):
+    offset = daphne.log_path.stat().st_size
+    ws = await rawsocket.connect(live_url, cookie=await session_cookie_for(member.user))
+    try:
+        await rawsocket.hello(ws)
+        deep_list = "[" * 32000 + "]" * 32000
+        deep_dict = '{"a":' * 9000 + "1" + "}" * 9000
+        for ref, value in (("list", deep_list), ("dict", deep_dict), ("mid", "[" * 40 + "]" * 40)):
+            await ws.send(f'{{"type": "signal.ice", "ref": "{ref}", "candidate": {value}}}')
+            error = await rawsocket.recv_until(ws, "error")
+            assert error["code"] == "bad_json", error
+        await ws.send(json.dumps({"type": "ping", "t": "after"}))
+        assert (await rawsocket.recv_until(ws, "pong"))["t"] == "after"
+    finally:
+        await ws.close()
+    log = rawsocket.log_since(daphne.log_path, offset)
+    assert "Traceback" not in log and "RecursionError" not in log, log[-3000:]
+
+
+async def test_a_failing_handler_closes_with_1011_and_the_peer_goes_into_grace(
+    member, room, monkeypatch
+):
+    async def boom(consumer, frame):
+        raise RuntimeError("a bug in a handler")
+
+    monkeypatch.setitem(HANDLERS, "test.boom", boom)
+    async with joined(member.user) as (comm, welcome):
+        await comm.send_json_to({"type": "test.boom"})
+        assert (await receive_until(comm, "error"))["code"] == "internal"
+        closed = await comm.receive_output(timeout=5)
+        assert (closed["type"], closed["code"]) == ("websocket.close", 1011)
+        # What daphne does next: report the close, so disconnect() runs.
+        await comm.disconnect(code=1011)
+        peer_id = welcome["peer_id"]
+        # The normal path ran: the socket no longer serves the peer, which
+        # waits for a resume instead of swallowing signals as a ghost.
+        assert await presence.presence_channel(room_id=room.id, peer_id=peer_id) is None
+        assert await presence.presence_get(room_id=room.id, peer_id=peer_id) is not None
