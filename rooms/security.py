@@ -38,7 +38,9 @@ USER_FRAME_LIMIT = ratelimit.Limit(
 )
 # New sockets per client address: a reconnect storm of a whole office fits,
 # a script opening sockets in a loop (each costs database reads) does not.
-IP_CONNECT_LIMIT = ratelimit.Limit("connect-ip", rate=5, burst=60)
+IP_CONNECT_LIMIT = ratelimit.Limit(
+    "connect-ip", rate=settings.CONNECT_RATE_IP_PER_S, burst=settings.CONNECT_RATE_IP_BURST
+)
 TOO_MANY_CONNECTIONS = 4429
 
 # Largest accepted frame per type, in characters of JSON text. Exact names
