@@ -100,6 +100,7 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
     member: selectors.MemberInfo
     peer_id: str = ""
     ready = False
+    gate: security.AddressGate
     # Set when the server itself closed the socket (kick, ban, replaced).
     server_close_code: int | None = None
 
@@ -128,6 +129,9 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
         self.member = access["member"]
         self.group = room_group_name(self.room["id"])
         self.log = log.bind(room=self.room["slug"], member=self.member["id"])
+        self.gate = security.AddressGate(
+            address=admission.client_ip(self.scope), room_id=self.room["id"]
+        )
         await self.accept()
         # Kick, ban, role changes and logout reach this socket through these groups.
         await security.socket_opened(self)
@@ -217,16 +221,27 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None):
         ref = None
         try:
+            # Every frame costs its address a token before any work is spent
+            # on it: a flood of invalid frames is limited like valid ones.
+            gate = getattr(self, "gate", None)
+            if gate is None:
+                return  # refused at connect; a frame raced the close
+            admitted, revision = await gate.charge(user=self.rate_key if self.ready else None)
+            if not admitted:
+                return
             if text_data is None:
                 raise BadJson("Binary frames are not accepted.")
             if len(text_data) > settings.WS_MAX_MESSAGE_BYTES:
                 raise TooLarge(limit=settings.WS_MAX_MESSAGE_BYTES)
             frame = parse_frame(text_data)
             ref = frame.get("ref") if isinstance(frame.get("ref"), (str, int)) else None
-            # Per-type size, per-address rate, and the sender's current role and bans.
-            if not await security.check_frame(self, frame, size=len(text_data)):
+            # Per-type size, per-user rate, and the sender's current role and bans.
+            if not await security.check_frame(self, frame, size=len(text_data), revision=revision):
                 return
             await self.dispatch_frame(frame)
+        except security.Flooding as exc:
+            await self.send_error(exc)
+            await self.close(code=exc.close_code)
         except AppError as exc:
             await self.send_error(exc, ref=ref)
 

@@ -12,6 +12,7 @@
   logout reach a socket.
 """
 
+import asyncio
 from typing import TYPE_CHECKING, Any
 
 from asgiref.sync import async_to_sync
@@ -23,7 +24,7 @@ from videochat import ratelimit
 from videochat.errors import AppError, BadRequest, RateLimited
 
 from . import admission, presence, selectors
-from .protocol import HANDLER_LIMITS, HANDLERS, CloseCode, Frame, member_group_name, user_group_name
+from .protocol import HANDLER_LIMITS, CloseCode, Frame, member_group_name, user_group_name
 
 if TYPE_CHECKING:
     from .consumers import RoomConsumer
@@ -55,6 +56,67 @@ MAX_FRAME_CHARS = {
     "signal": 65536,  # SDP offers with many candidates are large
 }
 DEFAULT_MAX_FRAME_CHARS = 4096
+
+
+# Frames refused in a row (over the address' rate) after which the socket is
+# closed with 4429: an honest client slows down after the first refusal (it
+# is told retry_after); one that keeps going is a flood.
+FLOOD_STRIKES = 100
+
+
+class Flooding(RateLimited):
+    """The socket keeps sending over its address' rate: answered, then closed."""
+
+    close_code = TOO_MANY_CONNECTIONS
+
+
+class AddressGate:
+    """Charges every frame of one socket to its client address, before parsing.
+
+    Valid or not (too large, bad JSON, binary, unknown type), each frame costs
+    a token of the address' bucket (shared by every server through Redis),
+    and after hello one of the user's, before any work is spent on it. The
+    first refusal is answered with ``rate_limited`` and ``retry_after``; until
+    then later frames are dropped here without asking Redis or answering (a
+    flood costs neither Redis nor output); ``FLOOD_STRIKES`` refusals in a
+    row close the socket.
+    """
+
+    def __init__(self, *, address: str, room_id: int) -> None:
+        self.address = address
+        self.revision_key = f"modrev:{int(room_id)}"
+        self.refused_until = 0.0
+        self.strikes = 0
+
+    async def charge(self, *, user: str | None) -> tuple[bool, str | None]:
+        """(admitted, the room's moderation revision read in the same round trip).
+
+        ``user``: the sender's rate key once it said hello; its bucket is
+        charged in the same call. Not admitted: a frame inside a refusal
+        already answered; drop it. Raises RateLimited (answer it) or
+        Flooding (answer and close).
+        """
+        now = asyncio.get_running_loop().time()
+        if now < self.refused_until:
+            self._strike(self.refused_until - now)
+            return False, None
+        buckets = [(IP_FRAME_LIMIT, self.address)]
+        if user is not None:
+            buckets.append((USER_FRAME_LIMIT, user))
+        try:
+            revision = await ratelimit.hit_many(buckets, read=self.revision_key)
+        except RateLimited as exc:
+            retry_after = float(exc.data["retry_after"])
+            self.refused_until = now + retry_after
+            self._strike(retry_after)
+            raise
+        self.strikes = 0
+        return True, revision
+
+    def _strike(self, retry_after: float) -> None:
+        self.strikes += 1
+        if self.strikes >= FLOOD_STRIKES:
+            raise Flooding(retry_after, "Too many frames from this address; closing.")
 
 
 class FrameTooLarge(AppError):
@@ -113,23 +175,24 @@ async def socket_closed(consumer: "RoomConsumer") -> None:
             )
 
 
-async def check_frame(consumer: "RoomConsumer", frame: Frame, *, size: int) -> bool:
-    """Raise for a frame to refuse with an error; False when the socket was closed."""
+async def check_frame(
+    consumer: "RoomConsumer", frame: Frame, *, size: int, revision: str | None
+) -> bool:
+    """Raise for a frame to refuse with an error; False when the socket was closed.
+
+    ``revision`` is the room's moderation revision, read when the frame was
+    charged to its address (AddressGate).
+    """
     if getattr(consumer, "member", None) is None:
         return False  # refused at connect; a frame raced the close
     limit = frame_limit(frame.get("type"))
     if size > limit:
         raise FrameTooLarge(limit=limit)
-    # One Redis round trip for every bucket that applies (address; then, for a
-    # known type after hello, user and per-type) and the room's moderation
-    # revision (bench/frame_guard.py measures what this costs).
+    # A type's own limit (chat.send) after hello; address and user buckets
+    # were charged before parsing (AddressGate).
     frame_type = frame.get("type")
-    buckets = [(IP_FRAME_LIMIT, admission.client_ip(consumer.scope))]
-    if consumer.ready and isinstance(frame_type, str) and frame_type in HANDLERS:
-        buckets.append((USER_FRAME_LIMIT, consumer.rate_key))
-        if frame_type in HANDLER_LIMITS:
-            buckets.append((HANDLER_LIMITS[frame_type], consumer.rate_key))
-    revision = await ratelimit.hit_many(buckets, read=f"modrev:{consumer.room['id']}")
+    if consumer.ready and isinstance(frame_type, str) and frame_type in HANDLER_LIMITS:
+        await ratelimit.hit(HANDLER_LIMITS[frame_type], consumer.rate_key)
     if frame_type == "hello" and getattr(consumer, "lobby_knock_id", None):
         if not consumer.ready:
             # One knock per socket: another hello would queue a second one.
