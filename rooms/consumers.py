@@ -119,11 +119,13 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
             slug=slug, user=user, session=self.scope.get("session")
         )
         if access["room"] is None:
-            await self.close(code=CloseCode.NO_SUCH_ROOM)
+            await self.refuse(CloseCode.NO_SUCH_ROOM, "no such room")
             return
         if access["member"] is None:
-            anonymous = user is None or not user.is_authenticated
-            await self.close(code=CloseCode.UNAUTHENTICATED if anonymous else CloseCode.FORBIDDEN)
+            if user is None or not user.is_authenticated:
+                await self.refuse(CloseCode.UNAUTHENTICATED, "log in first")
+            else:
+                await self.refuse(CloseCode.FORBIDDEN, "not a member of this room")
             return
         self.room = access["room"]
         self.member = access["member"]
@@ -136,6 +138,16 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
         # Kick, ban, role changes and logout reach this socket through these groups.
         await security.socket_opened(self)
         self.handshake_timer = asyncio.create_task(self._expect_hello())
+
+    async def refuse(self, code: int, reason: str) -> None:
+        """Accept, then close with ``code``: the client learns why.
+
+        A close before accept() is an HTTP 403 at the handshake under daphne:
+        the browser sees 1006 with no code, and socket.js would reconnect for
+        ever instead of saying "not a member" or "log in".
+        """
+        await self.accept()
+        await self.close(code=code, reason=reason)
 
     async def take_seat(self, state: presence.PeerState) -> bool:
         """Add this peer to the room's presence; False when the room is full.
