@@ -9,6 +9,7 @@ and the socket stays open.
 import asyncio
 import json
 import secrets
+import time
 from typing import Any
 
 import structlog
@@ -100,6 +101,7 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
     member: selectors.MemberInfo
     peer_id: str = ""
     ready = False
+    opened_at = 0.0
     gate: security.AddressGate
     # Set when the server itself closed the socket (kick, ban, replaced).
     server_close_code: int | None = None
@@ -110,6 +112,10 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
 
     # --- connection -------------------------------------------------------
     async def connect(self) -> None:
+        # Orders this session's sockets for resume (rooms.resume): the newer
+        # claim wins. Wall clock, as sockets of one client may reach
+        # different servers; their reconnects are far apart beside NTP skew.
+        self.opened_at = time.time()
         # Per-address connection rate, before any database work.
         if not await security.connection_allowed(self):
             return
@@ -289,7 +295,12 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
             await self.send_json(exc.as_frame())
             await self.close(code=getattr(exc, "close_code", CloseCode.FORBIDDEN))
             return
-        resumed = await resume.session_resume(self, frame.get("resume"))
+        try:
+            resumed = await resume.session_resume(self, frame.get("resume"))
+        except resume.Superseded as exc:
+            await self.send_json(exc.as_frame())
+            await self.close(code=exc.close_code)
+            return
         if resumed is not None:
             await self.join_resumed(resumed)
             return
