@@ -8,6 +8,7 @@ and the socket stays open.
 
 import asyncio
 import json
+import random
 import secrets
 import time
 from typing import Any
@@ -102,6 +103,7 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
     peer_id: str = ""
     ready = False
     opened_at = 0.0
+    auth_revision: str | None = None
     gate: security.AddressGate
     # Set when the server itself closed the socket (kick, ban, replaced).
     server_close_code: int | None = None
@@ -175,9 +177,10 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=CloseCode.HANDSHAKE_TIMEOUT)
 
     async def disconnect(self, code: int) -> None:
-        timer = getattr(self, "handshake_timer", None)
-        if timer:
-            timer.cancel()
+        for task_name in ("handshake_timer", "watchdog"):
+            task = getattr(self, task_name, None)
+            if task:
+                task.cancel()
         await security.socket_closed(self)
         if not self.ready:
             return
@@ -340,6 +343,27 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
             await self.send_json(held)
         self.log.info("room.resumed", peer=self.peer_id)
 
+    def start_watchdog(self) -> None:
+        if getattr(self, "watchdog", None) is None:
+            self.watchdog = asyncio.create_task(self._watch())
+
+    async def _watch(self) -> None:
+        """Close this socket if it should be gone (security.socket_recheck).
+
+        A reaped peer's socket kept receiving chat, a socket of a session
+        ended by a password change kept working, a silent banned member kept
+        receiving: none of them sends a frame that would be checked.
+        """
+        while self.ready:
+            # Spread out, so sockets that joined together do not check together.
+            await asyncio.sleep(settings.SOCKET_CHECK_INTERVAL_S * random.uniform(0.75, 1.25))
+            if not self.ready:
+                return
+            try:
+                await security.socket_recheck(self)
+            except Exception:  # noqa: BLE001 - Redis or the database away: next time
+                self.log.warning("room.recheck_failed", exc_info=True)
+
     async def send_welcome(self, *, resumed: bool) -> None:
         room_id = self.room["id"]
         await self.send_json(
@@ -360,6 +384,7 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
                 "ice": turn.ice_config_for(user_key=self.rate_key),
             }
         )
+        self.start_watchdog()
 
     async def start_grace(self) -> None:
         """The socket dropped without a goodbye: hold the peer for a resume."""
@@ -445,6 +470,10 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
         from . import moderation
 
         await moderation.on_event(self, event)
+
+    async def session_check(self, event: dict[str, Any]) -> None:
+        """The account's password changed: is this socket's session still valid?"""
+        await security.session_recheck(self)
 
     async def peer_close(self, event: dict[str, Any]) -> None:
         """Another part of the system asks this socket to go (kick, ban, logout)."""

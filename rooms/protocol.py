@@ -26,6 +26,9 @@ class CloseCode:
     NO_SUCH_ROOM = 4404
     HANDSHAKE_TIMEOUT = 4408
     ROOM_FULL = 4409
+    # This socket no longer serves a session (its peer was reaped for missing
+    # heartbeats, or its login session was replaced): reconnect afresh.
+    GONE = 4410
     KICKED = 4001
     BANNED = 4003
     REPLACED = 4005

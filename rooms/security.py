@@ -8,20 +8,27 @@
   changes, so a demoted moderator or a banned member loses access on the very
   next frame on every instance, even if the channel-layer event telling their
   socket was lost (it is at-most-once);
-- the per-member and per-user groups through which kick, ban, role changes and
-  logout reach a socket.
+- the per-member and per-user groups through which kick, ban, role changes,
+  logout and password changes reach a socket;
+- a periodic re-check of every open socket (``socket_recheck``), because each
+  of those notices can be lost and a silent socket sends no frame to check on.
 """
 
 import asyncio
-from typing import TYPE_CHECKING, Any
+from importlib import import_module
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
+from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY, get_user_model
+from django.db import transaction
+from django.utils.crypto import constant_time_compare
 
 from videochat import ratelimit
 from videochat.errors import AppError, BadRequest, RateLimited
+from videochat.redis import get_redis
 
 from . import admission, presence, selectors
 from .protocol import HANDLER_LIMITS, CloseCode, Frame, member_group_name, user_group_name
@@ -145,11 +152,19 @@ async def connection_allowed(consumer: "RoomConsumer") -> bool:
     return True
 
 
+def auth_revision_key(user_id: int) -> str:
+    """Changes whenever the account's password does (sockets re-check their session)."""
+    return f"authrev:{int(user_id)}"
+
+
 async def socket_opened(consumer: "RoomConsumer") -> None:
     layer = consumer.channel_layer
     await layer.group_add(member_group_name(consumer.member["id"]), consumer.channel_name)
-    if consumer.member["user_id"] is not None:
-        await layer.group_add(user_group_name(consumer.member["user_id"]), consumer.channel_name)
+    user_id = consumer.member["user_id"]
+    if user_id is not None:
+        await layer.group_add(user_group_name(user_id), consumer.channel_name)
+        # The client decodes responses (videochat/redis.py): a str or None.
+        consumer.auth_revision = cast(str | None, await get_redis().get(auth_revision_key(user_id)))
 
 
 async def socket_closed(consumer: "RoomConsumer") -> None:
@@ -258,3 +273,103 @@ def on_user_logged_out(sender: Any, request: Any, user: Any, **kwargs: Any) -> N
             "frame": {"type": "session.ended", "reason": "logged_out"},
         },
     )
+
+
+# --- sockets that should be gone -------------------------------------------------
+
+
+async def socket_recheck(consumer: "RoomConsumer") -> None:
+    """Close a ready socket that should no longer be open.
+
+    Run every SOCKET_CHECK_INTERVAL_S (and never relied on alone: each case
+    has a faster notice, which may be lost). One Redis round trip: the
+    socket still serves its peer (not reaped for missing heartbeats, not
+    taken over by a resume), the room's moderation revision (bans, removal,
+    role), and the account's password revision.
+    """
+    room_id, peer_id, user_id = consumer.room["id"], consumer.peer_id, consumer.member["user_id"]
+    async with get_redis().pipeline(transaction=False) as pipe:
+        pipe.hget(f"presence:{int(room_id)}:chan", peer_id)
+        pipe.get(f"modrev:{int(room_id)}")
+        if user_id is not None:
+            pipe.get(auth_revision_key(user_id))
+        channel, revision, *auth = await pipe.execute()
+    if channel != consumer.channel_name:
+        # Reaped (the room saw it leave) or resumed elsewhere (the 4005 was lost).
+        await consumer.close(code=CloseCode.REPLACED if channel else CloseCode.GONE)
+        return
+    if not await membership_recheck(consumer, revision=revision):
+        return
+    if auth and auth[0] != getattr(consumer, "auth_revision", None):
+        consumer.auth_revision = auth[0]
+        await session_recheck(consumer)
+
+
+SessionVerdict = Literal["valid", "gone", "invalid"]
+# The account's own tab changing the password gets a new session key a moment
+# after the password is saved (update_session_auth_hash); until then its old
+# session looks invalid. Look again after this long before ending it.
+SESSION_SETTLE_S = 1.0
+
+
+def session_verdict(*, session_key: str | None, user_id: int) -> SessionVerdict:
+    """Whether the login session a socket connected with still authenticates it.
+
+    ``gone``: no such session any more (its key was cycled by a password
+    change in this browser, or it was flushed): the browser may hold a new
+    one, so the client should reconnect. ``invalid``: the session exists but
+    no longer matches the account (the password changed elsewhere): ended.
+    """
+    if not session_key:
+        return "gone"
+    store = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
+    if not store.exists(session_key):
+        return "gone"
+    data = store.load()
+    if str(data.get(SESSION_KEY)) != str(user_id):
+        return "invalid"
+    user = get_user_model().objects.filter(pk=user_id, is_active=True).first()
+    if user is None:
+        return "invalid"
+    stored = data.get(HASH_SESSION_KEY) or ""
+    return "valid" if constant_time_compare(stored, user.get_session_auth_hash()) else "invalid"
+
+
+async def session_recheck(consumer: "RoomConsumer") -> None:
+    """Close a socket whose login session a password change ended."""
+    user_id = consumer.member["user_id"]
+    session = consumer.scope.get("session")
+    if user_id is None or session is None:
+        return  # a guest: no account, no password
+    verdict = database_sync_to_async(session_verdict)
+    state = await verdict(session_key=session.session_key, user_id=user_id)
+    if state == "invalid":
+        await asyncio.sleep(SESSION_SETTLE_S)
+        state = await verdict(session_key=session.session_key, user_id=user_id)
+    if state == "gone":
+        await consumer.close(code=CloseCode.GONE)
+    elif state == "invalid":
+        await consumer.send_json({"type": "session.ended", "reason": "password_changed"})
+        await consumer.close(code=CloseCode.UNAUTHENTICATED)
+
+
+def on_user_saved(sender: Any, instance: Any, created: bool, **kwargs: Any) -> None:
+    """A password change ends the account's other sessions' sockets, on every instance.
+
+    Django marks a new password on the instance until save() returns, so a
+    post_save sees it. After commit: bump the revision every socket re-checks
+    (a lost notice is caught by the next socket_recheck), then tell them now.
+    """
+    if created or getattr(instance, "_password", None) is None:
+        return
+    user_id = instance.pk
+
+    def announce() -> None:
+        from .services import _sync_redis
+
+        _sync_redis().incr(auth_revision_key(user_id))
+        async_to_sync(get_channel_layer().group_send)(
+            user_group_name(user_id), {"type": "session.check"}
+        )
+
+    transaction.on_commit(announce)

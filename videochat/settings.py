@@ -259,6 +259,10 @@ FRAME_RATE_IP_BURST = int(env_positive("FRAME_RATE_IP_BURST", default=600))
 # shared address without USE_X_FORWARDED_FOR every client shares this one.
 CONNECT_RATE_IP_PER_S = env_positive("CONNECT_RATE_IP_PER_S", default=5.0)
 CONNECT_RATE_IP_BURST = int(env_positive("CONNECT_RATE_IP_BURST", default=60))
+# How often each room socket checks it should still be open: its peer not
+# reaped or taken over, its member not banned or removed, its login session
+# not ended by a password change (the notices for these can be lost).
+SOCKET_CHECK_INTERVAL_S = env_positive("SOCKET_CHECK_INTERVAL_S", default=10.0)
 
 # --- i18n / static -----------------------------------------------------------
 LANGUAGE_CODE = "en-us"
