@@ -14,6 +14,7 @@ import time
 from typing import Any
 
 import structlog
+from autobahn.exception import Disconnected
 from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.exceptions import StopConsumer
@@ -94,7 +95,20 @@ def parse_frame(text: str) -> dict[str, Any]:
         raise BadJson()
     if not frame_depth_ok(text, frame):
         raise BadJson(f"The frame nests deeper than {MAX_FRAME_DEPTH} levels.")
+    if "\\u" in text and not _encodable(frame):
+        # An escaped lone surrogate ("\ud800") is valid JSON but no Unicode
+        # text: it cannot be encoded as UTF-8, so the first Redis key or
+        # database write holding it raised deep inside a handler.
+        raise BadJson("The frame holds a lone surrogate (not Unicode text).")
     return frame
+
+
+def _encodable(frame: dict[str, Any]) -> bool:
+    try:
+        json.dumps(frame, ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 class RoomConsumer(AsyncJsonWebsocketConsumer):
@@ -111,6 +125,19 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.beside: set[asyncio.Task] = set()
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        async def send_unless_gone(message: dict[str, Any]) -> None:
+            # A frame for a socket the client already closed (a room wake-up,
+            # a pong) raised out of the handler in daphne (autobahn refuses to
+            # send on a closed protocol) before daphne reports the close. The
+            # frame is moot; the websocket.disconnect that follows cleans up.
+            try:
+                await send(message)
+            except Disconnected:
+                pass
+
+        await super().__call__(scope, receive, send_unless_gone)
 
     # --- connection -------------------------------------------------------
     async def connect(self) -> None:

@@ -55,3 +55,18 @@ async def test_a_failing_handler_closes_with_1011_and_the_peer_goes_into_grace(
         # waits for a resume instead of swallowing signals as a ghost.
         assert await presence.presence_channel(room_id=room.id, peer_id=peer_id) is None
         assert await presence.presence_get(room_id=room.id, peer_id=peer_id) is not None
+
+
+async def test_lone_surrogates_are_bad_json_and_surrogate_pairs_are_text(member):
+    async with joined(member.user) as (comm, _):
+        for text in (
+            '{"type": "signal.ice", "to": "\\ud800", "candidate": null, "ref": "s1"}',
+            '{"type": "chat.send", "client_id": "c1", "body": "a\\udfff", "ref": "s2"}',
+            '{"type": "ping", "\\udc00": 1, "ref": "s3"}',
+        ):
+            await comm.send_to(text_data=text)
+            error = await receive_until(comm, "error")
+            assert error["code"] == "bad_json", (text, error)
+        # A proper pair is one character (U+1F600) and goes through.
+        await comm.send_to(text_data='{"type": "ping", "t": "\\ud83d\\ude00"}')
+        assert (await receive_until(comm, "pong"))["t"] == "\U0001f600"
