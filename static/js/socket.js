@@ -4,13 +4,14 @@ import { backoffDelay } from "./backoff.js";
 export const PROTOCOL_VERSION = 1;
 const HEARTBEAT_MS = 10000;
 // Close codes after which reconnecting cannot help (docs/protocol.md, Close
-// codes). 1000 comes only after our own leave frame; 4424 waits for the user
-// to type the room's password (moderation.js starts the socket again).
-export const FINAL_CLOSE_CODES = new Set([1000, 4001, 4003, 4005, 4400, 4401, 4403, 4404, 4424]);
+// codes). 4424 waits for the user to type the room's password (moderation.js
+// starts the socket again). Not 1000: the server sends it only after our own
+// leave (we stopped first), but a proxy in between may close with it too.
+export const FINAL_CLOSE_CODES = new Set([4001, 4003, 4005, 4400, 4401, 4403, 4404, 4424]);
 // What the user is told for each close code the server sends (the state
 // callback's detail.reason; browsers drop the server's own reason text).
 export const CLOSE_REASONS = {
-  1000: "You left the room.",
+  1000: "The connection was closed.",
   1011: "Server error; reconnecting.",
   4001: "You were removed from this room.",
   4003: "You are banned from this room.",
