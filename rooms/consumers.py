@@ -117,6 +117,7 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
     peer_id: str = ""
     ready = False
     opened_at = 0.0
+    accepted = False
     auth_revision: str | None = None
     gate: security.AddressGate
     # Set when the server itself closed the socket (kick, ban, replaced).
@@ -173,6 +174,10 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
         # Kick, ban, role changes and logout reach this socket through these groups.
         await security.socket_opened(self)
         self.handshake_timer = asyncio.create_task(self._expect_hello())
+
+    async def accept(self, subprotocol: str | None = None, headers: Any = None) -> None:
+        self.accepted = True
+        await super().accept(subprotocol=subprotocol, headers=headers)
 
     async def refuse(self, code: int, reason: str) -> None:
         """Accept, then close with ``code``: the client learns why.
@@ -261,6 +266,10 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
             return  # already gone
         if self.server_close_code is None:
             try:
+                if not self.accepted:
+                    # Failed in connect: accepted, the client reads 1011 and
+                    # retries with backoff; refused, it would see only 1006.
+                    await self.accept()
                 await self.send_json(InternalError().as_frame())
                 await self.close(code=INTERNAL_ERROR)
             except Exception:  # noqa: BLE001 - the transport is gone already

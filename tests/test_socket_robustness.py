@@ -70,3 +70,20 @@ async def test_lone_surrogates_are_bad_json_and_surrogate_pairs_are_text(member)
         # A proper pair is one character (U+1F600) and goes through.
         await comm.send_to(text_data='{"type": "ping", "t": "\\ud83d\\ude00"}')
         assert (await receive_until(comm, "pong"))["t"] == "\U0001f600"
+
+
+async def test_a_failure_in_connect_is_accepted_and_closed_with_1011(member, monkeypatch):
+    from rooms import selectors
+    from tests.fixtures.sockets import communicator
+
+    def broken(**kwargs):
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(selectors, "socket_access", broken)
+    comm = await communicator(slug="standup", cookie=await session_cookie_for(member.user))
+    connected, _ = await comm.connect()
+    assert connected, "a refusal before accept reaches the browser as 1006 with no code"
+    assert (await comm.receive_json_from(timeout=5))["code"] == "internal"
+    closed = await comm.receive_output(timeout=5)
+    assert (closed["type"], closed["code"]) == ("websocket.close", 1011)
+    await comm.disconnect(code=1011)
