@@ -314,7 +314,7 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
         handler = HANDLERS.get(frame_type)
         if handler is None:
             raise UnknownType(frame_type=frame_type[:64])
-        # Rate limits were spent in security.check_frame (one round trip).
+        # Rate limits were spent before parsing (AddressGate) and in check_frame.
         await handler(self, frame)
 
     async def hello(self, frame: dict[str, Any]) -> None:

@@ -38,8 +38,9 @@ Frame = dict[str, Any]
 Handler = Callable[["RoomConsumer", Frame], Awaitable[None]]
 
 HANDLERS: dict[str, Handler] = {}
-# A type's own rate limit (per user), checked with the frame guard's others
-# in one Redis round trip before the handler runs (rooms.security.check_frame).
+# A type's own rate limit (per user), checked once the frame is parsed, before
+# the handler runs (rooms.security.check_frame); the address and user buckets
+# were charged before parsing (rooms.security.AddressGate).
 HANDLER_LIMITS: dict[str, "Limit"] = {}
 
 
