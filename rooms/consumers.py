@@ -3,7 +3,8 @@
 A thin edge: it authenticates at connect, holds the handshake, decodes frames,
 enforces size and rate limits, and dispatches each frame type to the handler
 registered for it in ``rooms.protocol.HANDLERS``. Errors become error frames
-and the socket stays open.
+and the socket stays open; a fault of ours (any other exception) closes it
+with 1011 through the normal close path, so its peer is cleaned up.
 """
 
 import asyncio
