@@ -467,9 +467,17 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
         """
         while len(self.beside) >= window:
             await asyncio.wait(self.beside, return_when=asyncio.FIRST_COMPLETED)
-        task = asyncio.create_task(coro)
+        task = asyncio.create_task(self._guarded(coro))
         self.beside.add(task)
         task.add_done_callback(self.beside.discard)
+
+    async def _guarded(self, coro: Any) -> None:
+        # A task beside the frame loop fails like a handler: logged once, the
+        # socket closed through the normal path (not a stray task traceback).
+        try:
+            await coro
+        except Exception:  # noqa: BLE001
+            await self.failed({"type": "beside"})
 
     # --- sending ----------------------------------------------------------
     @property

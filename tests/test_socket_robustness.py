@@ -87,3 +87,23 @@ async def test_a_failure_in_connect_is_accepted_and_closed_with_1011(member, mon
     closed = await comm.receive_output(timeout=5)
     assert (closed["type"], closed["code"]) == ("websocket.close", 1011)
     await comm.disconnect(code=1011)
+
+
+async def test_a_failing_task_beside_the_frame_loop_closes_like_a_handler(
+    member, room, monkeypatch
+):
+    async def fails_later():
+        raise RuntimeError("a bug after the frame was taken")
+
+    async def starts_it(consumer, frame):
+        await consumer.run_beside(fails_later(), window=4)
+
+    monkeypatch.setitem(HANDLERS, "test.beside", starts_it)
+    async with joined(member.user) as (comm, welcome):
+        await comm.send_json_to({"type": "test.beside"})
+        assert (await receive_until(comm, "error"))["code"] == "internal"
+        closed = await comm.receive_output(timeout=5)
+        assert (closed["type"], closed["code"]) == ("websocket.close", 1011)
+        await comm.disconnect(code=1011)
+        channel = await presence.presence_channel(room_id=room.id, peer_id=welcome["peer_id"])
+        assert channel is None  # in resume grace, not a ghost
