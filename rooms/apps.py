@@ -6,15 +6,20 @@ class RoomsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from django.contrib.auth import get_user_model
         from django.contrib.auth.signals import user_logged_out
-        from django.db.models.signals import post_migrate
+        from django.db.models.signals import post_migrate, post_save
 
         # Registers the room socket's frame handlers (moderation: mod.*).
         from . import handlers, moderation, signaling  # noqa: F401
         from .permissions import moderators_group_sync
-        from .security import on_user_logged_out
+        from .security import on_user_logged_out, on_user_saved
 
         # Moderation: sockets close at logout; the Moderators group stays complete.
         user_logged_out.connect(on_user_logged_out, dispatch_uid="rooms.logout_closes_sockets")
+        # A password change ends the sockets of the sessions it invalidated.
+        post_save.connect(
+            on_user_saved, sender=get_user_model(), dispatch_uid="rooms.password_closes_sockets"
+        )
         # For every app, not only rooms: messaging's permissions are created after ours.
         post_migrate.connect(moderators_group_sync, dispatch_uid="rooms.moderators")

@@ -3,18 +3,23 @@
 A thin edge: it authenticates at connect, holds the handshake, decodes frames,
 enforces size and rate limits, and dispatches each frame type to the handler
 registered for it in ``rooms.protocol.HANDLERS``. Errors become error frames
-and the socket stays open.
+and the socket stays open; a fault of ours (any other exception) closes it
+with 1011 through the normal close path, so its peer is cleaned up.
 """
 
 import asyncio
 import json
+import random
 import secrets
+import time
 from collections.abc import Coroutine
 from typing import Any
 
 import structlog
+from autobahn.exception import Disconnected
 from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
+from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
@@ -54,11 +59,70 @@ class BadJson(AppError):
     message = "The frame is not a JSON object."
 
 
+class InternalError(AppError):
+    code = "internal"
+    message = "Server error; reconnect."
+
+
+# Deeper frames are refused before any handler sees them: json.loads raises
+# RecursionError near depth 1000, and msgpack (the channel layer) and
+# json.dumps fail on a few hundred, so a deep value forwarded to a peer would
+# fail far from here. No frame of the protocol nests deeper than a few levels.
+MAX_FRAME_DEPTH = 32
+# The close code for a failure of ours (RFC 6455 "internal error"): the
+# client reconnects and resumes (docs/protocol.md, Close codes).
+INTERNAL_ERROR = 1011
+
+
+def frame_depth_ok(text: str, value: Any) -> bool:
+    """False when ``value`` (parsed from ``text``) nests deeper than MAX_FRAME_DEPTH."""
+    if text.count("[") + text.count("{") <= MAX_FRAME_DEPTH:
+        return True  # cannot be deeper than its brackets, even inside strings
+    level: list[tuple[Any, int]] = [(value, 1)]
+    while level:
+        item, depth = level.pop()
+        if depth > MAX_FRAME_DEPTH:
+            return False
+        children = item.values() if isinstance(item, dict) else item
+        level.extend((c, depth + 1) for c in children if isinstance(c, dict | list))
+    return True
+
+
+def parse_frame(text: str) -> dict[str, Any]:
+    """The frame as a dict, or BadJson (never RecursionError)."""
+    try:
+        frame = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise BadJson() from exc
+    if not isinstance(frame, dict):
+        raise BadJson()
+    if not frame_depth_ok(text, frame):
+        raise BadJson(f"The frame nests deeper than {MAX_FRAME_DEPTH} levels.")
+    if "\\u" in text and not _encodable(frame):
+        # An escaped lone surrogate ("\ud800") is valid JSON but no Unicode
+        # text: it cannot be encoded as UTF-8, so the first Redis key or
+        # database write holding it raised deep inside a handler.
+        raise BadJson("The frame holds a lone surrogate (not Unicode text).")
+    return frame
+
+
+def _encodable(frame: dict[str, Any]) -> bool:
+    try:
+        json.dumps(frame, ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 class RoomConsumer(AsyncJsonWebsocketConsumer):
     room: selectors.RoomInfo
     member: selectors.MemberInfo
     peer_id: str = ""
     ready = False
+    opened_at = 0.0
+    accepted = False
+    auth_revision: str | None = None
+    gate: security.AddressGate
     # Set when the server itself closed the socket (kick, ban, replaced).
     server_close_code: int | None = None
 
@@ -66,13 +130,29 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
         super().__init__(*args, **kwargs)
         self.beside: set[asyncio.Task] = set()
 
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        async def send_unless_gone(message: dict[str, Any]) -> None:
+            # A frame for a socket the client already closed (a room wake-up,
+            # a pong) raised out of the handler in daphne (autobahn refuses to
+            # send on a closed protocol) before daphne reports the close. The
+            # frame is moot; the websocket.disconnect that follows cleans up.
+            try:
+                await send(message)
+            except Disconnected:
+                pass
+
+        await super().__call__(scope, receive, send_unless_gone)
+
     # --- connection -------------------------------------------------------
     async def connect(self) -> None:
         if node.draining():
-            # Accepted first so the client reads the code (a close before accept is a 403).
-            await self.accept()
-            await self.close(code=CloseCode.DRAINING)
+            # This process is leaving the pool: the client goes elsewhere.
+            await self.refuse(CloseCode.DRAINING, "draining")
             return
+        # Orders this session's sockets for resume (rooms.resume): the newer
+        # claim wins. Wall clock, as sockets of one client may reach
+        # different servers; their reconnects are far apart beside NTP skew.
+        self.opened_at = time.time()
         # Per-address connection rate, before any database work.
         if not await security.connection_allowed(self):
             return
@@ -82,21 +162,40 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
             slug=slug, user=user, session=self.scope.get("session")
         )
         if access["room"] is None:
-            await self.close(code=CloseCode.NO_SUCH_ROOM)
+            await self.refuse(CloseCode.NO_SUCH_ROOM, "no such room")
             return
         if access["member"] is None:
-            anonymous = user is None or not user.is_authenticated
-            await self.close(code=CloseCode.UNAUTHENTICATED if anonymous else CloseCode.FORBIDDEN)
+            if user is None or not user.is_authenticated:
+                await self.refuse(CloseCode.UNAUTHENTICATED, "log in first")
+            else:
+                await self.refuse(CloseCode.FORBIDDEN, "not a member of this room")
             return
         self.room = access["room"]
         self.member = access["member"]
         self.group = room_group_name(self.room["id"])
         self.log = log.bind(room=self.room["slug"], member=self.member["id"])
+        self.gate = security.AddressGate(
+            address=admission.client_ip(self.scope), room_id=self.room["id"]
+        )
         await self.accept()
         node.socket_opened(self.drain)
         # Kick, ban, role changes and logout reach this socket through these groups.
         await security.socket_opened(self)
         self.handshake_timer = asyncio.create_task(self._expect_hello())
+
+    async def accept(self, subprotocol: str | None = None, headers: Any = None) -> None:
+        self.accepted = True
+        await super().accept(subprotocol=subprotocol, headers=headers)
+
+    async def refuse(self, code: int, reason: str) -> None:
+        """Accept, then close with ``code``: the client learns why.
+
+        A close before accept() is an HTTP 403 at the handshake under daphne:
+        the browser sees 1006 with no code, and socket.js would reconnect for
+        ever instead of saying "not a member" or "log in".
+        """
+        await self.accept()
+        await self.close(code=code, reason=reason)
 
     async def take_seat(self) -> presence.PeerState | None:
         """Enter the call: this peer takes one of the room's call seats.
@@ -144,9 +243,10 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
 
     async def disconnect(self, code: int) -> None:
         node.socket_closed(self.drain)
-        timer = getattr(self, "handshake_timer", None)
-        if timer:
-            timer.cancel()
+        for task_name in ("handshake_timer", "watchdog"):
+            task = getattr(self, task_name, None)
+            if task:
+                task.cancel()
         await security.socket_closed(self)
         if not self.ready:
             return
@@ -157,7 +257,7 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
             await self.channel_layer.group_discard(self.group, self.channel_name)
         elif server_code == CloseCode.DRAINING:
             await self.start_grace()  # held for its resume on another node
-        elif code in DELIBERATE_CLOSE_CODES or server_code is not None:
+        elif code in DELIBERATE_CLOSE_CODES or server_code not in (None, INTERNAL_ERROR):
             reason: dict[int | None, str] = {CloseCode.KICKED: "kicked", CloseCode.BANNED: "banned"}
             await self.leave_room(reason=reason.get(server_code, "disconnect"))
         else:
@@ -179,26 +279,62 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
         handler = getattr(self, get_handler_name(message), None)
         if handler is None:
             raise ValueError(f"No handler for message type {message['type']}")
-        await handler(message)
+        try:
+            await handler(message)
+        except StopConsumer:
+            raise
+        except Exception:  # noqa: BLE001 - the socket must end through disconnect()
+            await self.failed(message)
+            if message["type"] == "websocket.disconnect":
+                raise StopConsumer() from None
+
+    async def failed(self, message: dict[str, Any]) -> None:
+        """A handler raised: log it once and close the socket the normal way.
+
+        Left to escape, the exception ends the application: daphne closes
+        with 1011 and never sends websocket.disconnect, so disconnect() never
+        runs and the peer stays in presence (a ghost that swallows signals)
+        until the heartbeat reaper finds it. Closing here makes daphne report
+        the close, and disconnect() starts the resume grace like any drop.
+        """
+        log.exception("room.socket_failed", message_type=message.get("type"))
+        if message.get("type") == "websocket.disconnect":
+            return  # already gone
+        if self.server_close_code is None:
+            try:
+                if not self.accepted:
+                    # Failed in connect: accepted, the client reads 1011 and
+                    # retries with backoff; refused, it would see only 1006.
+                    await self.accept()
+                await self.send_json(InternalError().as_frame())
+                await self.close(code=INTERNAL_ERROR)
+            except Exception:  # noqa: BLE001 - the transport is gone already
+                log.warning("room.close_failed", exc_info=True)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None):
         ref = None
         try:
+            # Every frame costs its address a token before any work is spent
+            # on it: a flood of invalid frames is limited like valid ones.
+            gate = getattr(self, "gate", None)
+            if gate is None:
+                return  # refused at connect; a frame raced the close
+            admitted, revision = await gate.charge(user=self.rate_key if self.ready else None)
+            if not admitted:
+                return
             if text_data is None:
                 raise BadJson("Binary frames are not accepted.")
             if len(text_data) > settings.WS_MAX_MESSAGE_BYTES:
                 raise TooLarge(limit=settings.WS_MAX_MESSAGE_BYTES)
-            try:
-                frame = json.loads(text_data)
-            except ValueError as exc:
-                raise BadJson() from exc
-            if not isinstance(frame, dict):
-                raise BadJson()
+            frame = parse_frame(text_data)
             ref = frame.get("ref") if isinstance(frame.get("ref"), (str, int)) else None
-            # Per-type size, per-address rate, and the sender's current role and bans.
-            if not await security.check_frame(self, frame, size=len(text_data)):
+            # Per-type size, per-user rate, and the sender's current role and bans.
+            if not await security.check_frame(self, frame, size=len(text_data), revision=revision):
                 return
             await self.dispatch_frame(frame)
+        except security.Flooding as exc:
+            await self.send_error(exc)
+            await self.close(code=exc.close_code)
         except AppError as exc:
             await self.send_error(exc, ref=ref)
 
@@ -214,7 +350,7 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
         handler = HANDLERS.get(frame_type)
         if handler is None:
             raise UnknownType(frame_type=frame_type[:64])
-        # Rate limits were spent in security.check_frame (one round trip).
+        # Rate limits were spent before parsing (AddressGate) and in check_frame.
         await handler(self, frame)
 
     async def hello(self, frame: dict[str, Any]) -> None:
@@ -234,7 +370,12 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
             await self.send_json(exc.as_frame())
             await self.close(code=getattr(exc, "close_code", CloseCode.FORBIDDEN))
             return
-        resumed = await resume.session_resume(self, frame.get("resume"))
+        try:
+            resumed = await resume.session_resume(self, frame.get("resume"))
+        except resume.Superseded as exc:
+            await self.send_json(exc.as_frame())
+            await self.close(code=exc.close_code)
+            return
         if resumed is not None:
             await self.join_resumed(resumed)
             return
@@ -281,6 +422,27 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
             await self.send_json(held)
         self.log.info("room.resumed", peer=self.peer_id)
 
+    def start_watchdog(self) -> None:
+        if getattr(self, "watchdog", None) is None:
+            self.watchdog = asyncio.create_task(self._watch())
+
+    async def _watch(self) -> None:
+        """Close this socket if it should be gone (security.socket_recheck).
+
+        A reaped peer's socket kept receiving chat, a socket of a session
+        ended by a password change kept working, a silent banned member kept
+        receiving: none of them sends a frame that would be checked.
+        """
+        while self.ready:
+            # Spread out, so sockets that joined together do not check together.
+            await asyncio.sleep(settings.SOCKET_CHECK_INTERVAL_S * random.uniform(0.75, 1.25))
+            if not self.ready:
+                return
+            try:
+                await security.socket_recheck(self)
+            except Exception:  # noqa: BLE001 - Redis or the database away: next time
+                self.log.warning("room.recheck_failed", exc_info=True)
+
     async def send_welcome(self, *, resumed: bool) -> None:
         room_id = self.room["id"]
         await self.send_json(
@@ -301,6 +463,7 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
                 "ice": turn.ice_config_for(user_key=self.rate_key),
             }
         )
+        self.start_watchdog()
 
     async def start_grace(self) -> None:
         """The socket dropped without a goodbye: hold the peer for a resume."""
@@ -346,9 +509,17 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
         """
         while len(self.beside) >= window:
             await asyncio.wait(self.beside, return_when=asyncio.FIRST_COMPLETED)
-        task = asyncio.create_task(coro)
+        task = asyncio.create_task(self._guarded(coro))
         self.beside.add(task)
         task.add_done_callback(self.beside.discard)
+
+    async def _guarded(self, coro: Any) -> None:
+        # A task beside the frame loop fails like a handler: logged once, the
+        # socket closed through the normal path (not a stray task traceback).
+        try:
+            await coro
+        except Exception:  # noqa: BLE001
+            await self.failed({"type": "beside"})
 
     # --- sending ----------------------------------------------------------
     @property
@@ -386,6 +557,10 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
         from . import moderation
 
         await moderation.on_event(self, event)
+
+    async def session_check(self, event: dict[str, Any]) -> None:
+        """The account's password changed: is this socket's session still valid?"""
+        await security.session_recheck(self)
 
     async def peer_close(self, event: dict[str, Any]) -> None:
         """Another part of the system asks this socket to go (kick, ban, logout)."""

@@ -26,6 +26,9 @@ class CloseCode:
     NO_SUCH_ROOM = 4404
     HANDSHAKE_TIMEOUT = 4408
     ROOM_FULL = 4409
+    # This socket no longer serves a session (its peer was reaped for missing
+    # heartbeats, or its login session was replaced): reconnect afresh.
+    GONE = 4410
     KICKED = 4001
     BANNED = 4003
     REPLACED = 4005
@@ -37,8 +40,9 @@ Frame = dict[str, Any]
 Handler = Callable[["RoomConsumer", Frame], Awaitable[None]]
 
 HANDLERS: dict[str, Handler] = {}
-# A type's own rate limit (per user), checked with the frame guard's others
-# in one Redis round trip before the handler runs (rooms.security.check_frame).
+# A type's own rate limit (per user), checked once the frame is parsed, before
+# the handler runs (rooms.security.check_frame); the address and user buckets
+# were charged before parsing (rooms.security.AddressGate).
 HANDLER_LIMITS: dict[str, "Limit"] = {}
 
 

@@ -6,9 +6,13 @@ store, it only works for the member who got it, and only while the peer is
 still present (the reaper ends that after the grace period).
 """
 
+import json
 from typing import TYPE_CHECKING, Any
 
 from django.utils.crypto import constant_time_compare, salted_hmac
+
+from videochat.errors import AppError
+from videochat.redis import get_redis
 
 from . import presence
 from .protocol import CloseCode
@@ -29,11 +33,71 @@ def resume_token_valid(*, room_id: int, peer_id: str, member_id: int, token: str
     return constant_time_compare(expected, token)
 
 
+class Superseded(AppError):
+    """A resume from a socket older than the one that already resumed the peer."""
+
+    code = "superseded"
+    message = "A newer connection of this session already resumed it."
+    close_code = CloseCode.REPLACED
+
+
+# presence_resume's take-over, refused for a socket opened before the socket
+# that last resumed the peer (KEYS[4] holds when that one was opened). A
+# reconnect whose hello was delayed (a stalled path) otherwise took the peer
+# back from the newer, live socket and closed it with 4005, which the client
+# treats as final. Returns nil (peer gone or not theirs), or {state, previous
+# channel or '', 1 taken over | 0 refused}.
+_RESUME_NEWEST = """
+local raw = redis.call('HGET', KEYS[1], ARGV[1])
+if not raw then return nil end
+if tonumber(cjson.decode(raw)['member_id']) ~= tonumber(ARGV[2]) then return nil end
+local old = redis.call('HGET', KEYS[3], ARGV[1]) or ''
+local newest = tonumber(redis.call('GET', KEYS[4]) or '0')
+if tonumber(ARGV[4]) < newest then return {raw, old, 0} end
+local t = redis.call('TIME')
+redis.call('ZADD', KEYS[2], tonumber(t[1]) + tonumber(t[2]) / 1e6, ARGV[1])
+redis.call('HSET', KEYS[3], ARGV[1], ARGV[3])
+redis.call('SET', KEYS[4], ARGV[4], 'EX', ARGV[5])
+return {raw, old, 1}
+"""
+# Longer than any call; refreshed by every resume.
+_OPENED_TTL_S = 86400
+
+
+def _opened_key(room_id: int, peer_id: str) -> str:
+    return f"resume:{int(room_id)}:{peer_id}:opened"
+
+
+async def _take_over(
+    *, room_id: int, peer_id: str, member_id: int, channel: str, opened_at: float
+) -> tuple[presence.PeerState, str | None, bool] | None:
+    presence_key, seen_key = presence._keys(room_id)
+    found = await get_redis().eval(
+        _RESUME_NEWEST,
+        4,
+        presence_key,
+        seen_key,
+        presence._chan_key(room_id),
+        _opened_key(room_id, peer_id),
+        peer_id,
+        member_id,
+        channel,
+        repr(opened_at),
+        _OPENED_TTL_S,
+    )
+    if not found:
+        return None
+    raw, old, taken = found
+    return json.loads(raw), (old or None), bool(int(taken))
+
+
 async def session_resume(consumer: "RoomConsumer", claim: Any) -> presence.PeerState | None:
     """Take over the peer named in ``hello.resume``; None means join afresh.
 
     A claim that is malformed, forged, for another member, or for a peer that
     was already reaped is not an error: the client simply gets a new peer id.
+    A claim from a socket opened before the one that already resumed the peer
+    raises Superseded: the newer claim wins, and the live socket stays.
     """
     if not isinstance(claim, dict):
         return None
@@ -43,12 +107,18 @@ async def session_resume(consumer: "RoomConsumer", claim: Any) -> presence.PeerS
     room_id, member_id = consumer.room["id"], consumer.member["id"]
     if not resume_token_valid(room_id=room_id, peer_id=peer_id, member_id=member_id, token=token):
         return None
-    found = await presence.presence_resume(
-        room_id=room_id, peer_id=peer_id, member_id=member_id, channel=consumer.channel_name
+    found = await _take_over(
+        room_id=room_id,
+        peer_id=peer_id,
+        member_id=member_id,
+        channel=consumer.channel_name,
+        opened_at=consumer.opened_at,
     )
     if found is None:
         return None
-    state, old_channel = found
+    state, old_channel, taken = found
+    if not taken:
+        raise Superseded()
     if old_channel and old_channel != consumer.channel_name:
         # The old socket looked alive to the server (a stalled network never
         # closes): retire it; its disconnect sees it no longer owns the peer.

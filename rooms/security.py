@@ -8,22 +8,30 @@
   changes, so a demoted moderator or a banned member loses access on the very
   next frame on every instance, even if the channel-layer event telling their
   socket was lost (it is at-most-once);
-- the per-member and per-user groups through which kick, ban, role changes and
-  logout reach a socket.
+- the per-member and per-user groups through which kick, ban, role changes,
+  logout and password changes reach a socket;
+- a periodic re-check of every open socket (``socket_recheck``), because each
+  of those notices can be lost and a silent socket sends no frame to check on.
 """
 
-from typing import TYPE_CHECKING, Any
+import asyncio
+from importlib import import_module
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
+from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY, get_user_model
+from django.db import transaction
+from django.utils.crypto import constant_time_compare
 
 from videochat import ratelimit
 from videochat.errors import AppError, BadRequest, RateLimited
+from videochat.redis import get_redis
 
 from . import admission, presence, selectors
-from .protocol import HANDLER_LIMITS, HANDLERS, CloseCode, Frame, member_group_name, user_group_name
+from .protocol import HANDLER_LIMITS, CloseCode, Frame, member_group_name, user_group_name
 
 if TYPE_CHECKING:
     from .consumers import RoomConsumer
@@ -38,7 +46,9 @@ USER_FRAME_LIMIT = ratelimit.Limit(
 )
 # New sockets per client address: a reconnect storm of a whole office fits,
 # a script opening sockets in a loop (each costs database reads) does not.
-IP_CONNECT_LIMIT = ratelimit.Limit("connect-ip", rate=5, burst=60)
+IP_CONNECT_LIMIT = ratelimit.Limit(
+    "connect-ip", rate=settings.CONNECT_RATE_IP_PER_S, burst=settings.CONNECT_RATE_IP_BURST
+)
 TOO_MANY_CONNECTIONS = 4429
 
 # Largest accepted frame per type, in characters of JSON text. Exact names
@@ -53,6 +63,67 @@ MAX_FRAME_CHARS = {
     "signal": 65536,  # SDP offers with many candidates are large
 }
 DEFAULT_MAX_FRAME_CHARS = 4096
+
+
+# Frames refused in a row (over the address' rate) after which the socket is
+# closed with 4429: an honest client slows down after the first refusal (it
+# is told retry_after); one that keeps going is a flood.
+FLOOD_STRIKES = 100
+
+
+class Flooding(RateLimited):
+    """The socket keeps sending over its address' rate: answered, then closed."""
+
+    close_code = TOO_MANY_CONNECTIONS
+
+
+class AddressGate:
+    """Charges every frame of one socket to its client address, before parsing.
+
+    Valid or not (too large, bad JSON, binary, unknown type), each frame costs
+    a token of the address' bucket (shared by every server through Redis),
+    and after hello one of the user's, before any work is spent on it. The
+    first refusal is answered with ``rate_limited`` and ``retry_after``; until
+    then later frames are dropped here without asking Redis or answering (a
+    flood costs neither Redis nor output); ``FLOOD_STRIKES`` refusals in a
+    row close the socket.
+    """
+
+    def __init__(self, *, address: str, room_id: int) -> None:
+        self.address = address
+        self.revision_key = f"modrev:{int(room_id)}"
+        self.refused_until = 0.0
+        self.strikes = 0
+
+    async def charge(self, *, user: str | None) -> tuple[bool, str | None]:
+        """(admitted, the room's moderation revision read in the same round trip).
+
+        ``user``: the sender's rate key once it said hello; its bucket is
+        charged in the same call. Not admitted: a frame inside a refusal
+        already answered; drop it. Raises RateLimited (answer it) or
+        Flooding (answer and close).
+        """
+        now = asyncio.get_running_loop().time()
+        if now < self.refused_until:
+            self._strike(self.refused_until - now)
+            return False, None
+        buckets = [(IP_FRAME_LIMIT, self.address)]
+        if user is not None:
+            buckets.append((USER_FRAME_LIMIT, user))
+        try:
+            revision = await ratelimit.hit_many(buckets, read=self.revision_key)
+        except RateLimited as exc:
+            retry_after = float(exc.data["retry_after"])
+            self.refused_until = now + retry_after
+            self._strike(retry_after)
+            raise
+        self.strikes = 0
+        return True, revision
+
+    def _strike(self, retry_after: float) -> None:
+        self.strikes += 1
+        if self.strikes >= FLOOD_STRIKES:
+            raise Flooding(retry_after, "Too many frames from this address; closing.")
 
 
 class FrameTooLarge(AppError):
@@ -81,11 +152,19 @@ async def connection_allowed(consumer: "RoomConsumer") -> bool:
     return True
 
 
+def auth_revision_key(user_id: int) -> str:
+    """Changes whenever the account's password does (sockets re-check their session)."""
+    return f"authrev:{int(user_id)}"
+
+
 async def socket_opened(consumer: "RoomConsumer") -> None:
     layer = consumer.channel_layer
     await layer.group_add(member_group_name(consumer.member["id"]), consumer.channel_name)
-    if consumer.member["user_id"] is not None:
-        await layer.group_add(user_group_name(consumer.member["user_id"]), consumer.channel_name)
+    user_id = consumer.member["user_id"]
+    if user_id is not None:
+        await layer.group_add(user_group_name(user_id), consumer.channel_name)
+        # The client decodes responses (videochat/redis.py): a str or None.
+        consumer.auth_revision = cast(str | None, await get_redis().get(auth_revision_key(user_id)))
 
 
 async def socket_closed(consumer: "RoomConsumer") -> None:
@@ -111,23 +190,24 @@ async def socket_closed(consumer: "RoomConsumer") -> None:
             )
 
 
-async def check_frame(consumer: "RoomConsumer", frame: Frame, *, size: int) -> bool:
-    """Raise for a frame to refuse with an error; False when the socket was closed."""
+async def check_frame(
+    consumer: "RoomConsumer", frame: Frame, *, size: int, revision: str | None
+) -> bool:
+    """Raise for a frame to refuse with an error; False when the socket was closed.
+
+    ``revision`` is the room's moderation revision, read when the frame was
+    charged to its address (AddressGate).
+    """
     if getattr(consumer, "member", None) is None:
         return False  # refused at connect; a frame raced the close
     limit = frame_limit(frame.get("type"))
     if size > limit:
         raise FrameTooLarge(limit=limit)
-    # One Redis round trip for every bucket that applies (address; then, for a
-    # known type after hello, user and per-type) and the room's moderation
-    # revision (bench/frame_guard.py measures what this costs).
+    # A type's own limit (chat.send) after hello; address and user buckets
+    # were charged before parsing (AddressGate).
     frame_type = frame.get("type")
-    buckets = [(IP_FRAME_LIMIT, admission.client_ip(consumer.scope))]
-    if consumer.ready and isinstance(frame_type, str) and frame_type in HANDLERS:
-        buckets.append((USER_FRAME_LIMIT, consumer.rate_key))
-        if frame_type in HANDLER_LIMITS:
-            buckets.append((HANDLER_LIMITS[frame_type], consumer.rate_key))
-    revision = await ratelimit.hit_many(buckets, read=f"modrev:{consumer.room['id']}")
+    if consumer.ready and isinstance(frame_type, str) and frame_type in HANDLER_LIMITS:
+        await ratelimit.hit(HANDLER_LIMITS[frame_type], consumer.rate_key)
     if frame_type == "hello" and getattr(consumer, "lobby_knock_id", None):
         if not consumer.ready:
             # One knock per socket: another hello would queue a second one.
@@ -193,3 +273,103 @@ def on_user_logged_out(sender: Any, request: Any, user: Any, **kwargs: Any) -> N
             "frame": {"type": "session.ended", "reason": "logged_out"},
         },
     )
+
+
+# --- sockets that should be gone -------------------------------------------------
+
+
+async def socket_recheck(consumer: "RoomConsumer") -> None:
+    """Close a ready socket that should no longer be open.
+
+    Run every SOCKET_CHECK_INTERVAL_S (and never relied on alone: each case
+    has a faster notice, which may be lost). One Redis round trip: the
+    socket still serves its peer (not reaped for missing heartbeats, not
+    taken over by a resume), the room's moderation revision (bans, removal,
+    role), and the account's password revision.
+    """
+    room_id, peer_id, user_id = consumer.room["id"], consumer.peer_id, consumer.member["user_id"]
+    async with get_redis().pipeline(transaction=False) as pipe:
+        pipe.hget(f"presence:{int(room_id)}:chan", peer_id)
+        pipe.get(f"modrev:{int(room_id)}")
+        if user_id is not None:
+            pipe.get(auth_revision_key(user_id))
+        channel, revision, *auth = await pipe.execute()
+    if channel != consumer.channel_name:
+        # Reaped (the room saw it leave) or resumed elsewhere (the 4005 was lost).
+        await consumer.close(code=CloseCode.REPLACED if channel else CloseCode.GONE)
+        return
+    if not await membership_recheck(consumer, revision=revision):
+        return
+    if auth and auth[0] != getattr(consumer, "auth_revision", None):
+        consumer.auth_revision = auth[0]
+        await session_recheck(consumer)
+
+
+SessionVerdict = Literal["valid", "gone", "invalid"]
+# The account's own tab changing the password gets a new session key a moment
+# after the password is saved (update_session_auth_hash); until then its old
+# session looks invalid. Look again after this long before ending it.
+SESSION_SETTLE_S = 1.0
+
+
+def session_verdict(*, session_key: str | None, user_id: int) -> SessionVerdict:
+    """Whether the login session a socket connected with still authenticates it.
+
+    ``gone``: no such session any more (its key was cycled by a password
+    change in this browser, or it was flushed): the browser may hold a new
+    one, so the client should reconnect. ``invalid``: the session exists but
+    no longer matches the account (the password changed elsewhere): ended.
+    """
+    if not session_key:
+        return "gone"
+    store = import_module(settings.SESSION_ENGINE).SessionStore(session_key)
+    if not store.exists(session_key):
+        return "gone"
+    data = store.load()
+    if str(data.get(SESSION_KEY)) != str(user_id):
+        return "invalid"
+    user = get_user_model().objects.filter(pk=user_id, is_active=True).first()
+    if user is None:
+        return "invalid"
+    stored = data.get(HASH_SESSION_KEY) or ""
+    return "valid" if constant_time_compare(stored, user.get_session_auth_hash()) else "invalid"
+
+
+async def session_recheck(consumer: "RoomConsumer") -> None:
+    """Close a socket whose login session a password change ended."""
+    user_id = consumer.member["user_id"]
+    session = consumer.scope.get("session")
+    if user_id is None or session is None:
+        return  # a guest: no account, no password
+    verdict = database_sync_to_async(session_verdict)
+    state = await verdict(session_key=session.session_key, user_id=user_id)
+    if state == "invalid":
+        await asyncio.sleep(SESSION_SETTLE_S)
+        state = await verdict(session_key=session.session_key, user_id=user_id)
+    if state == "gone":
+        await consumer.close(code=CloseCode.GONE)
+    elif state == "invalid":
+        await consumer.send_json({"type": "session.ended", "reason": "password_changed"})
+        await consumer.close(code=CloseCode.UNAUTHENTICATED)
+
+
+def on_user_saved(sender: Any, instance: Any, created: bool, **kwargs: Any) -> None:
+    """A password change ends the account's other sessions' sockets, on every instance.
+
+    Django marks a new password on the instance until save() returns, so a
+    post_save sees it. After commit: bump the revision every socket re-checks
+    (a lost notice is caught by the next socket_recheck), then tell them now.
+    """
+    if created or getattr(instance, "_password", None) is None:
+        return
+    user_id = instance.pk
+
+    def announce() -> None:
+        from .services import _sync_redis
+
+        _sync_redis().incr(auth_revision_key(user_id))
+        async_to_sync(get_channel_layer().group_send)(
+            user_group_name(user_id), {"type": "session.check"}
+        )
+
+    transaction.on_commit(announce)

@@ -20,6 +20,10 @@ def open_room(new_context, base, username, slug="standup", errors=None):
     return page
 
 
+# The connection badge says why (socket.js's words for close 4001).
+KICKED_BADGE = "Disconnected: You were removed from this room."
+
+
 def test_moderator_kicks_a_participant_who_is_told_why_and_stays_out(
     live_url, new_context, room, member
 ):
@@ -39,7 +43,7 @@ def test_moderator_kicks_a_participant_who_is_told_why_and_stays_out(
 
     notice = them.locator("#mod-notice")
     expect(notice).to_have_text("You were removed from the room by olivia. Reason: shouting")
-    expect(them.locator("#connection-state")).to_have_text("Disconnected")
+    expect(them.locator("#connection-state")).to_have_text(KICKED_BADGE)
     expect(them.locator("#online li")).to_have_count(0)
     expect(mod.locator("#online li")).to_have_count(1)
     expect(mod.locator("#mod-log")).to_contain_text("olivia removed marco (shouting)")
@@ -50,7 +54,7 @@ def test_moderator_kicks_a_participant_who_is_told_why_and_stays_out(
     # Reloading the page does not get them back in.
     them.reload()
     expect(them.locator("#mod-notice")).to_contain_text("removed from this room")
-    expect(them.locator("#connection-state")).to_have_text("Disconnected")
+    expect(them.locator("#connection-state")).to_have_text(KICKED_BADGE)
     expect(mod.locator("#online li")).to_have_count(1)
     assert not [e for e in errors if "Content Security Policy" in e], errors
 

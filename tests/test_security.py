@@ -59,14 +59,13 @@ async def test_no_origin_and_no_auth_and_non_member_are_refused_with_documented_
     room, outsider
 ):
     assert (await refused_at_connect(origin=None))[0] is False
-    # Accepted-then-closed with 4401 / 4403 (channels closes before accept).
-    comm = await communicator(slug="standup")
-    connected, code = await comm.connect()
-    assert (connected, code) == (False, 4401)
-    comm = await communicator(slug="standup", cookie=await session_cookie_for(outsider))
-    connected, code = await comm.connect()
-    assert (connected, code) == (False, 4403)
-    assert {4401, 4403} <= CLOSE_CODES
+    # Accepted, then closed with 4401 / 4403 / 4404, so the client can read
+    # the code (tests/test_socket_refusals_live.py proves it on daphne).
+    assert await refused_at_connect() == (True, 4401)
+    cookie = await session_cookie_for(outsider)
+    assert await refused_at_connect(cookie=cookie) == (True, 4403)
+    assert await refused_at_connect(cookie=cookie, slug="nowhere") == (True, 4404)
+    assert {4401, 4403, 4404} <= CLOSE_CODES
 
 
 # --- frames -------------------------------------------------------------------------------

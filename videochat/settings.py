@@ -116,14 +116,29 @@ REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
 MONGODB_URI = env.str("MONGODB_URI", default="mongodb://127.0.0.1:27017/")
 MONGODB_DB = env.str("MONGODB_DB", default="videochat")
 
+# Redis connections per process and pool (the app's client; the channel
+# layer's). redis-py's asyncio pool raises MaxConnectionsError at its limit
+# (100), which crashed sockets whenever more than 100 frames needed Redis at
+# once; the pools here make a caller wait for a free connection instead, up
+# to REDIS_POOL_TIMEOUT_S (videochat/redis.py).
+REDIS_MAX_CONNECTIONS = int(env_positive("REDIS_MAX_CONNECTIONS", default=100))
+REDIS_POOL_TIMEOUT_S = env_positive("REDIS_POOL_TIMEOUT_S", default=20.0)
+
 CHANNEL_LAYERS = {
     "default": {
-        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "BACKEND": "videochat.redis.ChannelLayer",
         "CONFIG": {
             # redis-py 8 defaults socket_timeout to 5 s, the same as channels_redis'
             # BZPOPMIN wait: an idle consumer's receive then raised TimeoutError and
             # the socket died after 5 quiet seconds. The read timeout must exceed it.
-            "hosts": [{"address": REDIS_URL, "socket_timeout": 30}],
+            "hosts": [
+                {
+                    "address": REDIS_URL,
+                    "socket_timeout": 30,
+                    "max_connections": REDIS_MAX_CONNECTIONS,
+                    "timeout": REDIS_POOL_TIMEOUT_S,
+                }
+            ],
             "capacity": env.int("CHANNEL_CAPACITY", default=1500),
             "expiry": 30,
         },
@@ -270,6 +285,15 @@ FRAME_RATE_PER_S = env_positive("FRAME_RATE_PER_S", default=50.0)
 FRAME_RATE_BURST = int(env_positive("FRAME_RATE_BURST", default=200))
 FRAME_RATE_IP_PER_S = env_positive("FRAME_RATE_IP_PER_S", default=150.0)
 FRAME_RATE_IP_BURST = int(env_positive("FRAME_RATE_IP_BURST", default=600))
+# New room sockets per client address: a whole office reconnecting after a
+# blip fits the burst; a script opening sockets in a loop does not. Behind a
+# shared address without USE_X_FORWARDED_FOR every client shares this one.
+CONNECT_RATE_IP_PER_S = env_positive("CONNECT_RATE_IP_PER_S", default=5.0)
+CONNECT_RATE_IP_BURST = int(env_positive("CONNECT_RATE_IP_BURST", default=60))
+# How often each room socket checks it should still be open: its peer not
+# reaped or taken over, its member not banned or removed, its login session
+# not ended by a password change (the notices for these can be lost).
+SOCKET_CHECK_INTERVAL_S = env_positive("SOCKET_CHECK_INTERVAL_S", default=10.0)
 
 # --- i18n / static -----------------------------------------------------------
 LANGUAGE_CODE = "en-us"

@@ -3,8 +3,30 @@ import { backoffDelay } from "./backoff.js";
 
 export const PROTOCOL_VERSION = 1;
 const HEARTBEAT_MS = 10000;
-// Close codes after which reconnecting cannot help (docs/protocol.md).
-const FINAL_CLOSE_CODES = new Set([4001, 4003, 4005, 4400, 4401, 4403, 4404]);
+// Close codes after which reconnecting cannot help (docs/protocol.md, Close
+// codes). 4424 waits for the user to type the room's password (moderation.js
+// starts the socket again). Not 1000: the server sends it only after our own
+// leave (we stopped first), but a proxy in between may close with it too.
+export const FINAL_CLOSE_CODES = new Set([4001, 4003, 4005, 4400, 4401, 4403, 4404, 4424]);
+// What the user is told for each close code the server sends (the state
+// callback's detail.reason; browsers drop the server's own reason text).
+export const CLOSE_REASONS = {
+  1000: "The connection was closed.",
+  1011: "Server error; reconnecting.",
+  4001: "You were removed from this room.",
+  4003: "You are banned from this room.",
+  4005: "This session continued in a newer connection (another tab or a reconnect).",
+  4400: "This page is out of date; reload it.",
+  4401: "You are not logged in (or you logged out); log in to join.",
+  4403: "You are not a member of this room.",
+  4404: "There is no such room.",
+  4408: "The server did not hear from this page in time; reconnecting.",
+  4409: "The room is full; retrying.",
+  4410: "The server lost track of this connection; reconnecting.",
+  4423: "The room is locked; retrying.",
+  4424: "This room needs a password.",
+  4429: "Too many connections or messages from your network; retrying shortly.",
+};
 
 /**
  * @typedef {{type: string, [key: string]: any}} Frame
@@ -29,6 +51,8 @@ export class RoomSocket {
     this.ready = false;
     this.stopped = false;
     this.lastPong = 0;
+    /** @type {number} ms the server asked us to wait before reconnecting */
+    this.retryAfterMs = 0;
   }
 
   /** @param {string} type @param {(frame: Frame) => void} fn */
@@ -61,6 +85,10 @@ export class RoomSocket {
     ws.onmessage = (event) => {
       let frame;
       try { frame = JSON.parse(event.data); } catch { return; }
+      if (frame.type === "error" && frame.code === "rate_limited" && !this.ready) {
+        // A refused connection (close 4429 follows): come back no sooner.
+        this.retryAfterMs = Math.max(0, Number(frame.retry_after) || 0) * 1000;
+      }
       if (frame.type === "welcome") {
         this.ready = true;
         this.attempt = 0;
@@ -84,13 +112,18 @@ export class RoomSocket {
     this.ready = false;
     this.stopHeartbeat();
     this.ws = null;
+    reason = reason || CLOSE_REASONS[code] || "";
     if (this.stopped || FINAL_CLOSE_CODES.has(code)) {
       this.setState("closed", { code, reason });
       return;
     }
-    const delay = backoffDelay(this.attempt, this.opts.backoff);
+    // The server said when it will take us again (4429 after rate_limited):
+    // an earlier try would only be refused and spend the address' budget.
+    const told = code === 4429 ? this.retryAfterMs ?? 0 : 0;
+    this.retryAfterMs = 0;
+    const delay = Math.max(backoffDelay(this.attempt, this.opts.backoff), told);
     this.attempt += 1;
-    this.setState("reconnecting", { code, attempt: this.attempt, delay });
+    this.setState("reconnecting", { code, reason, attempt: this.attempt, delay });
     this.retryTimer = setTimeout(() => this.open(), delay);
   }
 
