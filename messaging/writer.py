@@ -20,6 +20,7 @@ import structlog
 from channels.db import database_sync_to_async
 from django.db import InterfaceError, OperationalError
 
+from videochat import metrics
 from videochat.loops import per_loop
 
 from . import fanout, services
@@ -36,6 +37,7 @@ class _Writer:
 
     def enqueue(self, item: services.NewMessage) -> asyncio.Future:
         future: asyncio.Future = asyncio.get_running_loop().create_future()
+        future.add_done_callback(metrics.chat_send_timer())
         self.queue.put_nowait((item, future))
         if self.task is None or self.task.done():
             self.task = asyncio.create_task(self.run())
@@ -49,6 +51,7 @@ class _Writer:
         try:
             return list(await database_sync_to_async(services.messages_create)(items=items))
         except (OperationalError, InterfaceError) as exc:
+            metrics.store_error("database", exc)
             # The database is unreachable or busy: nothing was committed, and
             # writing the items one by one would only fail N times. Every
             # sender gets the error (no ack); its client resends later.

@@ -18,7 +18,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
-from videochat import node
+from videochat import metrics, node, requestid
 from videochat.errors import AppError, BadRequest, RoomFull
 
 from . import admission, events, presence, resume, security, selectors, turn
@@ -68,6 +68,7 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
 
     # --- connection -------------------------------------------------------
     async def connect(self) -> None:
+        requestid.socket_session_bind()
         if node.draining():
             # Accepted first so the client reads the code (a close before accept is a 403).
             await self.accept()
@@ -92,6 +93,7 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
         self.member = access["member"]
         self.group = room_group_name(self.room["id"])
         self.log = log.bind(room=self.room["slug"], member=self.member["id"])
+        requestid.socket_bind(room=self.room["slug"], member=self.member["id"])
         await self.accept()
         node.socket_opened(self.drain)
         # Kick, ban, role changes and logout reach this socket through these groups.
@@ -194,6 +196,7 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
                 raise BadJson() from exc
             if not isinstance(frame, dict):
                 raise BadJson()
+            metrics.frame_in(frame.get("type"))
             ref = frame.get("ref") if isinstance(frame.get("ref"), (str, int)) else None
             # Per-type size, per-address rate, and the sender's current role and bans.
             if not await security.check_frame(self, frame, size=len(text_data)):
@@ -239,6 +242,7 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
             await self.join_resumed(resumed)
             return
         self.peer_id = secrets.token_urlsafe(9)
+        requestid.socket_bind(peer=self.peer_id)
         state = presence.PeerState(
             peer_id=self.peer_id,
             member_id=self.member["id"],
@@ -273,6 +277,7 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
     async def join_resumed(self, state: presence.PeerState) -> None:
         """Same peer, new socket: no join for the others; held signals are delivered."""
         self.peer_id = state["peer_id"]
+        requestid.socket_bind(peer=self.peer_id)
         await self.channel_layer.group_add(self.group, self.channel_name)
         self.ready = True
         self.handshake_timer.cancel()

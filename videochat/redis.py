@@ -3,6 +3,7 @@
 import redis.asyncio as aioredis
 from django.conf import settings
 
+from videochat import storeerrors
 from videochat.loops import per_loop
 
 
@@ -14,6 +15,7 @@ def _client() -> aioredis.Redis:
         socket_timeout=5,
         health_check_interval=10,
         retry_on_timeout=True,
+        connection_class=storeerrors.CountedAsyncConnection,
     )
 
 
