@@ -15,6 +15,7 @@ per message; when idle a batch is one message and nothing waits.
 """
 
 import asyncio
+import contextvars
 
 import structlog
 from channels.db import database_sync_to_async
@@ -40,7 +41,9 @@ class _Writer:
         future.add_done_callback(metrics.chat_send_timer())
         self.queue.put_nowait((item, future))
         if self.task is None or self.task.done():
-            self.task = asyncio.create_task(self.run())
+            # A context of its own: the socket that happened to start the writer
+            # must not lend its log ids (session, room, peer) to every batch.
+            self.task = asyncio.create_task(self.run(), context=contextvars.Context())
         return future
 
     async def write(
