@@ -4,6 +4,8 @@ store figures read at scrape time, store errors) and the ids on every log line."
 import json
 import logging
 import re
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -20,6 +22,7 @@ from messaging import services as chat_services
 from tests.fixtures.sockets import joined, receive_until
 from tests.fixtures.workers import wait_until
 from videochat import metrics, metricsview, requestid
+from videochat.devstack import free_port
 
 TOKEN = "metrics-test-token-0123456789"
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -176,13 +179,17 @@ async def test_signals_are_counted_relayed_and_refused(room, owner, member_user,
 # --- deliveries, dead letters, breakers ----------------------------------------
 
 
-def test_a_real_celery_worker_counts_deliveries_by_outcome(room, receiver, celery_worker):
+def test_a_real_celery_worker_counts_deliveries_by_outcome(room, receiver, celery_worker, settings):
     from deliveries import services
 
     before = scrape_now()
     rec = receiver(fail_times=1)
     Webhook.objects.create(room=room, url=rec.url, events=["message.posted"])
-    celery_worker()
+    port = free_port()
+    settings.METRICS_TOKEN = TOKEN
+    celery_worker(
+        METRICS_TOKEN=TOKEN, METRICS_WORKER_PORT=str(port), METRICS_WORKER_BIND="127.0.0.1"
+    )
     assert services.room_event_emit(room_id=room.pk, event="message.posted", data={})
     rec.wait_hits(2)
 
@@ -195,6 +202,17 @@ def test_a_real_celery_worker_counts_deliveries_by_outcome(room, receiver, celer
     # Written by the worker's child process, summed by this process's scrape.
     wait_until(lambda: counted("delivered") == 1, what="the delivered outcome in the scrape")
     assert counted("retry") == 1
+    # The worker's own page (a worker in a container of its own): token only.
+    url = f"http://127.0.0.1:{port}/metrics"
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(url, timeout=5)  # noqa: S310 - http://127.0.0.1
+    assert refused.value.code == 401
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {TOKEN}"})
+    with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310
+        worker_page = samples(response.read().decode())
+    delivered = {"kind": "webhook", "outcome": "delivered"}
+    assert value(worker_page, "huddle_deliveries_total", **delivered) >= 1
+    assert ("huddle_scrape_source_up", frozenset({("source", "redis")})) not in worker_page
 
 
 def test_dead_letters_and_breaker_states_are_read_at_scrape_time(delivery_settings):

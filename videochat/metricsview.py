@@ -53,14 +53,21 @@ def access(request: HttpRequest) -> int:
     user = getattr(request, "user", None)
     if user is not None and user.is_authenticated and user.is_staff:
         return 200
-    header = request.headers.get("Authorization", "")
-    token = settings.METRICS_TOKEN
-    if header.startswith("Bearer "):
-        offered = header[len("Bearer ") :].encode()
-        if token and hmac.compare_digest(offered, token.encode()):
-            return 200
+    status = bearer_status(request.headers.get("Authorization", ""))
+    if status == 401 and user is not None and user.is_authenticated:
         return 403
-    return 403 if user is not None and user.is_authenticated else 401
+    return status
+
+
+def bearer_status(header: str) -> int:
+    """200 for ``Bearer <METRICS_TOKEN>``, 401 for no bearer, 403 for any other."""
+    if not header.startswith("Bearer "):
+        return 401
+    token = settings.METRICS_TOKEN
+    offered = header[len("Bearer ") :].encode()
+    if token and hmac.compare_digest(offered, token.encode()):
+        return 200
+    return 403
 
 
 def refused(status: int) -> HttpResponse:
@@ -197,12 +204,14 @@ def _scaling() -> Iterator[Metric]:
     yield from scaling_registry().collect()
 
 
-def registry() -> CollectorRegistry:
+def registry(*, stores: bool = True) -> CollectorRegistry:
+    """This node's process metrics, and (``stores``) the figures read from the stores."""
     path = os.environ["PROMETHEUS_MULTIPROC_DIR"]
     dead_processes_forget(path)
     reg = CollectorRegistry()
     MultiProcessCollector(reg, path=path)
-    reg.register(StoreCollector())
+    if stores:
+        reg.register(StoreCollector())
     return reg
 
 

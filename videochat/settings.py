@@ -216,6 +216,12 @@ if env_bool("USE_X_FORWARDED_PROTO", default=False):
 SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics(/scaling)?$"]
 # Bearer token for /metrics (staff sessions need none); empty: staff only.
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+# A Celery worker in a container of its own serves its metrics on this port (0: off;
+# videochat/metricsserver.py), bearer token only.
+METRICS_WORKER_PORT = env.int("METRICS_WORKER_PORT", default=0)
+METRICS_WORKER_BIND = env.str("METRICS_WORKER_BIND", default="0.0.0.0")  # noqa: S104 - a pod's port
+if METRICS_WORKER_PORT and not METRICS_TOKEN:
+    raise ImproperlyConfigured("METRICS_WORKER_PORT needs METRICS_TOKEN (its only access)")
 
 # Permissions-Policy (videochat/middleware.py): the call's devices for our
 # own origin only; the rest off.
