@@ -94,7 +94,7 @@ async def test_a_socket_session_shows_in_the_scrape(room, owner, token):
 
     async def scrape() -> dict:
         response = await web.get("/metrics", headers=token)
-        assert response.status_code == 200
+        assert response.status_code == 200 and len(response["X-Request-ID"]) == 32
         return samples(response.content.decode())
 
     before = await scrape()
