@@ -9,6 +9,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+import structlog
 from asgiref.sync import sync_to_async
 from django.db import DatabaseError, connection
 from django.test import AsyncClient
@@ -187,10 +188,11 @@ def test_a_real_celery_worker_counts_deliveries_by_outcome(room, receiver, celer
     Webhook.objects.create(room=room, url=rec.url, events=["message.posted"])
     port = free_port()
     settings.METRICS_TOKEN = TOKEN
-    celery_worker(
+    worker = celery_worker(
         METRICS_TOKEN=TOKEN, METRICS_WORKER_PORT=str(port), METRICS_WORKER_BIND="127.0.0.1"
     )
-    assert services.room_event_emit(room_id=room.pk, event="message.posted", data={})
+    with structlog.contextvars.bound_contextvars(request_id="trace-3f9a-emit"):
+        assert services.room_event_emit(room_id=room.pk, event="message.posted", data={})
     rec.wait_hits(2)
 
     def counted(outcome: str) -> float:
@@ -213,6 +215,9 @@ def test_a_real_celery_worker_counts_deliveries_by_outcome(room, receiver, celer
     delivered = {"kind": "webhook", "outcome": "delivered"}
     assert value(worker_page, "huddle_deliveries_total", **delivered) >= 1
     assert ("huddle_scrape_source_up", frozenset({("source", "redis")})) not in worker_page
+    # The task's log lines carry the id of the request that queued it.
+    retry_lines = [line for line in worker.log().splitlines() if "delivery.retry" in line]
+    assert retry_lines and all("trace-3f9a-emit" in line for line in retry_lines)
 
 
 def test_dead_letters_and_breaker_states_are_read_at_scrape_time(delivery_settings):

@@ -68,3 +68,21 @@ def socket_session_bind() -> str:
 def socket_bind(**ids: Any) -> None:
     """Add ``room``, ``member`` or ``peer`` to this socket's log lines."""
     structlog.contextvars.bind_contextvars(**ids)
+
+
+# Ids a Celery task carries from whoever queued it (a request, a socket) to its logs.
+TASK_HEADER = "huddle_log_ids"
+_CARRIED = ("request_id", "session", "room", "member", "peer")
+
+
+def ids_for_task() -> dict[str, Any]:
+    """The current request's or socket's ids, for a task being queued."""
+    bound = structlog.contextvars.get_contextvars()
+    return {k: bound[k] for k in _CARRIED if k in bound}
+
+
+def task_bind(*, task_id: str, carried: object) -> None:
+    """A task's log context: its own id and the ids of what queued it."""
+    structlog.contextvars.clear_contextvars()
+    ids = {k: v for k, v in carried.items() if k in _CARRIED} if isinstance(carried, dict) else {}
+    structlog.contextvars.bind_contextvars(task_id=task_id, **ids)
