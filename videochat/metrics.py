@@ -79,15 +79,27 @@ def known_frame_types(check: Callable[[str], bool]) -> None:
     _known_in = check
 
 
+# Per-frame counters: their children cached (labels() costs a lock and a lookup per call).
+_in_children: dict[str, Any] = {}
+_out_children: dict[str, Any] = {}
+
+
 def frame_in(frame_type: object) -> None:
     label = frame_type if isinstance(frame_type, str) and _known_in(frame_type) else "unknown"
-    FRAMES_IN.labels(label).inc()
+    child = _in_children.get(label)
+    if child is None:
+        child = _in_children[label] = FRAMES_IN.labels(label)
+    child.inc()
 
 
 def frame_out_text(text: str) -> None:
     """Count one frame sent; the server writes ``{"type": ...`` first (json.dumps order)."""
     match = _TYPE_PREFIX.match(text)
-    FRAMES_OUT.labels(match[1] if match else "other").inc()
+    label = match[1] if match else "other"
+    child = _out_children.get(label)
+    if child is None:
+        child = _out_children[label] = FRAMES_OUT.labels(label)
+    child.inc()
 
 
 def socket_opened() -> None:
