@@ -253,6 +253,7 @@ def test_a_store_that_does_not_answer_never_fails_the_scrape(settings):
         _mongo.clear()
     assert value(scrape, "huddle_scrape_source_up", source="redis") == 0
     assert value(scrape, "huddle_scrape_source_up", source="mongodb") == 0
+    assert value(scrape, "huddle_scrape_source_up", source="scaling") == 0
     assert ("huddle_sockets_open", frozenset()) in scrape
 
 

@@ -127,6 +127,10 @@ class StoreCollector(Collector):
             log.warning("metrics.source_failed", source="mongodb", error=repr(exc)[:200])
             up["mongodb"] = False
         try:
+            if not up["redis"]:
+                # Its recommendation is in Redis too, behind the shared client's 2 s
+                # connect timeout: not worth a slow scrape.
+                raise ConnectionError("redis did not answer")
             yield from _scaling()
             up["scaling"] = True
         except Exception as exc:  # noqa: BLE001
