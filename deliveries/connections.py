@@ -10,6 +10,8 @@ import redis
 from django.conf import settings
 from pymongo import MongoClient
 
+from videochat import storeerrors
+
 _lock = threading.Lock()
 _redis: dict[int, redis.Redis] = {}
 _mongo: dict[tuple[int, str], MongoClient] = {}
@@ -26,6 +28,7 @@ def sync_redis() -> redis.Redis:
                 socket_connect_timeout=2,
                 socket_timeout=5,
                 health_check_interval=10,
+                connection_class=storeerrors.CountedConnection,
             )
             _redis[pid] = client
     return client

@@ -25,6 +25,8 @@ from typing import Any, Literal, TypedDict
 import structlog
 from django.conf import settings
 
+from videochat import metrics
+
 from . import breaker, deadletters
 from .connections import sync_redis
 from .senders import SENDERS, SendError
@@ -232,6 +234,7 @@ def _dead_letter(
     where = deadletters.deadletter_record(doc=doc)
     sync_redis().hset(state_key(delivery_id), "status", "dead")
     _stat(kind, "dead")
+    metrics.dead_letter_written(kind=kind)
     log.warning("delivery.dead", delivery=delivery_id, kind=kind, target=target, where=where)
 
 

@@ -11,6 +11,8 @@ from celery import shared_task
 from django.conf import settings
 from pymongo.errors import PyMongoError
 
+from videochat import metrics
+
 from . import deadletters, pipeline
 
 log = structlog.get_logger(__name__)
@@ -51,8 +53,10 @@ def deliver(
         # task would be acknowledged and forgotten: retry it instead, so the
         # delivery ends delivered or dead-lettered, never dropped.
         countdown = pipeline.backoff_s(attempt=self.request.retries + 1)
+        metrics.delivery_outcome(kind=kind, outcome="error")
         log.exception("delivery.pipeline_error", delivery=delivery_id, countdown=countdown)
         raise self.retry(countdown=countdown, exc=exc, kwargsrepr=_repr(kind, delivery_id)) from exc
+    metrics.delivery_outcome(kind=kind, outcome=outcome["status"])
     if outcome["status"] in ("retry", "waiting", "busy"):
         raise self.retry(countdown=outcome["countdown"], kwargsrepr=_repr(kind, delivery_id))
     return outcome["status"]

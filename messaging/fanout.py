@@ -13,6 +13,7 @@ decides, and clients repair any loss with chat.sync (docs/protocol.md, Chat).
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import weakref
 from collections.abc import Mapping, Sequence
@@ -48,7 +49,8 @@ class _Hub:
         if self.task is None or self.task.done():
             self.pubsub = get_redis().pubsub(ignore_subscribe_messages=True)
             self.subscribed = set()
-            self.task = asyncio.create_task(self._listen())
+            # Shared by every local socket: not the first one's log ids.
+            self.task = asyncio.create_task(self._listen(), context=contextvars.Context())
         if room_id not in self.subscribed:
             await self._subscribe(room_id)
 

@@ -12,6 +12,7 @@ from channels.db import database_sync_to_async
 
 from rooms.consumers import RoomConsumer
 from rooms.protocol import Frame, handles
+from videochat import metrics
 from videochat.errors import AppError, BadRequest, Unavailable
 
 from . import fanout, selectors, writer
@@ -84,6 +85,7 @@ async def chat_sync(consumer: RoomConsumer, frame: Frame) -> None:
     batch = await database_sync_to_async(selectors.messages_after)(
         room_id=consumer.room["id"], after_seq=after_seq, limit=_limit(frame, PAGE_MAX)
     )
+    metrics.chat_synced(messages=len(batch["messages"]))
     await consumer.send_json({"type": "chat.batch", "after_seq": after_seq, **batch})
 
 

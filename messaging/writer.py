@@ -15,11 +15,13 @@ per message; when idle a batch is one message and nothing waits.
 """
 
 import asyncio
+import contextvars
 
 import structlog
 from channels.db import database_sync_to_async
 from django.db import InterfaceError, OperationalError
 
+from videochat import metrics
 from videochat.loops import per_loop
 
 from . import fanout, services
@@ -36,9 +38,12 @@ class _Writer:
 
     def enqueue(self, item: services.NewMessage) -> asyncio.Future:
         future: asyncio.Future = asyncio.get_running_loop().create_future()
+        future.add_done_callback(metrics.chat_send_timer())
         self.queue.put_nowait((item, future))
         if self.task is None or self.task.done():
-            self.task = asyncio.create_task(self.run())
+            # A context of its own: the socket that happened to start the writer
+            # must not lend its log ids (session, room, peer) to every batch.
+            self.task = asyncio.create_task(self.run(), context=contextvars.Context())
         return future
 
     async def write(
@@ -49,6 +54,7 @@ class _Writer:
         try:
             return list(await database_sync_to_async(services.messages_create)(items=items))
         except (OperationalError, InterfaceError) as exc:
+            metrics.store_error("database", exc)
             # The database is unreachable or busy: nothing was committed, and
             # writing the items one by one would only fail N times. Every
             # sender gets the error (no ack); its client resends later.

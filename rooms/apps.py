@@ -10,11 +10,16 @@ class RoomsConfig(AppConfig):
         from django.contrib.auth.signals import user_logged_out
         from django.db.models.signals import post_migrate, post_save
 
+        from videochat import metrics
+
         # Registers the room socket's frame handlers (moderation: mod.*).
         from . import handlers, moderation, signaling  # noqa: F401
         from .permissions import moderators_group_sync
+        from .protocol import HANDLERS
         from .security import on_user_logged_out, on_user_saved
 
+        # Frames in are counted by type, these types only (the rest as "unknown").
+        metrics.known_frame_types(lambda t: t == "hello" or t in HANDLERS)
         # Moderation: sockets close at logout; the Moderators group stays complete.
         user_logged_out.connect(on_user_logged_out, dispatch_uid="rooms.logout_closes_sockets")
         # A password change ends the sockets of the sessions it invalidated.

@@ -23,7 +23,7 @@ from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
-from videochat import node
+from videochat import metrics, node, requestid
 from videochat.errors import AppError, BadRequest, RoomFull
 
 from . import admission, events, presence, resume, security, selectors, turn
@@ -145,6 +145,7 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
 
     # --- connection -------------------------------------------------------
     async def connect(self) -> None:
+        requestid.socket_session_bind()
         if node.draining():
             # This process is leaving the pool: the client goes elsewhere.
             await self.refuse(CloseCode.DRAINING, "draining")
@@ -177,6 +178,7 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
         self.gate = security.AddressGate(
             address=admission.client_ip(self.scope), room_id=self.room["id"]
         )
+        requestid.socket_bind(room=self.room["slug"], member=self.member["id"])
         await self.accept()
         node.socket_opened(self.drain)
         # Kick, ban, role changes and logout reach this socket through these groups.
@@ -327,6 +329,7 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
             if len(text_data) > settings.WS_MAX_MESSAGE_BYTES:
                 raise TooLarge(limit=settings.WS_MAX_MESSAGE_BYTES)
             frame = parse_frame(text_data)
+            metrics.frame_in(frame.get("type"))
             ref = frame.get("ref") if isinstance(frame.get("ref"), (str, int)) else None
             # Per-type size, per-user rate, and the sender's current role and bans.
             if not await security.check_frame(self, frame, size=len(text_data), revision=revision):
@@ -380,6 +383,7 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
             await self.join_resumed(resumed)
             return
         self.peer_id = secrets.token_urlsafe(9)
+        requestid.socket_bind(peer=self.peer_id)
         state = presence.PeerState(
             peer_id=self.peer_id,
             member_id=self.member["id"],
@@ -414,6 +418,7 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
     async def join_resumed(self, state: presence.PeerState) -> None:
         """Same peer, new socket: no join for the others; held signals are delivered."""
         self.peer_id = state["peer_id"]
+        requestid.socket_bind(peer=self.peer_id)
         await self.channel_layer.group_add(self.group, self.channel_name)
         self.ready = True
         self.handshake_timer.cancel()

@@ -12,6 +12,7 @@ from typing import Any
 from channels.exceptions import ChannelFull
 from django.conf import settings
 
+from videochat import metrics
 from videochat.errors import AppError, BadRequest
 
 from . import presence, turn
@@ -54,6 +55,7 @@ async def relay(consumer: RoomConsumer, *, to: str, frame: dict[str, Any]) -> No
     """Deliver ``frame`` (already validated, with ``from``) to peer ``to`` only."""
     room_id = consumer.room["id"]
     if await presence.presence_get(room_id=room_id, peer_id=to) is None:
+        metrics.signal(frame["type"], "refused_unknown_peer")
         raise UnknownPeer(peer_id=to)
     channel = await presence.presence_channel(room_id=room_id, peer_id=to)
     if channel is None:
@@ -61,11 +63,14 @@ async def relay(consumer: RoomConsumer, *, to: str, frame: dict[str, Any]) -> No
         await presence.pending_push(
             room_id=room_id, peer_id=to, frame=frame, ttl_s=settings.CALL_RESUME_GRACE_S
         )
+        metrics.signal(frame["type"], "held")
         return
     try:
         await consumer.channel_layer.send(channel, {"type": "peer.frame", "frame": frame})
     except ChannelFull as exc:
+        metrics.signal(frame["type"], "refused_busy")
         raise PeerBusy(peer_id=to) from exc
+    metrics.signal(frame["type"], "relayed")
 
 
 @handles("signal.offer")

@@ -56,10 +56,6 @@ def forecast_every_min() -> int:
     return int(_get("SCALING_FORECAST_EVERY_MIN", 5, int))
 
 
-def metrics_token() -> str:
-    return str(_get("SCALING_METRICS_TOKEN", "", str))
-
-
 def node_name() -> str:
     return str(_get("SCALING_NODE_NAME", socket.gethostname(), str))
 

@@ -1,28 +1,20 @@
 """``/metrics/scaling``: the stored recommendation in Prometheus text format, for an
 HPA (through prometheus-adapter) or a KEDA prometheus/metrics-api scaler.
 
-Standalone on purpose: the full /metrics endpoint can fold ``scaling_registry`` in.
-Staff sessions or ``Authorization: Bearer <SCALING_METRICS_TOKEN>`` only.
+The same gauges are part of the full ``/metrics`` (videochat/metricsview.py); this
+smaller page stays for an autoscaler's adapter, behind the same access rule: staff
+sessions or ``Authorization: Bearer <METRICS_TOKEN>``.
 """
 
-import hmac
 from datetime import datetime
 
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.http import require_GET
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
 
+from videochat import metricsview
+
 from . import conf, selectors
-
-
-def _allowed(request: HttpRequest) -> bool:
-    if request.user.is_authenticated and request.user.is_staff:
-        return True
-    token = conf.metrics_token()
-    header = request.headers.get("Authorization", "")
-    if not token or not header.startswith("Bearer "):
-        return False
-    return hmac.compare_digest(header[len("Bearer ") :].encode(), token.encode())
 
 
 def scaling_registry() -> CollectorRegistry:
@@ -56,8 +48,7 @@ def scaling_registry() -> CollectorRegistry:
 
 @require_GET
 def metrics(request: HttpRequest) -> HttpResponse:
-    if not _allowed(request):
-        response = HttpResponse("staff or a bearer token only\n", status=401)
-        response["WWW-Authenticate"] = 'Bearer realm="metrics"'
-        return response
+    status = metricsview.access(request)
+    if status != 200:
+        return metricsview.refused(status)
     return HttpResponse(generate_latest(scaling_registry()), content_type=CONTENT_TYPE_LATEST)

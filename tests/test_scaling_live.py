@@ -222,21 +222,21 @@ def recommendation():
 def test_metrics_refuse_anonymous_non_staff_and_a_wrong_token(
     client, django_user_model, settings, recommendation
 ):
-    settings.SCALING_METRICS_TOKEN = "s3cret-token"
+    settings.METRICS_TOKEN = "s3cret-token"
     response = client.get(METRICS)
     assert response.status_code == 401 and "huddle_recommended_nodes" not in response.text
     assert response.headers["WWW-Authenticate"].startswith("Bearer")
-    assert client.get(METRICS, headers={"Authorization": "Bearer wrong"}).status_code == 401
+    assert client.get(METRICS, headers={"Authorization": "Bearer wrong"}).status_code == 403
     user = django_user_model.objects.create_user("marco", "m@example.com", "x")
     client.force_login(user)
-    assert client.get(METRICS).status_code == 401
+    assert client.get(METRICS).status_code == 403
 
 
 @pytest.mark.urls("scaling.urls")
 @pytest.mark.django_db
 def test_metrics_without_a_token_setting_refuse_any_bearer(client, settings, recommendation):
-    settings.SCALING_METRICS_TOKEN = ""
-    assert client.get(METRICS, headers={"Authorization": "Bearer "}).status_code == 401
+    settings.METRICS_TOKEN = ""
+    assert client.get(METRICS, headers={"Authorization": "Bearer "}).status_code == 403
 
 
 @pytest.mark.urls("scaling.urls")
@@ -244,7 +244,7 @@ def test_metrics_without_a_token_setting_refuse_any_bearer(client, settings, rec
 def test_metrics_give_staff_and_the_token_the_gauge(
     client, django_user_model, settings, recommendation
 ):
-    settings.SCALING_METRICS_TOKEN = "s3cret-token"
+    settings.METRICS_TOKEN = "s3cret-token"
     response = client.get(METRICS, headers={"Authorization": "Bearer s3cret-token"})
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/plain")

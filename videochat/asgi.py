@@ -9,7 +9,7 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from rooms.routing import websocket_urlpatterns  # noqa: E402
-from videochat import node  # noqa: E402
+from videochat import metrics, node  # noqa: E402
 from videochat.origin import SameOriginValidator  # noqa: E402
 
 # kill -USR1 drains this server: sockets move to other nodes, then it stops.
@@ -21,6 +21,9 @@ application = ProtocolTypeRouter(
         # Origin checked before anything else: the socket's own scheme, host and
         # port (videochat/origin.py); a foreign origin is refused at the handshake
         # (HTTP 403).
-        "websocket": SameOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+        # Sockets open and frames sent are counted at the edge (videochat/metrics.py).
+        "websocket": metrics.SocketMetrics(
+            SameOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns)))
+        ),
     }
 )

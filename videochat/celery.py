@@ -1,9 +1,47 @@
 import os
+from typing import Any
 
 from celery import Celery
+from celery.signals import before_task_publish, task_postrun, task_prerun, worker_ready
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "videochat.settings")
 
 app = Celery("videochat")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+@before_task_publish.connect
+def _carry_log_ids(headers: dict[str, Any] | None = None, **kwargs: Any) -> None:
+    from videochat import requestid
+
+    if headers is not None:
+        headers[requestid.TASK_HEADER] = requestid.ids_for_task()
+
+
+@task_prerun.connect
+def _bind_log_ids(task_id: str = "", task: Any = None, **kwargs: Any) -> None:
+    from videochat import requestid
+
+    carried = getattr(task.request, requestid.TASK_HEADER, None) if task is not None else None
+    requestid.task_bind(task_id=task_id, carried=carried)
+
+
+@task_postrun.connect
+def _unbind_log_ids(**kwargs: Any) -> None:
+    import structlog
+
+    structlog.contextvars.clear_contextvars()
+
+
+@worker_ready.connect
+def _serve_metrics(**kwargs: Any) -> None:
+    """In the main process, once the pool's children run (no thread across their fork)."""
+    from django.conf import settings
+
+    if settings.METRICS_WORKER_PORT:
+        from videochat import metricsserver
+
+        metricsserver.serve_in_thread(
+            bind=settings.METRICS_WORKER_BIND, port=settings.METRICS_WORKER_PORT
+        )

@@ -14,6 +14,7 @@ import redis.asyncio as aioredis
 from channels_redis.core import RedisChannelLayer
 from django.conf import settings
 
+from videochat import storeerrors
 from videochat.loops import per_loop
 
 
@@ -27,6 +28,7 @@ def _client() -> aioredis.Redis:
         socket_timeout=5,
         health_check_interval=10,
         retry_on_timeout=True,
+        connection_class=storeerrors.CountedAsyncConnection,
     )
     return aioredis.Redis.from_pool(pool)
 

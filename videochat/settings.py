@@ -9,9 +9,14 @@ from pathlib import Path
 from django.core.exceptions import ImproperlyConfigured
 
 from videochat.envvars import env, env_bool, env_positive
+from videochat.metricsdir import multiproc_dir_prepare
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 RUN_DIR = Path(env.str("VIDEOCHAT_RUN_DIR", default=str(BASE_DIR / "var")))
+
+# Before anything imports prometheus-client: this run's multiprocess metric files
+# (the rule is in videochat/metricsdir.py).
+PROMETHEUS_MULTIPROC_DIR = multiproc_dir_prepare(RUN_DIR / "metrics")
 
 DEBUG = env_bool("DJANGO_DEBUG", default=False)
 
@@ -45,10 +50,13 @@ INSTALLED_APPS = [
     "rooms",
     "messaging",
     "deliveries",
+    "videochat",
     "scaling",
 ]
 
 MIDDLEWARE = [
+    # Before all: every log line of the request carries its id (videochat/requestid.py).
+    "videochat.requestid.RequestIdMiddleware",
     # First: /readyz answers from this process alone (videochat/node.py).
     "videochat.node.ReadinessMiddleware",
     "django.middleware.security.SecurityMiddleware",
@@ -219,7 +227,16 @@ X_FRAME_OPTIONS = "DENY"
 if env_bool("USE_X_FORWARDED_PROTO", default=False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 # The health endpoint is probed over plain HTTP by load balancers.
-SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+# So is /metrics, by Prometheus inside the cluster (a bearer token; README).
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics(/scaling)?$"]
+# Bearer token for /metrics (staff sessions need none); empty: staff only.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+# A Celery worker in a container of its own serves its metrics on this port (0: off;
+# videochat/metricsserver.py), bearer token only.
+METRICS_WORKER_PORT = env.int("METRICS_WORKER_PORT", default=0)
+METRICS_WORKER_BIND = env.str("METRICS_WORKER_BIND", default="0.0.0.0")  # noqa: S104 - a pod's port
+if METRICS_WORKER_PORT and not METRICS_TOKEN:
+    raise ImproperlyConfigured("METRICS_WORKER_PORT needs METRICS_TOKEN (its only access)")
 
 # Permissions-Policy (videochat/middleware.py): the call's devices for our
 # own origin only; the rest off.

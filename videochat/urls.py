@@ -5,11 +5,12 @@ from django.urls import include, path
 from deliveries.rqadmin import rq_urlpatterns
 from rooms import views as room_views
 
-from . import accounts, health
+from . import accounts, health, metricsview
 
 urlpatterns = [
     path("", room_views.home, name="home"),
     path("healthz", health.healthz, name="healthz"),
+    path("metrics", metricsview.metrics, name="metrics"),
     path("accounts/signup/", accounts.signup, name="signup"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
