@@ -4,7 +4,7 @@ A thin edge: it authenticates at connect, holds the handshake, decodes frames,
 enforces size and rate limits, and dispatches each frame type to the handler
 registered for it in ``rooms.protocol.HANDLERS``. Errors become error frames
 and the socket stays open; a fault of ours (any other exception) closes it
-with 1011 through the normal close path, so its peer is cleaned up.
+with 4500 through the normal close path, so its peer is cleaned up.
 """
 
 import asyncio
@@ -71,7 +71,7 @@ class InternalError(AppError):
 MAX_FRAME_DEPTH = 32
 # The close code for a failure of ours (RFC 6455 "internal error"): the
 # client reconnects and resumes (docs/protocol.md, Close codes).
-INTERNAL_ERROR = 1011
+INTERNAL_ERROR = CloseCode.INTERNAL
 
 
 def frame_depth_ok(text: str, value: Any) -> bool:
@@ -305,7 +305,7 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
         if self.server_close_code is None:
             try:
                 if not self.accepted:
-                    # Failed in connect: accepted, the client reads 1011 and
+                    # Failed in connect: accepted, the client reads 4500 and
                     # retries with backoff; refused, it would see only 1006.
                     await self.accept()
                 await self.send_json(InternalError().as_frame())

@@ -32,6 +32,9 @@ class CloseCode:
     KICKED = 4001
     BANNED = 4003
     REPLACED = 4005
+    # A fault of the server's while handling a frame (error `internal` first): the
+    # peer is held for its resume. Not 1011: that is a crash to every proxy and log.
+    INTERNAL = 4500
     # The server is draining (a node leaving the pool): reconnect now, elsewhere.
     DRAINING = 4503
 

@@ -51,7 +51,11 @@ def follow_recipe(base: str, *, username: str | None, invite: str) -> str:
             {"username": username, "password": PASSWORD, "csrfmiddlewaretoken": token},
         )
         assert status == 302, status
-        status, _ = request(f"/i/{invite}/")
+        # A GET only asks (a link from another site must not join anyone); a POST joins.
+        status, page = request(f"/i/{invite}/")
+        assert status == 200 and "csrfmiddlewaretoken" in page, status
+        token = cookie("csrftoken") or ""  # login rotated it
+        status, _ = request(f"/i/{invite}/", {"csrfmiddlewaretoken": token})
         assert status == 302, status
     else:
         status, page = request(f"/i/{invite}/")

@@ -36,7 +36,7 @@ async def test_deeply_nested_frames_get_bad_json_and_the_socket_stays(daphne, li
     assert "Traceback" not in log and "RecursionError" not in log, log[-3000:]
 
 
-async def test_a_failing_handler_closes_with_1011_and_the_peer_goes_into_grace(
+async def test_a_failing_handler_closes_with_4500_and_the_peer_goes_into_grace(
     member, room, monkeypatch
 ):
     async def boom(consumer, frame):
@@ -47,9 +47,9 @@ async def test_a_failing_handler_closes_with_1011_and_the_peer_goes_into_grace(
         await comm.send_json_to({"type": "test.boom"})
         assert (await receive_until(comm, "error"))["code"] == "internal"
         closed = await comm.receive_output(timeout=5)
-        assert (closed["type"], closed["code"]) == ("websocket.close", 1011)
+        assert (closed["type"], closed["code"]) == ("websocket.close", 4500)
         # What daphne does next: report the close, so disconnect() runs.
-        await comm.disconnect(code=1011)
+        await comm.disconnect(code=4500)
         peer_id = welcome["peer_id"]
         # The normal path ran: the socket no longer serves the peer, which
         # waits for a resume instead of swallowing signals as a ghost.
@@ -72,7 +72,7 @@ async def test_lone_surrogates_are_bad_json_and_surrogate_pairs_are_text(member)
         assert (await receive_until(comm, "pong"))["t"] == "\U0001f600"
 
 
-async def test_a_failure_in_connect_is_accepted_and_closed_with_1011(member, monkeypatch):
+async def test_a_failure_in_connect_is_accepted_and_closed_with_4500(member, monkeypatch):
     from rooms import selectors
     from tests.fixtures.sockets import communicator
 
@@ -85,8 +85,8 @@ async def test_a_failure_in_connect_is_accepted_and_closed_with_1011(member, mon
     assert connected, "a refusal before accept reaches the browser as 1006 with no code"
     assert (await comm.receive_json_from(timeout=5))["code"] == "internal"
     closed = await comm.receive_output(timeout=5)
-    assert (closed["type"], closed["code"]) == ("websocket.close", 1011)
-    await comm.disconnect(code=1011)
+    assert (closed["type"], closed["code"]) == ("websocket.close", 4500)
+    await comm.disconnect(code=4500)
 
 
 async def test_a_failing_task_beside_the_frame_loop_closes_like_a_handler(
@@ -103,7 +103,7 @@ async def test_a_failing_task_beside_the_frame_loop_closes_like_a_handler(
         await comm.send_json_to({"type": "test.beside"})
         assert (await receive_until(comm, "error"))["code"] == "internal"
         closed = await comm.receive_output(timeout=5)
-        assert (closed["type"], closed["code"]) == ("websocket.close", 1011)
-        await comm.disconnect(code=1011)
+        assert (closed["type"], closed["code"]) == ("websocket.close", 4500)
+        await comm.disconnect(code=4500)
         channel = await presence.presence_channel(room_id=room.id, peer_id=welcome["peer_id"])
         assert channel is None  # in resume grace, not a ghost

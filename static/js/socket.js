@@ -12,7 +12,8 @@ export const FINAL_CLOSE_CODES = new Set([4001, 4003, 4005, 4400, 4401, 4403, 44
 // callback's detail.reason; browsers drop the server's own reason text).
 export const CLOSE_REASONS = {
   1000: "The connection was closed.",
-  1011: "Server error; reconnecting.",
+  4500: "Server error; reconnecting.",
+  4503: "This server is restarting; moving to another.",
   4001: "You were removed from this room.",
   4003: "You are banned from this room.",
   4005: "This session continued in a newer connection (another tab or a reconnect).",
