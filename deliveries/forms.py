@@ -1,6 +1,8 @@
 from django import forms
 from django.conf import settings
 
+from videochat.text import validate_single_line
+
 from .models import EVENTS
 from .urlsafety import UnsafeURL, url_check
 
@@ -10,6 +12,7 @@ class WebhookForm(forms.Form):
         label="Receiver URL",
         max_length=500,
         help_text="An https:// (or http://) address on the public internet.",
+        validators=[validate_single_line],
     )
     events = forms.MultipleChoiceField(
         choices=EVENTS, widget=forms.CheckboxSelectMultiple, label="Send these events"

@@ -11,6 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from rooms.models import Membership, Room
+from videochat.text import text_check
 
 from . import deadletters, pipeline
 from .connections import sync_redis
@@ -150,6 +151,7 @@ def notify_offline_members(*, room_id: int, member_ids: list[int], reason: str, 
 
 
 def webhook_create(*, room: Room, url: str, events: list[str], allow_private: bool) -> Webhook:
+    text_check(url, field="url")
     url_check(url=url, allow_private=allow_private)
     unknown = set(events) - EVENT_NAMES
     if unknown or not events:

@@ -54,6 +54,13 @@ class TooLarge(AppError):
     message = "The frame is too large."
 
 
+class NotUnicode(BadRequest):
+    """A frame holding text that is not Unicode (a lone surrogate): permanent."""
+
+    message = "The frame holds a lone surrogate: text that cannot be stored."
+    ref: str | int | None = None
+
+
 class BadJson(AppError):
     code = "bad_json"
     message = "The frame is not a JSON object."
@@ -101,8 +108,14 @@ def parse_frame(text: str) -> dict[str, Any]:
     if "\\u" in text and not _encodable(frame):
         # An escaped lone surrogate ("\ud800") is valid JSON but no Unicode
         # text: it cannot be encoded as UTF-8, so the first Redis key or
-        # database write holding it raised deep inside a handler.
-        raise BadJson("The frame holds a lone surrogate (not Unicode text).")
+        # database write holding it raised deep inside a handler. A browser's
+        # JSON.stringify escapes a broken paste this way: the refusal keeps the
+        # frame's ref, so the outbox fails that message instead of resending it.
+        ref = frame.get("ref")
+        refused = NotUnicode()
+        if isinstance(ref, int) or (isinstance(ref, str) and _encodable({"ref": ref})):
+            refused.ref = ref
+        raise refused
     return frame
 
 
@@ -338,6 +351,8 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
         except security.Flooding as exc:
             await self.send_error(exc)
             await self.close(code=exc.close_code)
+        except NotUnicode as exc:
+            await self.send_error(exc, ref=exc.ref)
         except AppError as exc:
             await self.send_error(exc, ref=ref)
 

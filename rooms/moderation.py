@@ -12,6 +12,7 @@ from typing import Any
 from channels.db import database_sync_to_async
 
 from videochat.errors import BadRequest, Conflict, NotFound
+from videochat.text import text_check
 
 from . import admission, events, presence, security, services
 from .consumers import RoomConsumer
@@ -25,7 +26,7 @@ def _reason(frame: Frame) -> str:
     reason = frame.get("reason", "")
     if not isinstance(reason, str) or len(reason) > REASON_MAX:
         raise BadRequest(f"reason must be a string of at most {REASON_MAX} characters.")
-    return reason.strip()
+    return text_check(reason, field="reason").strip()
 
 
 def _member_id(frame: Frame) -> int:

@@ -249,3 +249,34 @@ def test_room_event_emit_counts_only_active_subscribed_webhooks(
         callback()
     assert [s["target"] for s in sent] == ["https://93.184.215.14/a"]
     assert sent[0]["payload"]["data"] == {"seq": 1}
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://93.184.215.14/ho\x00ok",
+        "https://93.184.215.14/ho\x07ok",
+        "https://93.184.215.14/\u202ekooh",
+        "https://93.184.215.14/hook\r\nX-Injected: 1",
+    ],
+)
+def test_webhook_url_text_that_cannot_be_stored_is_a_form_error(client, owner, room, url):
+    login(client, owner)
+    response = client.post(f"/r/{room.slug}/webhooks/", {"url": url, "events": ["message.posted"]})
+    assert response.status_code == 200
+    assert response.context["form"].errors["url"]
+    assert not Webhook.objects.exists()
+
+
+def test_webhook_create_refuses_text_that_cannot_be_stored(room):
+    from videochat.errors import BadRequest
+
+    with pytest.raises(BadRequest) as refused:
+        services.webhook_create(
+            room=room,
+            url="https://93.184.215.14/ho\x00ok",
+            events=["message.posted"],
+            allow_private=False,
+        )
+    assert refused.value.data.get("field") == "url"
+    assert not Webhook.objects.exists()
