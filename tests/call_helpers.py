@@ -67,6 +67,22 @@ def wait_decoding(
     )
 
 
+def assert_ice_restart_renegotiates(offerer, answerer, *, timeout: float = 15.0) -> None:
+    """Signaling works end to end: an ICE restart from ``offerer`` is answered (its
+    connection back to stable) and ``answerer`` still decodes frames after it."""
+    offers = "[...window.huddleCall.state.peers.values()][0].negotiator.offersSent"
+    stable = "[...window.huddleCall.state.peers.values()][0].pc.signalingState === 'stable'"
+    sent = offerer.evaluate(offers)
+    offerer.evaluate(
+        "for (const p of window.huddleCall.state.peers.values()) p.negotiator.restartIce()"
+    )
+    deadline = time.monotonic() + timeout
+    while not (offerer.evaluate(offers) > sent and offerer.evaluate(stable)):
+        assert time.monotonic() < deadline, "the ICE restart was not renegotiated"
+        offerer.wait_for_timeout(100)
+    wait_decoding(answerer, 1, above=frames(answerer))
+
+
 def self_id(page) -> str:
     return page.evaluate("window.huddleCall.state.selfId")
 

@@ -5,7 +5,13 @@ and media flows throughout (it is peer to peer)."""
 import pytest
 from playwright.sync_api import expect
 
-from tests.call_helpers import frames, join_call, open_room, self_id, wait_decoding
+from tests.call_helpers import (
+    assert_ice_restart_renegotiates,
+    join_call,
+    open_room,
+    self_id,
+    wait_decoding,
+)
 from tests.fixtures.live import daphne_service
 
 pytestmark = [pytest.mark.browser, pytest.mark.live, pytest.mark.fault]
@@ -41,18 +47,7 @@ def test_call_survives_daphne_sigkill_and_restart(live_url, new_context, room, o
             expect(page.locator("#online li")).to_have_count(2)
             expect(page.locator("#video-grid .tile")).to_have_count(2)
             assert page.evaluate("window.leaves") == []
-        # Signaling works on the new server: an ICE restart renegotiates.
-        offers = "[...window.huddleCall.state.peers.values()][0].negotiator.offersSent"
-        stable = "[...window.huddleCall.state.peers.values()][0].pc.signalingState === 'stable'"
-        sent = alice.evaluate(offers)
-        alice.evaluate(
-            "for (const p of window.huddleCall.state.peers.values()) p.negotiator.restartIce()"
-        )
-        for _ in range(150):
-            if alice.evaluate(offers) > sent and alice.evaluate(stable):
-                break
-            alice.wait_for_timeout(100)
-        assert alice.evaluate(offers) > sent and alice.evaluate(stable)
-        wait_decoding(bob, 1, above=frames(bob))
+        # Signaling works on the new server.
+        assert_ice_restart_renegotiates(alice, bob)
     finally:
         web.stop()

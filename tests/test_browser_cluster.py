@@ -15,7 +15,13 @@ import time
 import pytest
 from playwright.sync_api import expect
 
-from tests.call_helpers import frames, join_call, open_room, self_id, wait_decoding
+from tests.call_helpers import (
+    assert_ice_restart_renegotiates,
+    join_call,
+    open_room,
+    self_id,
+    wait_decoding,
+)
 from tests.fixtures.live import django_env
 from tests.test_cluster import _sockets_on, start_topology
 
@@ -65,18 +71,8 @@ def test_call_moves_to_the_surviving_node_when_its_node_goes(how, new_context, r
             expect(page.locator("#online li")).to_have_count(2)
             expect(page.locator("#video-grid .tile")).to_have_count(2)
             assert page.evaluate("window.leaves") == []
-        # Signaling works through the surviving node: an ICE restart renegotiates.
-        offers = "[...window.huddleCall.state.peers.values()][0].negotiator.offersSent"
-        stable = "[...window.huddleCall.state.peers.values()][0].pc.signalingState === 'stable'"
-        sent = alice.evaluate(offers)
-        alice.evaluate(
-            "for (const p of window.huddleCall.state.peers.values()) p.negotiator.restartIce()"
-        )
-        deadline = time.monotonic() + 15
-        while not (alice.evaluate(offers) > sent and alice.evaluate(stable)):
-            assert time.monotonic() < deadline, "no renegotiation through the surviving node"
-            alice.wait_for_timeout(100)
-        wait_decoding(bob, 1, above=frames(bob))
+        # Signaling works through the surviving node.
+        assert_ice_restart_renegotiates(alice, bob)
     finally:
         balancer.stop()
         for node in nodes:

@@ -54,6 +54,16 @@ def _one_node_only(balancer, nodes) -> str:
     return f"the balancer used one node only: {[_sockets_on(n) for n in nodes]}; {checks}"
 
 
+async def _busiest_once_both_serve(balancer, nodes):
+    """The node with the most sockets, once both hold some and chat is flowing on both."""
+    deadline = time.monotonic() + 20
+    while not all(_sockets_on(n) > 0 for n in nodes):
+        assert time.monotonic() < deadline, _one_node_only(balancer, nodes)
+        await asyncio.sleep(0.1)
+    await asyncio.sleep(1.0)  # messages in flight on both nodes
+    return max(nodes, key=_sockets_on)
+
+
 def start_topology(env: dict[str, str], *, nodes: int = 2):
     """``nodes`` web nodes and HAProxy, once every node and the balancer answer."""
     started = [cluster.node_service(run_dir(), workers=1, env=env).start() for _ in range(nodes)]
@@ -91,13 +101,7 @@ def test_a_node_killed_under_chat_load_loses_nothing_and_its_clients_move(people
         clients = make_clients(people, balancer.port, to_send=30)
 
         async def faults():
-            # Wait until both nodes hold sockets, then kill the busier one.
-            deadline = time.monotonic() + 20
-            while not all(_sockets_on(n) > 0 for n in nodes):
-                assert time.monotonic() < deadline, _one_node_only(balancer, nodes)
-                await asyncio.sleep(0.1)
-            await asyncio.sleep(1.0)  # messages in flight on both nodes
-            victim = max(nodes, key=_sockets_on)
+            victim = await _busiest_once_both_serve(balancer, nodes)
             victims.append(victim)
             victim.kill()
             killed_at.append(time.monotonic())
@@ -131,12 +135,7 @@ def test_a_node_drained_under_chat_load_moves_its_clients_and_exits(people, topo
         clients = make_clients(people, balancer.port, to_send=30)
 
         async def faults():
-            deadline = time.monotonic() + 20
-            while not all(_sockets_on(n) > 0 for n in nodes):
-                assert time.monotonic() < deadline, _one_node_only(balancer, nodes)
-                await asyncio.sleep(0.1)
-            await asyncio.sleep(1.0)
-            victim = max(nodes, key=_sockets_on)
+            victim = await _busiest_once_both_serve(balancer, nodes)
             victim.proc.send_signal(signal.SIGTERM)
             drained_at.append(time.monotonic())
             exit_codes.append(await asyncio.to_thread(victim.proc.wait, 40))

@@ -33,6 +33,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
@@ -119,6 +120,25 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     return args, rest
 
 
+def _kill(proc: subprocess.Popen) -> None:
+    proc.kill()
+    proc.wait()
+
+
+def _wait_for(
+    workers: list[Worker], seconds: float, *, then: Callable[[subprocess.Popen], object]
+) -> None:
+    """Wait up to ``seconds`` in all for the workers to exit; ``then`` each that did not."""
+    deadline = time.monotonic() + seconds
+    for worker in workers:
+        if worker.proc is None:
+            continue
+        try:
+            worker.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            then(worker.proc)
+
+
 def main(argv: list[str] | None = None) -> int:
     args, daphne_args = parse(sys.argv[1:] if argv is None else argv)
     # Set before the port is bound: a stop may come as soon as it answers.
@@ -186,23 +206,8 @@ def main(argv: list[str] | None = None) -> int:
         time.sleep(0.1)
     if draining:
         print("webpool: draining", file=sys.stderr, flush=True)
-        deadline = time.monotonic() + DRAIN_TIMEOUT_S
-        for worker in workers:
-            if worker.proc is None:
-                continue
-            try:
-                worker.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                worker.proc.terminate()
-    deadline = time.monotonic() + STOP_GRACE_S
-    for worker in workers:
-        if worker.proc is None:
-            continue
-        try:
-            worker.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            worker.proc.kill()
-            worker.proc.wait()
+        _wait_for(workers, DRAIN_TIMEOUT_S, then=lambda proc: proc.terminate())
+    _wait_for(workers, STOP_GRACE_S, then=_kill)
     for listener in listeners:
         listener.close()
     return 0
