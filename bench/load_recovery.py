@@ -46,7 +46,7 @@ sys.path.insert(0, str(BASE))
 
 from bench.chat_fanout import _huddle_setup  # noqa: E402
 from tests.fault.check import check_logs  # noqa: E402
-from tests.fault.client import ChatClient  # noqa: E402
+from tests.fault.client import ChatClient, room_heads, stop_clients  # noqa: E402
 from videochat import cluster  # noqa: E402
 from videochat.devstack import Service, redis_service  # noqa: E402
 
@@ -113,19 +113,12 @@ async def drive(
                     )
             done_sending = now - started > seconds
             if done_sending and all(c.all_acked for c in clients):
-                heads: dict[str, int] = {}
-                for c in clients:
-                    for seqs in c.acks.values():
-                        heads[c.room] = max(heads.get(c.room, 0), *seqs)
+                heads = room_heads(clients)
                 if all(c.last_seq >= heads.get(c.room, 0) for c in clients):
                     break
             await asyncio.sleep(0.5)
     finally:
-        for c in clients:
-            c.stop()
-        await asyncio.wait(tasks, timeout=5)
-        for t in tasks:
-            t.cancel()
+        await stop_clients(clients, tasks)
     return Run(clients, started, time.monotonic(), killed_at, outstanding, killed)
 
 

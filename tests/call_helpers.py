@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 from django.test import Client
+from playwright.sync_api import expect
 
 from videochat.devstack import Service, free_port
 
@@ -81,6 +82,23 @@ def assert_ice_restart_renegotiates(offerer, answerer, *, timeout: float = 15.0)
         assert time.monotonic() < deadline, "the ICE restart was not renegotiated"
         offerer.wait_for_timeout(100)
     wait_decoding(answerer, 1, above=frames(answerer))
+
+
+# Records every presence.leave the page sees (window.leaves), for assert_resumed_unseen.
+WATCH_LEAVES = (
+    "window.leaves = []; window.huddle.socket.on('presence.leave', f => window.leaves.push(f))"
+)
+
+
+def assert_resumed_unseen(pages, ids: dict, above: dict) -> None:
+    """Each page is back under its old peer id, still decoding beyond ``above``, with
+    both people and tiles shown, and nobody saw a leave (needs WATCH_LEAVES first)."""
+    for page in pages:
+        assert self_id(page) == ids[page], "resumed under the same peer id"
+        wait_decoding(page, 1, above=above[page])
+        expect(page.locator("#online li")).to_have_count(2)
+        expect(page.locator("#video-grid .tile")).to_have_count(2)
+        assert page.evaluate("window.leaves") == []
 
 
 def self_id(page) -> str:

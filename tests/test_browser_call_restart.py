@@ -6,7 +6,9 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.call_helpers import (
+    WATCH_LEAVES,
     assert_ice_restart_renegotiates,
+    assert_resumed_unseen,
     join_call,
     open_room,
     self_id,
@@ -15,10 +17,6 @@ from tests.call_helpers import (
 from tests.fixtures.live import daphne_service
 
 pytestmark = [pytest.mark.browser, pytest.mark.live, pytest.mark.fault]
-
-WATCH_LEAVES = (
-    "window.leaves = []; window.huddle.socket.on('presence.leave', f => window.leaves.push(f))"
-)
 
 
 def test_call_survives_daphne_sigkill_and_restart(live_url, new_context, room, owner, member):
@@ -41,12 +39,7 @@ def test_call_survives_daphne_sigkill_and_restart(live_url, new_context, room, o
         web = daphne_service(port=web.port).start()
         for page in (alice, bob):
             expect(page.locator("#connection-state")).to_have_text("Connected", timeout=25000)
-        for page in (alice, bob):
-            assert self_id(page) == ids[page], "resumed under the same peer id"
-            wait_decoding(page, 1, above=during[page])
-            expect(page.locator("#online li")).to_have_count(2)
-            expect(page.locator("#video-grid .tile")).to_have_count(2)
-            assert page.evaluate("window.leaves") == []
+        assert_resumed_unseen((alice, bob), ids, during)
         # Signaling works on the new server.
         assert_ice_restart_renegotiates(alice, bob)
     finally:

@@ -16,7 +16,9 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.call_helpers import (
+    WATCH_LEAVES,
     assert_ice_restart_renegotiates,
+    assert_resumed_unseen,
     join_call,
     open_room,
     self_id,
@@ -31,10 +33,6 @@ pytestmark = [
     pytest.mark.fault,
     pytest.mark.django_db(transaction=True),
 ]
-
-WATCH_LEAVES = (
-    "window.leaves = []; window.huddle.socket.on('presence.leave', f => window.leaves.push(f))"
-)
 
 
 @pytest.mark.parametrize("how", ["sigkill", "drain"])
@@ -65,12 +63,7 @@ def test_call_moves_to_the_surviving_node_when_its_node_goes(how, new_context, r
         while _sockets_on(survivor) < 2:
             assert time.monotonic() < deadline, "the pages did not move to the surviving node"
             time.sleep(0.1)
-        for page in (alice, bob):
-            assert self_id(page) == ids[page], "resumed under the same peer id"
-            wait_decoding(page, 1, above=before[page])
-            expect(page.locator("#online li")).to_have_count(2)
-            expect(page.locator("#video-grid .tile")).to_have_count(2)
-            assert page.evaluate("window.leaves") == []
+        assert_resumed_unseen((alice, bob), ids, before)
         # Signaling works through the surviving node.
         assert_ice_restart_renegotiates(alice, bob)
     finally:

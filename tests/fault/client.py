@@ -202,3 +202,20 @@ class ChatClient:
             self.log.append(Observed(m["seq"], m.get("client_id"), m.get("author_id")))
             self.released.append((time.monotonic(), m.get("client_id")))
         return bool(self._pending)
+
+
+def room_heads(clients: list[ChatClient]) -> dict[str, int]:
+    """The highest acknowledged seq of each room, as its clients saw the acks."""
+    heads: dict[str, int] = {}
+    for c in clients:
+        for seqs in c.acks.values():
+            heads[c.room] = max(heads.get(c.room, 0), *seqs)
+    return heads
+
+
+async def stop_clients(clients: list[ChatClient], tasks: list[asyncio.Task]) -> None:
+    for c in clients:
+        c.stop()
+    await asyncio.wait(tasks, timeout=5)
+    for t in tasks:
+        t.cancel()

@@ -12,7 +12,7 @@ from messaging.models import Message
 from rooms import services as room_services
 
 from .check import check_logs
-from .client import ChatClient
+from .client import ChatClient, room_heads, stop_clients
 
 
 async def run_clients(
@@ -33,20 +33,13 @@ async def run_clients(
             if time.monotonic() > deadline:
                 break
             await asyncio.sleep(0.1)
-        heads: dict[str, int] = {}
-        for c in clients:
-            for seqs in c.acks.values():
-                heads[c.room] = max(heads.get(c.room, 0), *seqs)
+        heads = room_heads(clients)
         while any(c.last_seq < heads.get(c.room, 0) for c in clients):
             if time.monotonic() > deadline:
                 break
             await asyncio.sleep(0.1)
     finally:
-        for c in clients:
-            c.stop()
-        await asyncio.wait(tasks, timeout=5)
-        for t in tasks:
-            t.cancel()
+        await stop_clients(clients, tasks)
     return time.monotonic() - started
 
 
