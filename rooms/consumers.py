@@ -408,6 +408,7 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
             video=bool(frame.get("video", True)),
             screen=False,
             in_call=False,  # until it has a seat
+            hand_at=None,
         )
         await presence.presence_add(room_id=self.room["id"], state=state)
         await presence.presence_bind(

@@ -3,7 +3,8 @@
 Every path that adds or removes a peer goes through here, so the room's
 sockets and its webhook receivers hear the same story: ``participant.joined``
 / ``participant.left``, and ``call.started`` / ``call.ended`` when the room
-goes from empty to occupied and back.
+goes from empty to occupied and back. A peer leaving the call but not the
+room also lowers its hand (``hand.lowered``, rooms.gestures).
 """
 
 from typing import TYPE_CHECKING, Any
@@ -81,7 +82,25 @@ async def announce_call_moved(consumer: "RoomConsumer", older: presence.PeerStat
         await presence.pending_push(
             room_id=room_id, peer_id=peer_id, frame=frame, ttl_s=settings.CALL_RESUME_GRACE_S
         )
+    older = await announce_hand_down(consumer, peer_id) or older
     await consumer.broadcast({"type": "presence.update", "peer": older})
+
+
+async def announce_hand_down(consumer: "RoomConsumer", peer_id: str) -> presence.PeerState | None:
+    """The peer leaves the call but stays in the room: its raised hand goes down.
+
+    Returns the peer's state, hand down (None if the peer is gone: then its
+    ``presence.leave`` ends the hand).
+    """
+    try:
+        lowered, state = await presence.hand_lower(room_id=consumer.room["id"], peer_id=peer_id)
+    except presence.PeerGone:
+        return None
+    if lowered:
+        await consumer.broadcast(
+            {"type": "hand.lowered", "peer_id": peer_id, "by_member_id": state["member_id"]}
+        )
+    return state
 
 
 async def reap_and_announce(consumer: "RoomConsumer") -> None:

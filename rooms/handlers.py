@@ -28,6 +28,9 @@ async def presence_update(consumer: RoomConsumer, frame: Frame) -> None:
         # socket stays, for chat); leaving it (in_call false) frees the seat.
         state = await consumer.take_seat()
         del changes["in_call"]
+    elif changes.get("in_call") is False:
+        # Out of the call, hand down: the room hears hand.lowered before the update.
+        await events.announce_hand_down(consumer, consumer.peer_id)
     if changes:
         state = await presence.presence_update(
             room_id=consumer.room["id"], peer_id=consumer.peer_id, **changes

@@ -31,6 +31,8 @@ class PeerState(TypedDict):
     # In the call (past the pre-join preview): only these peers get connections,
     # and only these hold one of the room's call seats (see seat_take).
     in_call: bool
+    # When the hand went up (ISO-8601 UTC), None when down (rooms.gestures).
+    hand_at: str | None
 
 
 class SeatTaken(TypedDict):
@@ -170,6 +172,62 @@ async def presence_update(*, room_id: int, peer_id: str, **changes: bool | str) 
     key, _ = _keys(room_id)
     raw = await get_redis().eval(_UPDATE, 1, key, peer_id, json.dumps(changes))
     return json.loads(raw) if raw else None
+
+
+# Raise peer ARGV[1]'s hand at ARGV[2] unless it is up already (the first
+# time stands). Only a peer in the call has a hand. Returns {1, state} raised,
+# {0, state} already up, {-1} gone, {-2} not in the call.
+_HAND_RAISE = """
+local raw = redis.call('HGET', KEYS[1], ARGV[1])
+if not raw then return {-1} end
+local state = cjson.decode(raw)
+if state['in_call'] ~= true then return {-2} end
+if type(state['hand_at']) == 'string' then return {0, raw} end
+state['hand_at'] = ARGV[2]
+raw = cjson.encode(state)
+redis.call('HSET', KEYS[1], ARGV[1], raw)
+return {1, raw}
+"""
+
+# Lower peer ARGV[1]'s hand. Returns {1, state} lowered, {0, state} it was
+# not up, {-1} gone.
+_HAND_LOWER = """
+local raw = redis.call('HGET', KEYS[1], ARGV[1])
+if not raw then return {-1} end
+local state = cjson.decode(raw)
+if type(state['hand_at']) ~= 'string' then return {0, raw} end
+state['hand_at'] = cjson.null
+raw = cjson.encode(state)
+redis.call('HSET', KEYS[1], ARGV[1], raw)
+return {1, raw}
+"""
+
+
+class NotInCall(LookupError):
+    """The peer is present but not in the call."""
+
+
+async def hand_raise(*, room_id: int, peer_id: str, at: str) -> tuple[bool, PeerState]:
+    """(raised now, the state): False when the hand was up already (its first ``at`` stands).
+
+    Raises ``PeerGone`` or ``NotInCall``.
+    """
+    key, _ = _keys(room_id)
+    found = await get_redis().eval(_HAND_RAISE, 1, key, peer_id, at)
+    if found[0] == -1:
+        raise PeerGone(peer_id)
+    if found[0] == -2:
+        raise NotInCall(peer_id)
+    return found[0] == 1, json.loads(found[1])
+
+
+async def hand_lower(*, room_id: int, peer_id: str) -> tuple[bool, PeerState]:
+    """(lowered now, the state): False when the hand was not up. Raises ``PeerGone``."""
+    key, _ = _keys(room_id)
+    found = await get_redis().eval(_HAND_LOWER, 1, key, peer_id)
+    if found[0] == -1:
+        raise PeerGone(peer_id)
+    return found[0] == 1, json.loads(found[1])
 
 
 async def presence_remove(*, room_id: int, peer_id: str) -> bool:
