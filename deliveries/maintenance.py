@@ -88,30 +88,14 @@ def presence_expire(*, dry_run: bool = False, timeout_s: float | None = None) ->
 
 
 async def _reap_and_announce(room_ids: list[int], timeout_s: float) -> dict[str, list[str]]:
-    from channels.layers import get_channel_layer
+    # The socket's own reaper: the room hears the leaves, the webhooks get
+    # participant.left / call.ended, as for any other removal.
+    from rooms.calls import reap_and_announce
 
-    from rooms import presence
-    from rooms.protocol import room_group_name
-
-    layer = get_channel_layer()
     expired: dict[str, list[str]] = {}
     for room_id in room_ids:
-        gone = await presence.presence_reap(room_id=room_id, timeout_s=timeout_s)
+        gone = await reap_and_announce(room_id, timeout_s=timeout_s)
         expired[str(room_id)] = [g["peer_id"] for g in gone]
-        for g in gone:
-            # A wake-up for anyone still connected; presence in Redis decides.
-            await layer.group_send(
-                room_group_name(room_id),
-                {
-                    "type": "room.frame",
-                    "frame": {
-                        "type": "presence.leave",
-                        "peer_id": g["peer_id"],
-                        "reason": "timeout",
-                    },
-                    "exclude": None,
-                },
-            )
     return expired
 
 

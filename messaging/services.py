@@ -6,14 +6,13 @@ from typing import TypedDict
 
 import structlog
 from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.db import DataError, IntegrityError, connection, transaction
 from django.db.models import Case, Field, Value, When
 from django.utils import timezone
 
 from deliveries.services import rooms_events_emit
+from rooms import layer
 from rooms.models import Membership
-from rooms.protocol import room_group_name
 from videochat.dbturns import write_turn
 from videochat.errors import AppError, BadRequest, Forbidden, NotFound
 from videochat.text import text_check, text_normalize_newlines
@@ -273,9 +272,7 @@ def _broadcast_sync(room_id: int, frame: dict) -> None:
     # At most once: the durable record decides; a lost wake-up is repaired by
     # the client's next sync. So a channel-layer failure is logged, not raised.
     try:
-        async_to_sync(get_channel_layer().group_send)(
-            room_group_name(room_id), {"type": "room.frame", "frame": frame, "exclude": None}
-        )
+        async_to_sync(layer.to_room)(room_id, frame)
     except Exception:  # noqa: BLE001
         log.warning("chat.broadcast_failed", room=room_id, frame_type=frame.get("type"))
 

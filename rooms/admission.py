@@ -16,12 +16,12 @@ from channels.db import database_sync_to_async
 from django.contrib.auth.hashers import check_password
 
 from videochat import ratelimit
+from videochat.closecodes import CloseCode
 from videochat.errors import AppError, RateLimited
 from videochat.redis import get_redis
 
-from . import presence, selectors
-from .models import Role
-from .protocol import CloseCode, Frame
+from . import keys, layer, presence, roles, selectors
+from .protocol import Frame
 
 if TYPE_CHECKING:
     from .consumers import RoomConsumer
@@ -34,12 +34,6 @@ if TYPE_CHECKING:
 KICK_COOLDOWN_S = 300
 # Password guesses per client address and room (slow hash on top).
 PASSWORD_LIMIT = ratelimit.Limit("room-password", rate=0.1, burst=5)
-MODERATING_ROLES = (Role.OWNER, Role.MODERATOR)
-
-
-class RoomLockedClose:
-    LOCKED = 4423  # reconnects with backoff: gets in once unlocked
-    PASSWORD = 4424  # the page asks for the password, then reconnects
 
 
 class Banned(AppError):
@@ -68,17 +62,17 @@ class NotMember(AppError):
 class RoomLocked(AppError):
     code = "room_locked"
     message = "The room is locked: no one new may join right now."
-    close_code = RoomLockedClose.LOCKED
+    close_code = CloseCode.ROOM_LOCKED
 
 
 class PasswordRequired(AppError):
     code = "password_required"
     message = "This room needs a password."
-    close_code = RoomLockedClose.PASSWORD
+    close_code = CloseCode.PASSWORD_REQUIRED
 
 
 class PasswordRateLimited(RateLimited):
-    close_code = RoomLockedClose.PASSWORD
+    close_code = CloseCode.PASSWORD_REQUIRED
 
 
 class LobbyRejected(AppError):
@@ -89,32 +83,6 @@ class LobbyRejected(AppError):
 
 class Waiting(Exception):  # noqa: N818 - a state, not an error: the socket stays open
     """The socket waits in the lobby; not an AppError, so it is not closed."""
-
-
-def mods_group_name(room_id: int) -> str:
-    """Sockets of a room's owner and moderators (lobby knocks go only to them)."""
-    return f"mods.{int(room_id)}"
-
-
-def kicked_key(room_id: int, member_id: int) -> str:
-    return f"kicked:{int(room_id)}:{int(member_id)}"
-
-
-def kicked_from_key(room_id: int, address: str) -> str:
-    """New guests from the address of a kicked guest are kept out too."""
-    return f"kicked-from:{int(room_id)}:{address}"
-
-
-def kick_keys(*, room_id: int, member_id: int, guest_address: str | None) -> list[str]:
-    """The Redis keys any of which, present, keep this membership out as kicked."""
-    keys = [kicked_key(room_id, member_id)]
-    if guest_address:
-        keys.append(kicked_from_key(room_id, guest_address))
-    return keys
-
-
-def lobby_key(room_id: int) -> str:
-    return f"lobby:{int(room_id)}"
 
 
 def client_ip(scope: dict[str, Any]) -> str:
@@ -129,7 +97,7 @@ async def admit(consumer: "RoomConsumer", frame: Frame) -> None:
     redis = get_redis()
     # Read the revision before the database: a change after this read bumps
     # it, and the next frame re-reads (rooms.security.membership_recheck).
-    consumer.mod_revision = await redis.get(f"modrev:{room_id}")
+    consumer.mod_revision = await redis.get(keys.modrev_key(room_id))
     state = await database_sync_to_async(selectors.admission_state)(
         room_id=room_id, member_id=member["id"], user_id=member["user_id"]
     )
@@ -140,10 +108,12 @@ async def admit(consumer: "RoomConsumer", frame: Frame) -> None:
         raise Banned(reason=state["ban"]["reason"], until=state["ban"]["until"])
     # A guest session opened from the kicked guest's address (before or after
     # the kick) is the same person as far as we can tell.
-    kick = kick_keys(room_id=room_id, member_id=member["id"], guest_address=state["guest_address"])
+    kick = keys.kick_keys(
+        room_id=room_id, member_id=member["id"], guest_address=state["guest_address"]
+    )
     if await redis.exists(*kick):
         raise Kicked()
-    if state["role"] in MODERATING_ROLES:
+    if roles.moderates(state["role"]):
         await mods_join(consumer)
         return
     if getattr(consumer, "lobby_admitted", False):
@@ -176,12 +146,12 @@ async def _member_present(*, room_id: int, member_id: int) -> bool:
 async def mods_join(consumer: "RoomConsumer") -> None:
     """Receive lobby knocks from now on (``mod.lobby_list`` gives those already waiting)."""
     room_id = consumer.room["id"]
-    await consumer.channel_layer.group_add(mods_group_name(room_id), consumer.channel_name)
+    await layer.group_join(layer.moderators_group(room_id), consumer.channel_name)
 
 
 async def mods_leave(consumer: "RoomConsumer") -> None:
     room_id = consumer.room["id"]
-    await consumer.channel_layer.group_discard(mods_group_name(room_id), consumer.channel_name)
+    await layer.group_leave(layer.moderators_group(room_id), consumer.channel_name)
 
 
 # --- the lobby (Redis hash lobby:<room> of knock id -> JSON, shared by instances) --
@@ -198,8 +168,8 @@ async def lobby_park(consumer: "RoomConsumer", frame: Frame) -> None:
         "channel": consumer.channel_name,
     }
     redis = get_redis()
-    await redis.hset(lobby_key(room_id), knock_id, json.dumps(knock))
-    await redis.expire(lobby_key(room_id), 86400)
+    await redis.hset(keys.lobby_key(room_id), knock_id, json.dumps(knock))
+    await redis.expire(keys.lobby_key(room_id), 86400)
     consumer.lobby_knock_id = knock_id
     consumer.lobby_frame = frame
     # Waiting for a person may take longer than the handshake timeout.
@@ -207,10 +177,7 @@ async def lobby_park(consumer: "RoomConsumer", frame: Frame) -> None:
     if timer:
         timer.cancel()
     await consumer.send_json({"type": "lobby.waiting", "knock_id": knock_id})
-    await consumer.channel_layer.group_send(
-        mods_group_name(room_id),
-        {"type": "room.frame", "frame": {"type": "lobby.knock", **_public(knock)}, "exclude": None},
-    )
+    await layer.to_moderators(room_id, {"type": "lobby.knock", **_public(knock)})
 
 
 def _public(knock: dict[str, Any]) -> dict[str, Any]:
@@ -218,12 +185,12 @@ def _public(knock: dict[str, Any]) -> dict[str, Any]:
 
 
 async def lobby_list(*, room_id: int) -> list[dict[str, Any]]:
-    raw = await get_redis().hgetall(lobby_key(room_id))
+    raw = await get_redis().hgetall(keys.lobby_key(room_id))
     return [_public(json.loads(v)) for v in raw.values()]
 
 
 async def lobby_get(*, room_id: int, knock_id: str) -> dict[str, Any] | None:
-    raw = await get_redis().hget(lobby_key(room_id), knock_id)
+    raw = await get_redis().hget(keys.lobby_key(room_id), knock_id)
     return json.loads(raw) if raw else None
 
 
@@ -231,7 +198,7 @@ async def lobby_take(*, room_id: int, knock_id: str) -> dict[str, Any] | None:
     """Remove a knock; only the first of several deciding moderators gets it."""
     redis = get_redis()
     async with redis.pipeline(transaction=True) as pipe:
-        pipe.hget(lobby_key(room_id), knock_id)
-        pipe.hdel(lobby_key(room_id), knock_id)
+        pipe.hget(keys.lobby_key(room_id), knock_id)
+        pipe.hdel(keys.lobby_key(room_id), knock_id)
         raw, removed = await pipe.execute()
     return json.loads(raw) if raw and removed else None

@@ -24,17 +24,15 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.conf import settings
 
 from videochat import metrics, node, requestid
+from videochat.closecodes import DELIBERATE, CloseCode
 from videochat.errors import AppError, BadRequest, RoomFull
 
-from . import admission, events, presence, resume, security, selectors, turn
-from .protocol import HANDLERS, PROTOCOL_VERSION, CloseCode, room_group_name
+from . import admission, calls, layer, presence, resume, roles, security, selectors, turn
+from .protocol import HANDLERS, PROTOCOL_VERSION
 
 log = structlog.get_logger(__name__)
 
 HANDSHAKE_TIMEOUT_S = 10
-# Close codes a browser sends when the user left on purpose (leave button,
-# tab closed, navigation): no resume grace, the others see the leave at once.
-DELIBERATE_CLOSE_CODES = {1000, 1001}
 # Grace-period reapers must outlive the consumer that started them.
 _reapers: set[asyncio.Task] = set()
 
@@ -76,9 +74,6 @@ class InternalError(AppError):
 # json.dumps fail on a few hundred, so a deep value forwarded to a peer would
 # fail far from here. No frame of the protocol nests deeper than a few levels.
 MAX_FRAME_DEPTH = 32
-# The close code for a failure of ours (RFC 6455 "internal error"): the
-# client reconnects and resumes (docs/protocol.md, Close codes).
-INTERNAL_ERROR = CloseCode.INTERNAL
 
 
 def frame_depth_ok(text: str, value: Any) -> bool:
@@ -186,7 +181,7 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
             return
         self.room = access["room"]
         self.member = access["member"]
-        self.group = room_group_name(self.room["id"])
+        self.group = layer.room_group(self.room["id"])
         self.log = log.bind(room=self.room["slug"], member=self.member["id"])
         self.gate = security.AddressGate(
             address=admission.client_ip(self.scope), room_id=self.room["id"]
@@ -227,7 +222,7 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
         refused seat first drops the stale peers and tries once more.
         """
         room_id, capacity = self.room["id"], self.room["capacity"]
-        always = self.member["role"] in admission.MODERATING_ROLES
+        always = roles.moderates(self.member["role"])
 
         def take() -> Coroutine[Any, Any, presence.SeatTaken | None]:
             return presence.seat_take(
@@ -237,14 +232,14 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
         try:
             taken = await take()
             if taken is None:
-                await events.reap_and_announce(self)
+                await calls.reap_and_announce(room_id)
                 taken = await take()
         except presence.PeerGone:
             return None
         if taken is None:
             raise RoomFull(capacity=capacity)
         if taken["replaced"] is not None:
-            await events.announce_call_moved(self, taken["replaced"])
+            await calls.announce_call_moved(room_id, taken["replaced"])
         return taken["state"]
 
     async def _expect_hello(self) -> None:
@@ -269,10 +264,10 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
         if server_code == CloseCode.REPLACED:
             # A resumed socket owns the peer now; nothing to undo.
             self.ready = False
-            await self.channel_layer.group_discard(self.group, self.channel_name)
+            await layer.group_leave(self.group, self.channel_name)
         elif server_code == CloseCode.DRAINING:
             await self.start_grace()  # held for its resume on another node
-        elif code in DELIBERATE_CLOSE_CODES or server_code not in (None, INTERNAL_ERROR):
+        elif code in DELIBERATE or server_code not in (None, CloseCode.INTERNAL):
             reason: dict[int | None, str] = {CloseCode.KICKED: "kicked", CloseCode.BANNED: "banned"}
             await self.leave_room(reason=reason.get(server_code, "disconnect"))
         else:
@@ -322,7 +317,7 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
                     # retries with backoff; refused, it would see only 1006.
                     await self.accept()
                 await self.send_json(InternalError().as_frame())
-                await self.close(code=INTERNAL_ERROR)
+                await self.close(code=CloseCode.INTERNAL)
             except Exception:  # noqa: BLE001 - the transport is gone already
                 log.warning("room.close_failed", exc_info=True)
 
@@ -422,11 +417,11 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
                 state = await self.take_seat() or state
             except RoomFull as exc:
                 no_seat = exc
-        await self.channel_layer.group_add(self.group, self.channel_name)
+        await layer.group_join(self.group, self.channel_name)
         self.ready = True
         self.handshake_timer.cancel()
         await self.send_welcome(resumed=False)
-        await events.announce_join(self, state)
+        await calls.announce_join(self.room["id"], state, exclude=self.channel_name)
         if no_seat is not None:
             await self.send_error(no_seat)
         self.log.info("room.joined", peer=self.peer_id)
@@ -435,7 +430,7 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
         """Same peer, new socket: no join for the others; held signals are delivered."""
         self.peer_id = state["peer_id"]
         requestid.socket_bind(peer=self.peer_id)
-        await self.channel_layer.group_add(self.group, self.channel_name)
+        await layer.group_join(self.group, self.channel_name)
         self.ready = True
         self.handshake_timer.cancel()
         await self.send_welcome(resumed=True)
@@ -489,7 +484,7 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
     async def start_grace(self) -> None:
         """The socket dropped without a goodbye: hold the peer for a resume."""
         self.ready = False
-        await self.channel_layer.group_discard(self.group, self.channel_name)
+        await layer.group_leave(self.group, self.channel_name)
         grace = settings.CALL_RESUME_GRACE_S
         started = await presence.presence_unbind(
             room_id=self.room["id"],
@@ -507,17 +502,17 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
     async def _reap_after(self, delay: float) -> None:
         # Every peer's ping also reaps; this covers a room where nobody else is.
         await asyncio.sleep(delay)
-        await events.reap_and_announce(self)
+        await calls.reap_and_announce(self.room["id"])
 
     async def leave_room(self, *, reason: str) -> None:
         self.ready = False
-        await self.channel_layer.group_discard(self.group, self.channel_name)
+        await layer.group_leave(self.group, self.channel_name)
         owner = await presence.presence_channel(room_id=self.room["id"], peer_id=self.peer_id)
         if owner not in (None, self.channel_name):
             return  # a newer socket resumed this peer
         state = await presence.presence_get(room_id=self.room["id"], peer_id=self.peer_id)
         if await presence.presence_remove(room_id=self.room["id"], peer_id=self.peer_id):
-            await events.announce_leave(self, state, peer_id=self.peer_id, reason=reason)
+            await calls.announce_leave(self.room["id"], state, peer_id=self.peer_id, reason=reason)
         self.log.info("room.left", peer=self.peer_id, reason=reason)
 
     # --- work beside the frame loop ----------------------------------------
@@ -556,14 +551,8 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
 
     async def broadcast(self, frame: dict[str, Any], *, exclude_self: bool = False) -> None:
         """Send ``frame`` to everyone in the room (at most once: a wake-up, not a record)."""
-        await self.channel_layer.group_send(
-            self.group,
-            {
-                "type": "room.frame",
-                "frame": frame,
-                "exclude": self.channel_name if exclude_self else None,
-            },
-        )
+        exclude = self.channel_name if exclude_self else None
+        await layer.to_room(self.room["id"], frame, exclude=exclude)
 
     # --- channel-layer events (server to server) ---------------------------
     async def room_frame(self, event: dict[str, Any]) -> None:

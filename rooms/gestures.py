@@ -2,7 +2,7 @@
 
 A hand is part of the peer's presence state (``hand_at``), so a late joiner's
 ``welcome`` shows the queue and a resumed socket keeps its hand; it goes down
-when its peer leaves the call (rooms.events.announce_hand_down). Reactions
+when its peer leaves the call (rooms.calls.announce_hand_down). Reactions
 are not stored: one broadcast each, rate-limited per peer. Only a peer in the
 call may send either (``not_in_call``). See "Raise hand and reactions" in
 docs/protocol.md.
@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from videochat import ratelimit
 from videochat.errors import AppError, BadRequest, Forbidden, NotFound
 
-from . import admission, presence
+from . import presence, roles
 from .protocol import Frame, handles
 
 if TYPE_CHECKING:
@@ -76,7 +76,7 @@ async def hand_lower(consumer: "RoomConsumer", frame: Frame) -> None:
     target = frame.get("peer_id", consumer.peer_id)
     if not isinstance(target, str) or not 0 < len(target) <= 64:
         raise BadRequest("'peer_id' must be a peer id.", field="peer_id")
-    if target != consumer.peer_id and consumer.member["role"] not in admission.MODERATING_ROLES:
+    if target != consumer.peer_id and not roles.moderates(consumer.member["role"]):
         raise Forbidden("Only the owner and moderators lower someone else's hand.")
     try:
         lowered, _ = await presence.hand_lower(room_id=consumer.room["id"], peer_id=target)

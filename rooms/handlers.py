@@ -1,8 +1,9 @@
 """Handlers for presence frames: heartbeats and media state."""
 
+from videochat.closecodes import CloseCode
 from videochat.errors import BadRequest
 
-from . import events, presence
+from . import calls, presence
 from .consumers import RoomConsumer
 from .protocol import Frame, handles
 
@@ -14,7 +15,7 @@ async def ping(consumer: RoomConsumer, frame: Frame) -> None:
     room_id = consumer.room["id"]
     alive = await presence.presence_touch(room_id=room_id, peer_id=consumer.peer_id)
     await consumer.send_json({"type": "pong", "t": frame.get("t"), "present": alive})
-    await events.reap_and_announce(consumer)
+    await calls.reap_and_announce(room_id)
 
 
 @handles("presence.update")
@@ -30,7 +31,7 @@ async def presence_update(consumer: RoomConsumer, frame: Frame) -> None:
         del changes["in_call"]
     elif changes.get("in_call") is False:
         # Out of the call, hand down: the room hears hand.lowered before the update.
-        await events.announce_hand_down(consumer, consumer.peer_id)
+        await calls.announce_hand_down(consumer.room["id"], consumer.peer_id)
     if changes:
         state = await presence.presence_update(
             room_id=consumer.room["id"], peer_id=consumer.peer_id, **changes
@@ -43,4 +44,4 @@ async def presence_update(consumer: RoomConsumer, frame: Frame) -> None:
 async def leave(consumer: RoomConsumer, frame: Frame) -> None:
     """The user left on purpose: the others see it now, with no resume grace."""
     await consumer.leave_room(reason="left")
-    await consumer.close(code=1000)
+    await consumer.close(code=CloseCode.NORMAL)

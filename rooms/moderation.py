@@ -14,10 +14,10 @@ from channels.db import database_sync_to_async
 from videochat.errors import BadRequest, Conflict, NotFound
 from videochat.text import text_check
 
-from . import admission, events, presence, security, services
+from . import admission, calls, layer, presence, roles, security, services
 from .consumers import RoomConsumer
 from .models import AuditLog, Role
-from .protocol import Frame, handles, member_group_name
+from .protocol import Frame, handles
 
 REASON_MAX = 200
 
@@ -63,7 +63,7 @@ async def _drop_member_presence(consumer: RoomConsumer, *, member_id: int, reaso
         if peer["member_id"] != member_id:
             continue
         if await presence.presence_remove(room_id=room_id, peer_id=peer["peer_id"]):
-            await events.announce_leave(consumer, peer, peer_id=peer["peer_id"], reason=reason)
+            await calls.announce_leave(room_id, peer, peer_id=peer["peer_id"], reason=reason)
 
 
 async def _announce(
@@ -81,10 +81,6 @@ async def _announce(
             **extra,
         }
     )
-
-
-async def _to_member(consumer: RoomConsumer, member_id: int, event: dict[str, Any]) -> None:
-    await consumer.channel_layer.group_send(member_group_name(member_id), event)
 
 
 # --- removing people ---------------------------------------------------------------
@@ -136,10 +132,8 @@ async def mute(consumer: RoomConsumer, frame: Frame) -> None:
     target = result["target"]
     assert target is not None
     kind = "mod.mute_request" if request else "mod.muted"
-    await _to_member(
-        consumer,
-        target["member_id"],
-        {"type": "peer.frame", "frame": {"type": kind, "by": result["actor_name"]}},
+    await layer.to_member(
+        target["member_id"], layer.peer_frame({"type": kind, "by": result["actor_name"]})
     )
     if not request:
         await _mute_peers(consumer, member_ids={target["member_id"]})
@@ -159,7 +153,7 @@ async def _mute_peers(consumer: RoomConsumer, *, member_ids: set[int] | None) ->
     room_id = consumer.room["id"]
     for peer in await presence.presence_list(room_id=room_id):
         if member_ids is None:
-            if peer["role"] in admission.MODERATING_ROLES:
+            if roles.moderates(peer["role"]):
                 continue
         elif peer["member_id"] not in member_ids:
             continue
@@ -235,21 +229,14 @@ async def _decide(consumer: RoomConsumer, knock_id: str, *, admitted: bool, reas
     if await admission.lobby_take(room_id=room_id, knock_id=knock_id) is None:
         raise Conflict("Another moderator already decided.", knock_id=knock_id)
     event = "lobby.admitted" if admitted else "lobby.rejected"
-    await consumer.channel_layer.send(
-        knock["channel"],
-        {"type": "mod.event", "event": event, "knock_id": knock_id, "reason": reason},
-    )
-    await consumer.channel_layer.group_send(
-        admission.mods_group_name(room_id),
+    await layer.to_peer(knock["channel"], layer.mod_event(event, knock_id=knock_id, reason=reason))
+    await layer.to_moderators(
+        room_id,
         {
-            "type": "room.frame",
-            "frame": {
-                "type": "lobby.resolved",
-                "knock_id": knock_id,
-                "decision": "admitted" if admitted else "rejected",
-                "by": result["actor_name"],
-            },
-            "exclude": None,
+            "type": "lobby.resolved",
+            "knock_id": knock_id,
+            "decision": "admitted" if admitted else "rejected",
+            "by": result["actor_name"],
         },
     )
 

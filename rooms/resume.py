@@ -11,11 +11,11 @@ from typing import TYPE_CHECKING, Any
 
 from django.utils.crypto import constant_time_compare, salted_hmac
 
+from videochat.closecodes import CloseCode
 from videochat.errors import AppError
 from videochat.redis import get_redis
 
-from . import presence
-from .protocol import CloseCode
+from . import keys, layer, presence
 
 if TYPE_CHECKING:
     from .consumers import RoomConsumer
@@ -64,10 +64,6 @@ return {raw, old, 1}
 _OPENED_TTL_S = 86400
 
 
-def _opened_key(room_id: int, peer_id: str) -> str:
-    return f"resume:{int(room_id)}:{peer_id}:opened"
-
-
 async def _take_over(
     *, room_id: int, peer_id: str, member_id: int, channel: str, opened_at: float
 ) -> tuple[presence.PeerState, str | None, bool] | None:
@@ -78,7 +74,7 @@ async def _take_over(
         presence_key,
         seen_key,
         presence._chan_key(room_id),
-        _opened_key(room_id, peer_id),
+        keys.resume_opened_key(room_id, peer_id),
         peer_id,
         member_id,
         channel,
@@ -122,7 +118,5 @@ async def session_resume(consumer: "RoomConsumer", claim: Any) -> presence.PeerS
     if old_channel and old_channel != consumer.channel_name:
         # The old socket looked alive to the server (a stalled network never
         # closes): retire it; its disconnect sees it no longer owns the peer.
-        await consumer.channel_layer.send(
-            old_channel, {"type": "peer.close", "code": CloseCode.REPLACED}
-        )
+        await layer.to_peer(old_channel, layer.peer_close(CloseCode.REPLACED))
     return state

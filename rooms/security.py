@@ -18,20 +18,18 @@ import asyncio
 from importlib import import_module
 from typing import TYPE_CHECKING, Any, Literal, cast
 
-from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
-from channels.layers import get_channel_layer
 from django.conf import settings
 from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY, get_user_model
-from django.db import transaction
 from django.utils.crypto import constant_time_compare
 
 from videochat import ratelimit
+from videochat.closecodes import CloseCode
 from videochat.errors import AppError, BadRequest, RateLimited
 from videochat.redis import get_redis
 
-from . import admission, presence, selectors
-from .protocol import HANDLER_LIMITS, CloseCode, Frame, member_group_name, user_group_name
+from . import admission, keys, layer, presence, roles, selectors
+from .protocol import HANDLER_LIMITS, Frame
 
 if TYPE_CHECKING:
     from .consumers import RoomConsumer
@@ -49,7 +47,6 @@ USER_FRAME_LIMIT = ratelimit.Limit(
 IP_CONNECT_LIMIT = ratelimit.Limit(
     "connect-ip", rate=settings.CONNECT_RATE_IP_PER_S, burst=settings.CONNECT_RATE_IP_BURST
 )
-TOO_MANY_CONNECTIONS = 4429
 
 # Largest accepted frame per type, in characters of JSON text. Exact names
 # first, then the prefix before the first dot; anything else gets DEFAULT.
@@ -74,7 +71,7 @@ FLOOD_STRIKES = 100
 class Flooding(RateLimited):
     """The socket keeps sending over its address' rate: answered, then closed."""
 
-    close_code = TOO_MANY_CONNECTIONS
+    close_code = CloseCode.TOO_MANY
 
 
 class AddressGate:
@@ -91,7 +88,7 @@ class AddressGate:
 
     def __init__(self, *, address: str, room_id: int) -> None:
         self.address = address
-        self.revision_key = f"modrev:{int(room_id)}"
+        self.revision_key = keys.modrev_key(room_id)
         self.refused_until = 0.0
         self.strikes = 0
 
@@ -147,46 +144,37 @@ async def connection_allowed(consumer: "RoomConsumer") -> bool:
         # Accept first so the client can read why and when to come back.
         await consumer.accept()
         await consumer.send_json(exc.as_frame())
-        await consumer.close(code=TOO_MANY_CONNECTIONS)
+        await consumer.close(code=CloseCode.TOO_MANY)
         return False
     return True
 
 
-def auth_revision_key(user_id: int) -> str:
-    """Changes whenever the account's password does (sockets re-check their session)."""
-    return f"authrev:{int(user_id)}"
-
-
 async def socket_opened(consumer: "RoomConsumer") -> None:
-    layer = consumer.channel_layer
-    await layer.group_add(member_group_name(consumer.member["id"]), consumer.channel_name)
+    channel = consumer.channel_name
+    await layer.group_join(layer.member_group(consumer.member["id"]), channel)
     user_id = consumer.member["user_id"]
     if user_id is not None:
-        await layer.group_add(user_group_name(user_id), consumer.channel_name)
+        await layer.group_join(layer.user_group(user_id), channel)
         # The client decodes responses (videochat/redis.py): a str or None.
-        consumer.auth_revision = cast(str | None, await get_redis().get(auth_revision_key(user_id)))
+        consumer.auth_revision = cast(str | None, await get_redis().get(keys.authrev_key(user_id)))
 
 
 async def socket_closed(consumer: "RoomConsumer") -> None:
     member = getattr(consumer, "member", None)
     if member is None:
         return  # refused at connect: never joined anything
-    layer = consumer.channel_layer
-    await layer.group_discard(member_group_name(member["id"]), consumer.channel_name)
+    channel = consumer.channel_name
+    await layer.group_leave(layer.member_group(member["id"]), channel)
     if member["user_id"] is not None:
-        await layer.group_discard(user_group_name(member["user_id"]), consumer.channel_name)
+        await layer.group_leave(layer.user_group(member["user_id"]), channel)
     await admission.mods_leave(consumer)
     knock_id = getattr(consumer, "lobby_knock_id", None)
     if knock_id and not consumer.ready:
         # Gave up waiting in the lobby: the moderators' list drops the knock.
         if await admission.lobby_take(room_id=consumer.room["id"], knock_id=knock_id):
-            await layer.group_send(
-                admission.mods_group_name(consumer.room["id"]),
-                {
-                    "type": "room.frame",
-                    "frame": {"type": "lobby.resolved", "knock_id": knock_id, "decision": "left"},
-                    "exclude": None,
-                },
+            await layer.to_moderators(
+                consumer.room["id"],
+                {"type": "lobby.resolved", "knock_id": knock_id, "decision": "left"},
             )
 
 
@@ -246,7 +234,7 @@ async def role_changed(consumer: "RoomConsumer", role: str) -> None:
     if consumer.member["role"] == role:
         return
     consumer.member["role"] = role
-    if role in admission.MODERATING_ROLES:
+    if roles.moderates(role):
         await admission.mods_join(consumer)
         knocks = await admission.lobby_list(room_id=consumer.room["id"])
         await consumer.send_json({"type": "lobby.list", "knocks": knocks})
@@ -265,13 +253,11 @@ def on_user_logged_out(sender: Any, request: Any, user: Any, **kwargs: Any) -> N
     """Logout ends every room socket of the account, on every instance."""
     if user is None:
         return
-    async_to_sync(get_channel_layer().group_send)(
-        user_group_name(user.pk),
-        {
-            "type": "peer.close",
-            "code": CloseCode.UNAUTHENTICATED,
-            "frame": {"type": "session.ended", "reason": "logged_out"},
-        },
+    layer.to_user_on_commit(
+        user.pk,
+        layer.peer_close(
+            CloseCode.UNAUTHENTICATED, {"type": "session.ended", "reason": "logged_out"}
+        ),
     )
 
 
@@ -290,9 +276,9 @@ async def socket_recheck(consumer: "RoomConsumer") -> None:
     room_id, peer_id, user_id = consumer.room["id"], consumer.peer_id, consumer.member["user_id"]
     async with get_redis().pipeline(transaction=False) as pipe:
         pipe.hget(f"presence:{int(room_id)}:chan", peer_id)
-        pipe.get(f"modrev:{int(room_id)}")
+        pipe.get(keys.modrev_key(room_id))
         if user_id is not None:
-            pipe.get(auth_revision_key(user_id))
+            pipe.get(keys.authrev_key(user_id))
         channel, revision, *auth = await pipe.execute()
     if channel != consumer.channel_name:
         # Reaped (the room saw it leave) or resumed elsewhere (the 4005 was lost).
@@ -364,12 +350,5 @@ def on_user_saved(sender: Any, instance: Any, created: bool, **kwargs: Any) -> N
         return
     user_id = instance.pk
 
-    def announce() -> None:
-        from .services import _sync_redis
-
-        _sync_redis().incr(auth_revision_key(user_id))
-        async_to_sync(get_channel_layer().group_send)(
-            user_group_name(user_id), {"type": "session.check"}
-        )
-
-    transaction.on_commit(announce)
+    keys.authrev_bump_on_commit(user_id=user_id)
+    layer.to_user_on_commit(user_id, layer.session_check())

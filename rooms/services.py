@@ -5,9 +5,6 @@ import re
 from datetime import timedelta
 from typing import TypedDict
 
-import redis
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.conf import settings
 from django.contrib.auth.hashers import make_password
 from django.contrib.auth.models import User
@@ -15,12 +12,13 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
+from videochat.closecodes import CloseCode
 from videochat.errors import BadRequest, Conflict, Forbidden, InviteInvalid, NotFound
 from videochat.text import text_check
 
-from .admission import KICK_COOLDOWN_S, Banned, Kicked, kicked_from_key, kicked_key
+from . import keys, layer, roles
+from .admission import KICK_COOLDOWN_S, Banned, Kicked
 from .models import AuditLog, Ban, Invite, Membership, Role, Room
-from .protocol import CloseCode, member_group_name, room_group_name
 from .selectors import ban_active_for, guest_ban_from
 
 _TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{16,64}")
@@ -103,7 +101,7 @@ def membership_join_as_guest(
     address = _ip_or_none(address)
     if address and guest_ban_from(room_id=invite.room_id, address=address):
         raise Banned("Guests from your network are banned from this room; log in to join.")
-    if address and _sync_redis().exists(kicked_from_key(invite.room_id, address)):
+    if address and keys.sync_client().exists(keys.kicked_from_key(invite.room_id, address)):
         raise Kicked()
     with transaction.atomic():
         # Guest joins of one room in turn, so the name and cap checks hold.
@@ -149,8 +147,6 @@ def _ip_or_none(address: str | None) -> str | None:
 # demoted moderator is refused at once whatever their socket believes, writes
 # one AuditLog row, and tells sockets only after commit.
 
-ROLE_RANK: dict[str, int] = {Role.GUEST: 0, Role.PARTICIPANT: 1, Role.MODERATOR: 2, Role.OWNER: 3}
-
 
 class ModTarget(TypedDict):
     member_id: int
@@ -172,49 +168,13 @@ class RemovalResult(ModResult):
     member_ids: list[int]
 
 
-def _sync_redis():
-    global _redis_client
-    if _redis_client is None:
-        _redis_client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=5)
-    return _redis_client
-
-
-_redis_client = None
-
-
-def moderation_revision_key(room_id: int) -> str:
-    return f"modrev:{int(room_id)}"
-
-
-def moderation_revision_bump(*, room_id: int) -> None:
-    """After commit: every socket in the room re-reads its member's role and bans."""
-    transaction.on_commit(lambda: _sync_redis().incr(moderation_revision_key(room_id)))
-
-
-def _layer_send(group: str, event: dict) -> None:
-    async_to_sync(get_channel_layer().group_send)(group, event)
-
-
-def room_broadcast_after_commit(*, room_id: int, frame: dict) -> None:
-    transaction.on_commit(
-        lambda: _layer_send(
-            room_group_name(room_id), {"type": "room.frame", "frame": frame, "exclude": None}
-        )
-    )
-
-
-def member_event_after_commit(*, member_id: int, event: dict) -> None:
-    """A channel-layer event to every socket of one membership (all its tabs)."""
-    transaction.on_commit(lambda: _layer_send(member_group_name(member_id), event))
-
-
 def _actor(*, room_id: int, actor_member_id: int, need: str) -> Membership:
     actor = (
         Membership.objects.select_related("room", "user")
         .filter(pk=actor_member_id, room_id=room_id)
         .first()
     )
-    if actor is None or ROLE_RANK[actor.role] < ROLE_RANK[need]:
+    if actor is None or not roles.at_least(actor.role, need):
         raise Forbidden("Your role in this room does not allow that.")
     return actor
 
@@ -231,8 +191,7 @@ def _target(*, actor: Membership, target_member_id: object) -> Membership:
         raise NotFound("No such member in this room.", member_id=target_member_id)
     if target.pk == actor.pk:
         raise Forbidden("You cannot do that to yourself.")
-    # Moderators act on participants and guests; only the owner on moderators.
-    if ROLE_RANK[target.role] >= ROLE_RANK[actor.role]:
+    if not roles.outranks(actor.role, target.role):
         raise Forbidden("You cannot do that to someone of your role or above.")
     return target
 
@@ -307,7 +266,7 @@ def member_set_role(
     *, room_id: int, actor_member_id: int, target_member_id: object, role: object
 ) -> ModResult:
     """The owner appoints or demotes moderators; takes effect on every socket at once."""
-    if not isinstance(role, str) or role not in (Role.MODERATOR, Role.PARTICIPANT):
+    if not isinstance(role, str) or role not in roles.ASSIGNABLE:
         raise BadRequest("role must be 'moderator' or 'participant'.")
     actor = _actor(room_id=room_id, actor_member_id=actor_member_id, need=Role.OWNER)
     target = _target(actor=actor, target_member_id=target_member_id)
@@ -324,14 +283,9 @@ def member_set_role(
         target=target,
         detail={"from": previous, "to": role},
     )
-    moderation_revision_bump(room_id=room_id)
-    member_event_after_commit(
-        member_id=target.pk, event={"type": "mod.event", "event": "role.changed", "role": role}
-    )
-    room_broadcast_after_commit(
-        room_id=room_id,
-        frame={"type": "member.role", "member_id": target.pk, "role": role},
-    )
+    keys.modrev_bump_on_commit(room_id=room_id)
+    layer.to_member_on_commit(target.pk, layer.mod_event("role.changed", role=role))
+    layer.to_room_on_commit(room_id, {"type": "member.role", "member_id": target.pk, "role": role})
     return ModResult(
         actor_member_id=actor.pk, actor_name=actor.display_name, target=_target_dict(target)
     )
@@ -371,11 +325,10 @@ def _ban_enforce_after_commit(*, ban: Ban, by: str) -> list[int]:
     else:
         members = []
     for member_id in members:
-        member_event_after_commit(
-            member_id=member_id,
-            event={"type": "peer.close", "code": 4003, "frame": _ban_frame(ban, by=by)},
+        layer.to_member_on_commit(
+            member_id, layer.peer_close(CloseCode.BANNED, _ban_frame(ban, by=by))
         )
-    moderation_revision_bump(room_id=ban.room_id)
+    keys.modrev_bump_on_commit(room_id=ban.room_id)
     return members
 
 
@@ -444,24 +397,23 @@ def member_kick(
         detail={"reason": reason, "minutes": KICK_COOLDOWN_S // 60},
     )
     members = _guest_sessions(target) if target.is_guest else [target.pk]
-    keys = [kicked_key(room_id, target.pk)]
-    if target.is_guest and target.joined_from:
-        keys.append(kicked_from_key(room_id, target.joined_from))
+    holds = keys.kick_keys(
+        room_id=room_id,
+        member_id=target.pk,
+        guest_address=target.joined_from if target.is_guest else None,
+    )
 
     def hold() -> None:
         # The hold is in place before any socket closes, so a reload is refused.
-        pipe = _sync_redis().pipeline(transaction=True)
-        for key in keys:
+        pipe = keys.sync_client().pipeline(transaction=True)
+        for key in holds:
             pipe.set(key, "1", ex=KICK_COOLDOWN_S)
         pipe.execute()
 
     transaction.on_commit(hold)
     frame = {"type": "mod.kicked", "reason": reason, "by": actor.display_name}
     for member_id in members:
-        member_event_after_commit(
-            member_id=member_id,
-            event={"type": "peer.close", "code": CloseCode.KICKED, "frame": frame},
-        )
+        layer.to_member_on_commit(member_id, layer.peer_close(CloseCode.KICKED, frame))
     return RemovalResult(
         actor_member_id=actor.pk,
         actor_name=actor.display_name,
@@ -485,7 +437,7 @@ def ban_saved_in_admin(*, ban: Ban, by: User, created: bool) -> None:
         if ban.is_active():
             _ban_enforce_after_commit(ban=ban, by=by.get_username())
         else:
-            moderation_revision_bump(room_id=ban.room_id)
+            keys.modrev_bump_on_commit(room_id=ban.room_id)
 
 
 @transaction.atomic
@@ -502,7 +454,7 @@ def ban_lift(*, ban: Ban, by: User) -> Ban:
             target_name=ban.display_name,
             detail={"ban_id": ban.pk},
         )
-        moderation_revision_bump(room_id=ban.room_id)
+        keys.modrev_bump_on_commit(room_id=ban.room_id)
     return ban
 
 
@@ -550,10 +502,8 @@ def room_set_access(
     for action in actions:
         audit_record(room=room, actor_user=actor.user, actor_name=actor.display_name, action=action)
     state = room_access_state(room=room)
-    moderation_revision_bump(room_id=room_id)
-    room_broadcast_after_commit(
-        room_id=room_id, frame={"type": "room.access", **state, "by": actor.display_name}
-    )
+    keys.modrev_bump_on_commit(room_id=room_id)
+    layer.to_room_on_commit(room_id, {"type": "room.access", **state, "by": actor.display_name})
     return state
 
 
@@ -604,14 +554,13 @@ def member_role_saved_in_admin(*, membership: Membership, by: User) -> None:
             target=membership,
             detail={"to": membership.role, "via": "admin"},
         )
-        moderation_revision_bump(room_id=membership.room_id)
-        member_event_after_commit(
-            member_id=membership.pk,
-            event={"type": "mod.event", "event": "role.changed", "role": membership.role},
+        keys.modrev_bump_on_commit(room_id=membership.room_id)
+        layer.to_member_on_commit(
+            membership.pk, layer.mod_event("role.changed", role=membership.role)
         )
-        room_broadcast_after_commit(
-            room_id=membership.room_id,
-            frame={"type": "member.role", "member_id": membership.pk, "role": membership.role},
+        layer.to_room_on_commit(
+            membership.room_id,
+            {"type": "member.role", "member_id": membership.pk, "role": membership.role},
         )
 
 
@@ -635,8 +584,8 @@ def room_access_saved_in_admin(*, room: Room, by: User, fields: list[str]) -> No
                 action=actions[field],
                 detail={"via": "admin"},
             )
-        moderation_revision_bump(room_id=room.pk)
-        room_broadcast_after_commit(
-            room_id=room.pk,
-            frame={"type": "room.access", **room_access_state(room=room), "by": by.get_username()},
+        keys.modrev_bump_on_commit(room_id=room.pk)
+        layer.to_room_on_commit(
+            room.pk,
+            {"type": "room.access", **room_access_state(room=room), "by": by.get_username()},
         )

@@ -15,7 +15,7 @@ from django.conf import settings
 from videochat import metrics
 from videochat.errors import AppError, BadRequest
 
-from . import presence, turn
+from . import layer, presence, turn
 from .consumers import RoomConsumer
 from .protocol import Frame, handles
 
@@ -66,7 +66,7 @@ async def relay(consumer: RoomConsumer, *, to: str, frame: dict[str, Any]) -> No
         metrics.signal(frame["type"], "held")
         return
     try:
-        await consumer.channel_layer.send(channel, {"type": "peer.frame", "frame": frame})
+        await layer.to_peer(channel, layer.peer_frame(frame))
     except ChannelFull as exc:
         metrics.signal(frame["type"], "refused_busy")
         raise PeerBusy(peer_id=to) from exc

@@ -74,7 +74,17 @@ def test_prune_command_dry_run_changes_nothing_then_prunes(room, member, retenti
 def _stale_peer(room_id: int, peer_id: str, age_s: float) -> None:
     r = sync_redis()
     secs, micros = r.time()
-    r.hset(f"presence:{room_id}", peer_id, json.dumps({"peer_id": peer_id, "member_id": 1}))
+    state = {
+        "peer_id": peer_id,
+        "member_id": 1,
+        "display_name": peer_id,
+        "role": "participant",
+        "audio": True,
+        "video": True,
+        "screen": False,
+        "in_call": True,
+    }
+    r.hset(f"presence:{room_id}", peer_id, json.dumps(state))
     r.zadd(f"presence:{room_id}:seen", {peer_id: secs + micros / 1e6 - age_s})
 
 
@@ -89,6 +99,24 @@ def test_presence_expire_command_removes_only_stale_peers(room, delivery_setting
     assert real.returncode == 0, real.stderr
     assert json.loads(real.stdout)["expired"] == {str(room.pk): ["gone"]}
     assert sync_redis().hkeys(f"presence:{room.pk}") == ["here"]
+
+
+def test_presence_expiry_tells_the_room_webhooks_like_any_leave(room, monkeypatch):
+    from deliveries import maintenance
+    from deliveries import services as deliveries
+    from deliveries.models import Webhook
+
+    Webhook.objects.create(
+        room=room, url="https://93.184.215.14/h", events=["participant.left", "call.ended"]
+    )
+    sent: list[dict] = []
+    monkeypatch.setattr(deliveries, "_enqueue", lambda **kw: sent.append(kw["payload"]))
+    _stale_peer(room.pk, "gone", age_s=120)
+    assert maintenance.presence_expire()["expired"] == {str(room.pk): ["gone"]}
+    assert [(p["event"], p["data"].get("reason")) for p in sent] == [
+        ("participant.left", "timeout"),
+        ("call.ended", "timeout"),
+    ]
 
 
 def test_health_command_reports_breakers_and_spool(delivery_settings, settings):

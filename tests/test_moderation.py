@@ -8,7 +8,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.test import Client
 
-from rooms import presence, services
+from rooms import keys, presence, services
 from rooms.models import AuditLog, Ban, Membership, Role, Room
 from rooms.protocol import PROTOCOL_VERSION
 from tests.conftest import make_user
@@ -232,9 +232,9 @@ async def test_a_kicked_guest_stays_out_of_new_and_older_sessions_for_the_kick(o
     # Guests from elsewhere are not affected.
     assert (await sync_to_async(_guest_joins)(invite, "Hugo", elsewhere)).status_code == 302
     # The kick holds for its documented duration, then lapses by itself.
-    key = admission.kicked_from_key(room.pk, here)
+    key = keys.kicked_from_key(room.pk, here)
     assert 0 < await get_redis().ttl(key) <= admission.KICK_COOLDOWN_S == 300
-    await get_redis().delete(key, admission.kicked_key(room.pk, gina))  # 5 minutes later
+    await get_redis().delete(key, keys.kicked_key(room.pk, gina))  # 5 minutes later
     assert (await sync_to_async(_guest_joins)(invite, "Gina back", here)).status_code == 302
     log = await AuditLog.objects.aget(room=room)
     assert (log.action, log.detail) == ("kick", {"reason": "rude", "minutes": 5})

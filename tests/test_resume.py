@@ -4,8 +4,9 @@ nothing; after it, the peer is reaped (others see a leave) and a resume joins af
 import pytest
 
 from rooms import presence
-from rooms.protocol import PROTOCOL_VERSION, CloseCode
+from rooms.protocol import PROTOCOL_VERSION
 from tests.fixtures.sockets import communicator, joined, receive_until, session_cookie_for
+from videochat.closecodes import CloseCode
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

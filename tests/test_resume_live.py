@@ -5,9 +5,9 @@ import json
 import pytest
 
 from rooms import presence
-from rooms.protocol import CloseCode
 from tests.fixtures import rawsocket
 from tests.fixtures.sockets import session_cookie_for
+from videochat.closecodes import CloseCode
 
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
 

@@ -6,9 +6,10 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from rooms import services
-from rooms.protocol import PROTOCOL_VERSION, CloseCode
+from rooms.protocol import PROTOCOL_VERSION
 from tests.conftest import make_user
 from tests.fixtures.sockets import communicator, joined, receive_until, session_cookie_for
+from videochat.closecodes import CloseCode
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

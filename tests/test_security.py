@@ -13,7 +13,7 @@ from asgiref.sync import sync_to_async
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rooms import security, services
+from rooms import keys, security, services
 from rooms.models import Membership, Role
 from rooms.protocol import HANDLERS, PROTOCOL_VERSION
 from tests.conftest import make_user
@@ -160,7 +160,7 @@ async def test_a_demoted_moderator_loses_powers_even_if_the_notice_is_lost(owner
         await Membership.objects.filter(pk=member.pk).aupdate(role=Role.PARTICIPANT)
         from videochat.redis import get_redis
 
-        await get_redis().incr(services.moderation_revision_key(room.pk))
+        await get_redis().incr(keys.modrev_key(room.pk))
         await comm.send_json_to({"type": "mod.lock", "locked": True, "ref": "x"})
         assert (await receive_until(comm, "member.you"))["role"] == "participant"
         error = await receive_until(comm, "error")
@@ -177,7 +177,7 @@ async def test_a_ban_whose_close_event_was_lost_closes_on_the_next_frame(owner, 
         await Ban.objects.acreate(
             room=room, user=member.user, display_name="marco", banned_by_id=owner_member.user_id
         )
-        await get_redis().incr(services.moderation_revision_key(room.pk))
+        await get_redis().incr(keys.modrev_key(room.pk))
         await comm.send_json_to({"type": "ping", "t": 1})
         assert (await receive_until(comm, "mod.banned"))["type"] == "mod.banned"
         closed = await comm.receive_output(timeout=5)
@@ -333,7 +333,7 @@ async def test_a_removed_membership_is_closed_on_the_next_frame(owner, member, r
 
     async with joined(member.user) as (comm, _):
         await Membership.objects.filter(pk=member.pk).adelete()
-        await get_redis().incr(services.moderation_revision_key(room.pk))
+        await get_redis().incr(keys.modrev_key(room.pk))
         await comm.send_json_to({"type": "ping", "t": 1})
         error = await receive_until(comm, "error")
         assert error["code"] == "forbidden"

@@ -8,12 +8,12 @@ from asgiref.sync import sync_to_async
 from django.test import Client
 from django.urls import reverse
 
-from rooms import services
-from rooms.protocol import CloseCode
+from rooms import keys
 from tests.conftest import PASSWORD
 from tests.fixtures import rawsocket
 from tests.fixtures.live import daphne_service
 from tests.fixtures.sockets import session_cookie_for
+from videochat.closecodes import CloseCode
 from videochat.redis import get_redis
 
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
@@ -64,7 +64,7 @@ async def test_a_silent_member_banned_while_the_notice_was_lost_is_closed(
         await Ban.objects.acreate(
             room=room, user=member.user, display_name="marco", banned_by_id=owner_member.user_id
         )
-        await get_redis().incr(services.moderation_revision_key(room.pk))
+        await get_redis().incr(keys.modrev_key(room.pk))
         code, frames = await rawsocket.close_code(bob, timeout=5)
         assert code == CloseCode.BANNED
         assert [f["type"] for f in frames][-1:] == ["mod.banned"]
@@ -114,7 +114,7 @@ async def test_a_password_change_ends_the_other_sessions_sockets(base, room, mem
 async def test_a_password_change_whose_notice_was_lost_is_caught_by_the_check(base, member):
     from django.contrib.auth.hashers import make_password
 
-    from rooms.security import auth_revision_key
+    from rooms.keys import authrev_key
 
     ws = await rawsocket.connect(base, cookie=await session_cookie_for(member.user))
     try:
@@ -125,7 +125,7 @@ async def test_a_password_change_whose_notice_was_lost_is_caught_by_the_check(ba
             .objects.filter(pk=member.user.pk)
             .aupdate(password=make_password("changed-elsewhere-1"))
         )
-        await get_redis().incr(auth_revision_key(member.user.pk))
+        await get_redis().incr(authrev_key(member.user.pk))
         code, frames = await rawsocket.close_code(ws, timeout=5)
         assert code == CloseCode.UNAUTHENTICATED
         assert {"type": "session.ended", "reason": "password_changed"} in frames

@@ -7,7 +7,7 @@ goes from empty to occupied and back. A peer leaving the call but not the
 room also lowers its hand (``hand.lowered``, rooms.gestures).
 """
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import structlog
 from channels.db import database_sync_to_async
@@ -15,10 +15,7 @@ from django.conf import settings
 
 from deliveries.services import room_events_emit
 
-from . import presence
-
-if TYPE_CHECKING:
-    from .consumers import RoomConsumer
+from . import layer, presence
 
 log = structlog.get_logger(__name__)
 
@@ -45,9 +42,9 @@ def _who(peer: presence.PeerState) -> dict[str, Any]:
     }
 
 
-async def announce_join(consumer: "RoomConsumer", peer: presence.PeerState) -> None:
-    room_id = consumer.room["id"]
-    await consumer.broadcast({"type": "presence.join", "peer": peer}, exclude_self=True)
+async def announce_join(room_id: int, peer: presence.PeerState, *, exclude: str) -> None:
+    """``exclude``: the joining socket's channel (its welcome already lists it)."""
+    await layer.to_room(room_id, {"type": "presence.join", "peer": peer}, exclude=exclude)
     events: list[tuple[str, dict[str, Any]]] = [("participant.joined", _who(peer))]
     if await presence.presence_count(room_id=room_id) == 1:
         events.insert(0, ("call.started", {"by": _who(peer)}))
@@ -55,11 +52,10 @@ async def announce_join(consumer: "RoomConsumer", peer: presence.PeerState) -> N
 
 
 async def announce_leave(
-    consumer: "RoomConsumer", peer: presence.PeerState | None, *, peer_id: str, reason: str
+    room_id: int, peer: presence.PeerState | None, *, peer_id: str, reason: str
 ) -> None:
     """``peer`` is the removed state when known (it carries who it was)."""
-    room_id = consumer.room["id"]
-    await consumer.broadcast({"type": "presence.leave", "peer_id": peer_id, "reason": reason})
+    await layer.to_room(room_id, {"type": "presence.leave", "peer_id": peer_id, "reason": reason})
     who = _who(peer) if peer else {"peer_id": peer_id}
     events: list[tuple[str, dict[str, Any]]] = [("participant.left", {**who, "reason": reason})]
     if await presence.presence_count(room_id=room_id) == 0:
@@ -67,45 +63,53 @@ async def announce_leave(
     await _tell_webhooks(room_id, events)
 
 
-async def announce_call_moved(consumer: "RoomConsumer", older: presence.PeerState) -> None:
+async def announce_call_moved(room_id: int, older: presence.PeerState) -> None:
     """The member entered the call from another tab: the older peer left the call.
 
     Its socket is told why (it keeps chat), through its current channel or, in
     its resume grace, held for the resume; the room sees it leave the call.
     """
-    room_id, peer_id = consumer.room["id"], older["peer_id"]
+    peer_id = older["peer_id"]
     frame = {"type": "call.left", "reason": "joined_elsewhere"}
     channel = await presence.presence_channel(room_id=room_id, peer_id=peer_id)
     if channel is not None:
-        await consumer.channel_layer.send(channel, {"type": "peer.frame", "frame": frame})
+        await layer.to_peer(channel, layer.peer_frame(frame))
     else:
         await presence.pending_push(
             room_id=room_id, peer_id=peer_id, frame=frame, ttl_s=settings.CALL_RESUME_GRACE_S
         )
-    older = await announce_hand_down(consumer, peer_id) or older
-    await consumer.broadcast({"type": "presence.update", "peer": older})
+    older = await announce_hand_down(room_id, peer_id) or older
+    await layer.to_room(room_id, {"type": "presence.update", "peer": older})
 
 
-async def announce_hand_down(consumer: "RoomConsumer", peer_id: str) -> presence.PeerState | None:
+async def announce_hand_down(room_id: int, peer_id: str) -> presence.PeerState | None:
     """The peer leaves the call but stays in the room: its raised hand goes down.
 
     Returns the peer's state, hand down (None if the peer is gone: then its
     ``presence.leave`` ends the hand).
     """
     try:
-        lowered, state = await presence.hand_lower(room_id=consumer.room["id"], peer_id=peer_id)
+        lowered, state = await presence.hand_lower(room_id=room_id, peer_id=peer_id)
     except presence.PeerGone:
         return None
     if lowered:
-        await consumer.broadcast(
-            {"type": "hand.lowered", "peer_id": peer_id, "by_member_id": state["member_id"]}
+        await layer.to_room(
+            room_id,
+            {"type": "hand.lowered", "peer_id": peer_id, "by_member_id": state["member_id"]},
         )
     return state
 
 
-async def reap_and_announce(consumer: "RoomConsumer") -> None:
-    """Drop peers whose heartbeats stopped (or whose resume grace ran out)."""
-    for gone in await presence.presence_reap(
-        room_id=consumer.room["id"], timeout_s=presence.PRESENCE_TIMEOUT_S
-    ):
-        await announce_leave(consumer, gone, peer_id=gone["peer_id"], reason="timeout")
+async def reap_and_announce(
+    room_id: int, *, timeout_s: float = presence.PRESENCE_TIMEOUT_S
+) -> list[presence.PeerState]:
+    """Drop peers whose heartbeats stopped (or whose resume grace ran out) and
+    announce each leave to the room and its webhooks; returns those dropped.
+
+    The one reaper: every peer's ping, a grace timer, a refused seat and the
+    ``presence_expire`` maintenance job (rooms nobody pings) all call this.
+    """
+    gone = await presence.presence_reap(room_id=room_id, timeout_s=timeout_s)
+    for peer in gone:
+        await announce_leave(room_id, peer, peer_id=peer["peer_id"], reason="timeout")
+    return gone
