@@ -17,8 +17,9 @@ deliveries). Each client uses its own loopback source address (127.0.1.N), as
 huddle2 is the product as the Procfile runs it with WEB_WORKERS=2: two daphne
 processes accepting on one port (videochat.webpool), sharing the database
 and Redis; the kernel spreads the sockets (reported per step).
-Starts its own private redis-server, daphne processes and a fresh SQLite
-database in a temporary folder; never the shared Redis.
+Starts its own private redis-server, nx-27017 (MongoDB protocol: /healthz
+needs it), daphne processes and a fresh SQLite database in a temporary folder;
+never the shared Redis or MongoDB.
 """
 
 from __future__ import annotations
@@ -42,7 +43,13 @@ from websockets.asyncio.client import connect
 BASE = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(BASE))
 
-from videochat.devstack import Service, daphne_service, free_port, redis_service  # noqa: E402
+from videochat.devstack import (  # noqa: E402
+    Service,
+    daphne_service,
+    free_port,
+    mongo_service,
+    redis_service,
+)
 
 ROOMS = 4
 PER_ROOM = 10
@@ -276,21 +283,41 @@ def daphne(app: str, port: int, run: Path, env: dict[str, str], workers: int = 1
 _huddle: tuple[dict[str, str], list[str], list[str]] | None = None
 
 
-def huddle_setup(run: Path, redis_url: str) -> tuple[dict[str, str], list[str], list[str]]:
+def huddle_setup(
+    run: Path, redis_url: str, mongodb_uri: str
+) -> tuple[dict[str, str], list[str], list[str]]:
     """A fresh database with 4 rooms of 10 members each; returns (env, cookies, slugs)."""
     global _huddle
     if _huddle is None:
-        _huddle = _huddle_setup(run, redis_url)
+        _huddle = _huddle_setup(run, redis_url, mongodb_uri=mongodb_uri)
     return _huddle
 
 
+def stores(run: Path) -> tuple[Service, Service]:
+    """A private Redis and a private nx-27017, started (also bench/capacity.py's)."""
+    redis = redis_service(run, persist=False).start()
+    try:
+        mongo = mongo_service(run).start()
+    except BaseException:
+        redis.stop()
+        raise
+    return redis, mongo
+
+
 def _huddle_setup(
-    run: Path, redis_url: str, *, rooms: int = ROOMS, per_room: int = PER_ROOM
+    run: Path,
+    redis_url: str,
+    *,
+    rooms: int = ROOMS,
+    per_room: int = PER_ROOM,
+    mongodb_uri: str | None = None,
 ) -> tuple[dict[str, str], list[str], list[str]]:
     """Also bench/load_recovery.py's: ``rooms`` rooms of ``per_room`` members each."""
     env = {
         "DATABASE_URL": DATABASE_URL or f"sqlite:///{run / 'bench.sqlite3'}",
         "REDIS_URL": redis_url,
+        # /healthz (which daphne_service waits for) asks MongoDB too.
+        **({"MONGODB_URI": mongodb_uri} if mongodb_uri else {}),
         "DJANGO_DEBUG": "0",
         "DJANGO_SECRET_KEY": "bench-" + os.urandom(16).hex(),
         "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
@@ -394,10 +421,11 @@ def main() -> int:
                 conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
     run = Path(tempfile.mkdtemp(prefix="chat-bench-"))
-    redis = redis_service(run, persist=False).start()
+    redis, mongo = stores(run)
     redis_url = f"redis://127.0.0.1:{redis.port}/0"
+    mongodb_uri = f"mongodb://127.0.0.1:{mongo.port}/"
     results: list[dict] = []
-    services: list[Service] = [redis]
+    services: list[Service] = [mongo, redis]
     try:
         for name in args.targets.split(","):
             port = free_port()
@@ -418,7 +446,7 @@ def main() -> int:
                 )
                 target = Target(name, port, [None] * 40, [f"r{i}" for i in range(ROOMS)])
             elif name in ("huddle", "huddle2"):
-                env, cookies, slugs = huddle_setup(run, redis_url)
+                env, cookies, slugs = huddle_setup(run, redis_url, mongodb_uri)
                 # huddle2: two daphne processes on one port (videochat.webpool,
                 # WEB_WORKERS=2), sharing the database and Redis.
                 workers = 2 if name == "huddle2" else 1
