@@ -9,7 +9,7 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
 from rooms.routing import websocket_urlpatterns  # noqa: E402
-from videochat import metrics, node  # noqa: E402
+from videochat import gctune, metrics, node  # noqa: E402
 from videochat.origin import SameOriginValidator  # noqa: E402
 
 # kill -USR1 drains this server: sockets move to other nodes, then it stops.
@@ -27,3 +27,8 @@ application = ProtocolTypeRouter(
         ),
     }
 )
+
+# Everything alive now lives as long as the process: kept out of the garbage
+# collector's full collections, whose pauses were the chat latency tail
+# (videochat/gctune.py; GC_FREEZE=0 turns it off).
+gctune.tune()
