@@ -16,8 +16,8 @@
    over the source addresses. Reports joins welcomed, refused, failed, and the
    time to welcome (p50/p99/max).
 
-Starts its own redis-server, one daphne process and a fresh SQLite database in a
-temporary folder; never a shared Redis. Chat CPU per delivery beside the bare
+Starts its own redis-server and nx-27017 (MongoDB protocol), one daphne process
+and a fresh SQLite database in a temporary folder; never a shared Redis or MongoDB. Chat CPU per delivery beside the bare
 server: bench/chat_fanout.py (its ``CPU µs/delivery`` column).
 """
 
@@ -41,8 +41,8 @@ from websockets.asyncio.client import connect
 BASE = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(BASE))
 
-from bench.chat_fanout import _huddle_setup, pct  # noqa: E402
-from videochat.devstack import Service, daphne_service, free_port, redis_service  # noqa: E402
+from bench.chat_fanout import _huddle_setup, pct, stores  # noqa: E402
+from videochat.devstack import Service, daphne_service, free_port  # noqa: E402
 
 PING_EVERY_S = 10.0
 
@@ -197,11 +197,15 @@ def main(argv: list[str] | None = None) -> int:
     if not (1 <= args.storm <= 5000 and args.storm_seconds > 0):
         parser.error("--storm must be from 1 to 5000 and --storm-seconds positive")
     run = Path(tempfile.mkdtemp(prefix="capacity-"))
-    redis = redis_service(run, persist=False).start()
-    services = [redis]
+    redis, mongo = stores(run)
+    services = [mongo, redis]
     try:
         env, cookies, slugs = _huddle_setup(
-            run, f"redis://127.0.0.1:{redis.port}/0", rooms=10, per_room=10
+            run,
+            f"redis://127.0.0.1:{redis.port}/0",
+            rooms=10,
+            per_room=10,
+            mongodb_uri=f"mongodb://127.0.0.1:{mongo.port}/",
         )
         # Idle sockets: one person's many tabs are not what is measured.
         idle_env = {
