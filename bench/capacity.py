@@ -17,8 +17,9 @@
    time to welcome (p50/p99/max).
 
 Starts its own redis-server and nx-27017 (MongoDB protocol), one daphne process
-and a fresh SQLite database in a temporary folder; never a shared Redis or MongoDB. Chat CPU per delivery beside the bare
-server: bench/chat_fanout.py (its ``CPU µs/delivery`` column).
+and a fresh SQLite database in a temporary folder; never a shared Redis or
+MongoDB. Chat CPU per delivery beside the bare server: bench/chat_fanout.py (its
+``CPU µs/delivery`` column).
 """
 
 from __future__ import annotations
