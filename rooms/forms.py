@@ -1,5 +1,6 @@
 from django import forms
 from django.conf import settings
+from django.utils.html import format_html
 
 from videochat.text import validate_single_line
 
@@ -11,7 +12,15 @@ class RoomForm(forms.ModelForm):
         model = Room
         fields = ["name", "slug", "capacity", "guest_access"]
         labels = {"slug": "Address", "guest_access": "Guests may join by invite link"}
-        help_texts = {"slug": "Letters, digits and dashes; the room's URL is /r/<address>/."}
+        # Help texts are rendered as HTML (form_fields.html: Django's password
+        # help is a list): the literal "<address>" must be escaped, or the
+        # browser swallows it as an unknown tag.
+        help_texts = {
+            "slug": format_html(
+                "Letters, digits and dashes; the room's URL is {}. Empty: made from the name.",
+                "/r/<address>/",
+            )
+        }
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -41,3 +50,31 @@ class GuestJoinForm(forms.Form):
         if not name:
             raise forms.ValidationError("Please enter a name.")
         return name
+
+
+class JoinLinkForm(forms.Form):
+    """``/join/``: paste an invite link (or its code) to get to the room."""
+
+    link = forms.CharField(
+        max_length=500,
+        strip=True,
+        label="Invite link or code",
+        help_text="The link someone sent you, like https://huddle.example/i/AbC123…/",
+    )
+
+    def clean_link(self) -> str:
+        from videochat.errors import InviteInvalid
+
+        from .invites import token_from_link
+        from .services import invite_resolve
+
+        token = token_from_link(self.cleaned_data["link"])
+        if token is None:
+            raise forms.ValidationError(
+                "That is not an invite link: it looks like https://…/i/<code>/."
+            )
+        try:
+            invite_resolve(token=token)
+        except InviteInvalid as exc:
+            raise forms.ValidationError(exc.message) from exc
+        return token

@@ -24,7 +24,7 @@ class Room(models.Model):
         help_text="Most people in the call at once (a mesh works well up to about 6).",
     )
     guest_access = models.BooleanField(
-        default=False, help_text="People without an account may join by invite link."
+        default=True, help_text="People without an account may join by invite link."
     )
     created_at = models.DateTimeField(default=timezone.now)
     # Moderation: who may still come in (see rooms/admission.py).

@@ -10,9 +10,9 @@ from django.views.decorators.http import require_POST
 from videochat.addresslimit import address_limit_hit, client_address
 from videochat.errors import AppError, InviteInvalid, RateLimited
 
-from . import selectors, services
+from . import invites, selectors, services
 from .admission import Banned
-from .forms import GuestJoinForm, RoomForm
+from .forms import GuestJoinForm, JoinLinkForm, RoomForm
 from .models import Invite, Role, Room
 
 
@@ -22,10 +22,20 @@ class SignedInRequest(HttpRequest):
     user: User
 
 
-@login_required
-def home(request: SignedInRequest) -> HttpResponse:
+def home(request: HttpRequest) -> HttpResponse:
+    """Your rooms; for a visitor who is not logged in, what Huddle is and how to get in."""
+    if not isinstance(request.user, User):  # anonymous
+        return render(request, "rooms/landing.html", {"join_form": JoinLinkForm()})
     rooms = selectors.rooms_for_user(user=request.user)
     return render(request, "rooms/home.html", {"rooms": rooms})
+
+
+def join_link(request: HttpRequest) -> HttpResponse:
+    """``/join/?link=<invite URL or code>``: a pasted invite link leads to its invite page."""
+    form = JoinLinkForm(request.GET if "link" in request.GET else None)
+    if form.is_bound and form.is_valid():
+        return redirect("invite", token=form.cleaned_data["link"])
+    return render(request, "rooms/join.html", {"form": form})
 
 
 @login_required
@@ -144,12 +154,6 @@ def _invite_accept_as_user(request: HttpRequest, *, invite: Invite) -> HttpRespo
     )
     if ban is not None:
         return render(request, "rooms/invite_invalid.html", {"error": Banned.message}, status=403)
-    if existing is not None:
-        return redirect("room", slug=room.slug)
-    if request.method == "POST":
-        try:
-            services.membership_join(invite=invite, user=user)
-        except Banned as exc:
-            return render(request, "rooms/invite_invalid.html", {"error": exc.message}, status=403)
-        return redirect("room", slug=room.slug)
+    if existing is not None or request.method == "POST":
+        return invites.accept_for_user(request, invite=invite, user=user)
     return render(request, "rooms/invite_confirm.html", {"room": room})

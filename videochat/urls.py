@@ -12,7 +12,7 @@ urlpatterns = [
     path("healthz", health.healthz, name="healthz"),
     path("metrics", metricsview.metrics, name="metrics"),
     path("accounts/signup/", accounts.signup, name="signup"),
-    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/login/", accounts.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path(
         "accounts/password/",
@@ -24,6 +24,7 @@ urlpatterns = [
         auth_views.PasswordChangeDoneView.as_view(),
         name="password_change_done",
     ),
+    path("join/", room_views.join_link, name="join"),
     path("rooms/new/", room_views.room_create, name="room_create"),
     path("r/<slug:slug>/", room_views.room_detail, name="room"),
     path("r/<slug:slug>/invite/rotate/", room_views.invite_rotate, name="invite_rotate"),
