@@ -78,3 +78,46 @@ class JoinLinkForm(forms.Form):
         except InviteInvalid as exc:
             raise forms.ValidationError(exc.message) from exc
         return token
+
+
+class RoomSettingsForm(forms.Form):
+    """The room settings page (owner and moderators): rooms.views.room_settings."""
+
+    name = forms.CharField(max_length=80, strip=True, validators=[validate_single_line])
+    guest_access = forms.BooleanField(
+        required=False,
+        label="Guests may join by invite link",
+        help_text="People without an account join with a name only. Guests already in stay.",
+    )
+    locked = forms.BooleanField(
+        required=False,
+        label="Lock the room",
+        help_text="No new people may join; those already in stay.",
+    )
+    lobby_enabled = forms.BooleanField(
+        required=False,
+        label="Lobby",
+        help_text="Newcomers wait until the owner or a moderator admits them.",
+    )
+    password = forms.CharField(
+        required=False,
+        min_length=4,
+        max_length=128,
+        strip=False,
+        label="New room password",
+        help_text="4 to 128 characters, asked of everyone joining the call. Empty: unchanged.",
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
+    )
+    clear_password = forms.BooleanField(required=False, label="Remove the room password")
+
+    def clean_name(self) -> str:
+        name = self.cleaned_data["name"]
+        if not name:
+            raise forms.ValidationError("The room needs a name.")
+        return name
+
+    def clean(self) -> dict:
+        data = super().clean() or {}
+        if data.get("password") and data.get("clear_password"):
+            raise forms.ValidationError("Set a new password or remove it, not both.")
+        return data

@@ -1,5 +1,6 @@
 """Reads for rooms. Return evaluated data so results can cross async boundaries."""
 
+from datetime import datetime
 from typing import TypedDict
 
 from django.contrib.auth.models import AnonymousUser, User
@@ -165,3 +166,72 @@ def admission_state(*, room_id: int, member_id: int, user_id: int | None) -> Adm
         lobby_enabled=room.lobby_enabled,
         password_hash=room.password_hash,
     )
+
+
+# --- the room settings page -------------------------------------------------------
+
+
+class MemberStatusRow(TypedDict):
+    id: int | None  # None: banned, no longer a member
+    display_name: str
+    role: str | None
+    is_guest: bool
+    # Banned now: until when (None with banned true: until lifted).
+    banned: bool
+    banned_until: datetime | None
+    ban_reason: str
+    # Kicked: out until this time, then may come back.
+    kicked_until: datetime | None
+
+
+def room_members_with_status(
+    *, room: Room, kicked_until: dict[int, datetime]
+) -> list[MemberStatusRow]:
+    """Every member with role and standing, then people banned who are no longer members.
+
+    ``kicked_until``: member id -> when their kick ends (kept in Redis, read by the caller).
+    """
+    now = timezone.now()
+    bans = list(
+        Ban.objects.filter(room=room, lifted_at__isnull=True)
+        .filter(Q(until__isnull=True) | Q(until__gt=now))
+        .order_by("-created_at")
+    )
+    rows: list[MemberStatusRow] = []
+    covered: set[int] = set()
+    for m in room.memberships.all():
+        ban = next(
+            (b for b in bans if b.membership_id == m.pk or (m.user_id and b.user_id == m.user_id)),
+            None,
+        )
+        if ban is not None:
+            covered.add(ban.pk)
+        rows.append(
+            MemberStatusRow(
+                id=m.pk,
+                display_name=m.display_name,
+                role=m.role,
+                is_guest=m.user_id is None,
+                banned=ban is not None,
+                banned_until=ban.until if ban else None,
+                ban_reason=ban.reason if ban else "",
+                kicked_until=kicked_until.get(m.pk),
+            )
+        )
+    for ban in bans:
+        if ban.pk in covered or any(b.pk in covered and b.user_id == ban.user_id for b in bans):
+            continue
+        covered.add(ban.pk)
+        rows.append(
+            MemberStatusRow(
+                id=None,
+                display_name=ban.display_name,
+                role=None,
+                is_guest=ban.user_id is None,
+                banned=True,
+                banned_until=ban.until,
+                ban_reason=ban.reason,
+                kicked_until=None,
+            )
+        )
+    return rows

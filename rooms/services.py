@@ -507,6 +507,23 @@ def room_set_access(
     return state
 
 
+@transaction.atomic
+def room_settings_update(
+    *, room_id: int, actor_member_id: int, name: str, guest_access: bool
+) -> Room:
+    """The room's name and guest access, from the settings page (owner and moderators).
+
+    Turning guests off stops new guests at the invite page; guests who already
+    joined stay members (remove them one by one, or ban).
+    """
+    actor = _actor(room_id=room_id, actor_member_id=actor_member_id, need=Role.MODERATOR)
+    text_check(name, field="name")
+    room = Room.objects.select_for_update().get(pk=actor.room_id)
+    room.name, room.guest_access = name, guest_access
+    room.save(update_fields=["name", "guest_access"])
+    return room
+
+
 def room_access_state(*, room: Room) -> dict:
     return {
         "locked": room.locked,

@@ -4,10 +4,11 @@
 import pytest
 from django.contrib.auth.models import User
 from django.urls import reverse
+from django.utils import timezone
 
 from rooms import services
-from rooms.models import Ban, Membership, Role, Room
-from tests.conftest import PASSWORD
+from rooms.models import AuditLog, Ban, Membership, Role, Room
+from tests.conftest import PASSWORD, make_user
 
 pytestmark = pytest.mark.django_db
 
@@ -251,3 +252,155 @@ def test_guest_join_is_refused_when_the_owner_turned_guests_off(client, room):
     response = client.post(invite_path(room), {"display_name": "Gus"})
     assert response.status_code == 200
     assert not Membership.objects.filter(room=room, display_name="Gus").exists()
+
+
+# --- the room settings page ------------------------------------------------------
+
+
+def settings_url(room) -> str:
+    return reverse("room_settings", args=[room.slug])
+
+
+def settings_post(client, room, **changes):
+    data = {"name": room.name, "guest_access": "on" if room.guest_access else ""}
+    data.update(changes)
+    return client.post(settings_url(room), {k: v for k, v in data.items() if v is not None})
+
+
+def test_the_owner_sees_invite_webhooks_and_members_on_the_settings_page(
+    client, owner, room, member
+):
+    client.force_login(owner)
+    response = client.get(settings_url(room))
+    assert response.status_code == 200
+    page = response.content.decode()
+    token = room.invites.first().token
+    assert f'value="http://testserver/i/{token}/"' in page
+    assert 'data-copy="invite-link"' in page and "js/copy-button.js" in page
+    assert f'href="{reverse("webhooks", args=[room.slug])}"' in page
+    rows = {m["display_name"]: m for m in response.context["members"]}
+    assert rows["olivia"]["role"] == Role.OWNER and rows["marco"]["role"] == Role.PARTICIPANT
+    assert not rows["marco"]["banned"] and rows["marco"]["kicked_until"] is None
+
+
+def test_a_moderator_gets_the_settings_page_without_webhooks(client, room, member):
+    Membership.objects.filter(pk=member.pk).update(role=Role.MODERATOR)
+    client.force_login(member.user)
+    response = client.get(settings_url(room))
+    assert response.status_code == 200
+    assert reverse("webhooks", args=[room.slug]) not in response.content.decode()
+
+
+def test_participants_and_outsiders_get_no_settings_page(client, room, member, outsider):
+    client.force_login(member.user)
+    assert client.get(settings_url(room)).status_code == 404
+    assert settings_post(client, room, name="Mine").status_code == 404
+    client.force_login(outsider)
+    assert client.get(settings_url(room)).status_code == 404
+    assert client.get(reverse("room_settings", args=["no-such-room"])).status_code == 404
+    client.logout()
+    response = client.get(settings_url(room))
+    assert response.status_code == 302 and response["Location"].startswith(reverse("login"))
+    room.refresh_from_db()
+    assert room.name == "Standup"
+
+
+def test_the_owner_renames_turns_guests_off_locks_and_opens_the_lobby(client, owner, room):
+    client.force_login(owner)
+    response = settings_post(
+        client, room, name="Daily", guest_access="", locked="on", lobby_enabled="on"
+    )
+    assert response.status_code == 302 and response["Location"] == settings_url(room)
+    room.refresh_from_db()
+    assert (room.name, room.guest_access, room.locked, room.lobby_enabled) == (
+        "Daily",
+        False,
+        True,
+        True,
+    )
+    actions = set(AuditLog.objects.filter(room=room).values_list("action", flat=True))
+    assert {AuditLog.Action.LOCK, AuditLog.Action.LOBBY_ON} <= actions
+    # Saving again unchanged writes no second audit row.
+    settings_post(client, room, name="Daily", guest_access="", locked="on", lobby_enabled="on")
+    assert AuditLog.objects.filter(room=room, action=AuditLog.Action.LOCK).count() == 1
+
+
+def test_the_room_password_is_set_and_removed_from_the_settings_page(client, owner, room):
+    client.force_login(owner)
+    settings_post(client, room, password="open sesame")
+    room.refresh_from_db()
+    assert room.password_hash and "open sesame" not in room.password_hash
+    assert "open sesame" not in client.get(settings_url(room)).content.decode()
+    settings_post(client, room, clear_password="on")
+    room.refresh_from_db()
+    assert room.password_hash == ""
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"name": ""}, "name"),
+        ({"name": "   "}, "name"),
+        ({"name": "x" * 81}, "name"),
+        ({"name": "two\nlines"}, "name"),
+        ({"name": "bidi \u202e"}, "name"),
+        ({"password": "abc"}, "password"),
+        ({"password": "p" * 129}, "password"),
+        ({"password": "long enough", "clear_password": "on"}, "__all__"),
+    ],
+)
+def test_bad_settings_are_form_errors(client, owner, room, changes, field):
+    client.force_login(owner)
+    response = settings_post(client, room, **changes)
+    assert response.status_code == 200
+    assert field in response.context["form"].errors
+    room.refresh_from_db()
+    assert room.name == "Standup" and room.password_hash == ""
+
+
+def test_settings_junk_is_never_a_500(client, owner, room):
+    client.force_login(owner)
+    body = "name=%00&guest_access=%ED%A0%80&locked=a&locked=b&password=%00%00%00%00%00"
+    response = client.post(
+        settings_url(room), body, content_type="application/x-www-form-urlencoded"
+    )
+    assert response.status_code == 200
+    assert response.context["form"].errors
+    room.refresh_from_db()
+    assert room.name == "Standup"
+
+
+def test_the_members_list_shows_who_is_banned_or_removed(client, owner, room, member, invite):
+    from rooms import keys
+
+    guest = services.membership_join_as_guest(invite=invite, display_name="Gus", address="10.0.0.9")
+    gone = make_user(User, "gwen")
+    services.membership_join(invite=invite, user=gone)
+    until = timezone.now() + timezone.timedelta(days=2)
+    Ban.objects.create(
+        room=room, user=member.user, display_name="marco", reason="spam", until=until
+    )
+    Ban.objects.create(room=room, user=gone, display_name="gwen", banned_by=owner)
+    Membership.objects.filter(user=gone).delete()  # removed in the admin, still banned
+    keys.sync_client().set(keys.kicked_key(room.pk, guest.pk), "1", ex=300)
+    client.force_login(owner)
+    response = client.get(settings_url(room))
+    rows = {m["display_name"]: m for m in response.context["members"]}
+    assert rows["marco"]["banned"] and rows["marco"]["banned_until"] == until
+    assert rows["marco"]["ban_reason"] == "spam"
+    assert rows["Gus"]["kicked_until"] is not None and not rows["Gus"]["banned"]
+    assert rows["Gus"]["is_guest"]
+    assert rows["gwen"]["id"] is None and rows["gwen"]["banned"] and rows["gwen"]["role"] is None
+    assert rows["gwen"]["banned_until"] is None
+    page = response.content.decode()
+    assert "Banned until lifted" in page and "Removed: may come back after" in page
+    assert "no longer a member" in page
+
+
+def test_rotating_the_invite_returns_to_the_settings_page(client, owner, room):
+    client.force_login(owner)
+    old = room.invites.first().token
+    response = client.post(reverse("invite_rotate", args=[room.slug]))
+    assert response["Location"] == settings_url(room)
+    page = client.get(response["Location"]).content.decode()
+    assert old not in page and room.invites.filter(revoked_at__isnull=True).get().token in page
