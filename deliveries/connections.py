@@ -6,32 +6,16 @@ Created lazily so a Celery prefork child opens its own sockets after the fork.
 import os
 import threading
 
-import redis
 from django.conf import settings
 from pymongo import MongoClient
 
-from videochat import storeerrors
+from videochat.redis import SharedClient
 
 _lock = threading.Lock()
-_redis: dict[int, redis.Redis] = {}
 _mongo: dict[tuple[int, str], MongoClient] = {}
 
 
-def sync_redis() -> redis.Redis:
-    pid = os.getpid()
-    client = _redis.get(pid)
-    if client is None:
-        with _lock:
-            client = _redis.get(pid) or redis.Redis.from_url(
-                settings.REDIS_URL,
-                decode_responses=True,
-                socket_connect_timeout=2,
-                socket_timeout=5,
-                health_check_interval=10,
-                connection_class=storeerrors.CountedConnection,
-            )
-            _redis[pid] = client
-    return client
+sync_redis = SharedClient(decode_responses=True, health_check_interval=10)
 
 
 def mongo_client() -> MongoClient:

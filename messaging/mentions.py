@@ -17,6 +17,7 @@ from django.conf import settings
 from django.db import transaction
 
 from deliveries.services import notify_offline_members
+from videochat.redis import SharedClient
 
 log = structlog.get_logger(__name__)
 
@@ -24,16 +25,7 @@ log = structlog.get_logger(__name__)
 DIGEST_MAX_LINES = 20
 LINE_MAX_CHARS = 300
 
-_client: redis.Redis | None = None
-
-
-def _redis() -> redis.Redis:
-    global _client
-    if _client is None:
-        _client = redis.Redis.from_url(
-            settings.REDIS_URL, socket_timeout=5, socket_connect_timeout=2, decode_responses=True
-        )
-    return _client
+_redis = SharedClient(decode_responses=True)
 
 
 def _key(kind: str, room_id: int, member_id: int) -> str:

@@ -4,19 +4,12 @@ Each key is built here only, from validated ids, and the revisions are bumped
 here only, so a key's name and its writers can be found in one place.
 """
 
-import redis
-from django.conf import settings
 from django.db import transaction
 
-_sync_client: redis.Redis | None = None
+from videochat.redis import SharedClient
 
-
-def sync_client() -> redis.Redis:
-    """A blocking client for services and admin code (sockets use videochat.redis)."""
-    global _sync_client
-    if _sync_client is None:
-        _sync_client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=5)
-    return _sync_client
+# A blocking client for services and admin code (sockets use videochat.redis.get_redis).
+sync_client = SharedClient()
 
 
 def modrev_key(room_id: int) -> str:

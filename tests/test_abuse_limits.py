@@ -11,6 +11,7 @@ from tests.conftest import PASSWORD
 from tests.fixtures.sockets import communicator, session_cookie_for
 from videochat.errors import Conflict, Forbidden
 from videochat.origin import origin_allowed
+from videochat.redisconfig import RedisConfig
 
 # --- WebSocket Origin: scheme and port, not only the host ----------------------------
 
@@ -209,7 +210,7 @@ def test_pages_limit_camera_microphone_and_screen_capture_to_our_origin(client, 
 
 @pytest.mark.django_db
 def test_with_redis_down_sign_up_still_works_instead_of_a_500(client, settings):
-    settings.REDIS_URL = "redis://127.0.0.1:1/0"
+    settings.REDIS = RedisConfig(url="redis://127.0.0.1:1/0")
     response = client.post(
         reverse("signup"), {"username": "ann", "password1": PASSWORD, "password2": PASSWORD}
     )

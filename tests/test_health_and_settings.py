@@ -5,6 +5,7 @@ import sys
 import pytest
 
 from videochat.devstack import BASE_DIR
+from videochat.redisconfig import RedisConfig
 
 pytestmark = pytest.mark.django_db
 
@@ -29,7 +30,7 @@ def test_healthz_tells_the_public_only_ok(client):
 def test_healthz_is_503_when_redis_is_unreachable_and_names_no_host_publicly(
     client, settings, django_user_model
 ):
-    settings.REDIS_URL = "redis://127.0.0.1:1/0"
+    settings.REDIS = RedisConfig(url="redis://127.0.0.1:1/0")
     response = client.get("/healthz")
     assert response.status_code == 503
     assert response.json() == {"status": "unavailable"}

@@ -24,6 +24,7 @@ from tests.fixtures.sockets import joined, receive_until
 from tests.fixtures.workers import wait_until
 from videochat import metrics, metricsview, requestid
 from videochat.devstack import free_port
+from videochat.redisconfig import RedisConfig
 
 TOKEN = "metrics-test-token-0123456789"
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -242,7 +243,7 @@ def test_dead_letters_and_breaker_states_are_read_at_scrape_time(delivery_settin
 
 
 def test_a_store_that_does_not_answer_never_fails_the_scrape(settings):
-    settings.REDIS_URL = "redis://127.0.0.1:9/0"  # nothing listens on the discard port
+    settings.REDIS = RedisConfig(url="redis://127.0.0.1:9/0")  # nothing listens on the discard port
     settings.MONGODB_URI = "mongodb://127.0.0.1:9/"
     from deliveries.connections import _mongo
 

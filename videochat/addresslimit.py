@@ -8,24 +8,14 @@ guests in bulk; a person never meets it.
 
 import redis
 import structlog
-from django.conf import settings
 from django.http import HttpRequest
 
 from videochat.errors import RateLimited
+from videochat.redis import SharedClient
 
 log = structlog.get_logger(__name__)
 
-_clients: dict[str, redis.Redis] = {}
-
-
-def _redis() -> redis.Redis:
-    url = settings.REDIS_URL
-    client = _clients.get(url)
-    if client is None:
-        client = _clients[url] = redis.Redis.from_url(
-            url, socket_timeout=5, socket_connect_timeout=2
-        )
-    return client
+_redis = SharedClient()
 
 
 def client_address(request: HttpRequest) -> str:

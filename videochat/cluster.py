@@ -129,9 +129,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--nodes must be from 1 to 16, got {args.nodes}")
     if not 1 <= args.workers <= 64:
         parser.error(f"--workers must be from 1 to 64, got {args.workers}")
-    if not os.environ.get("REDIS_URL"):
+    if not os.environ.get("REDIS_URL") and not os.environ.get("REDIS_SENTINELS"):
         parser.error(
-            "REDIS_URL is not set: run it under the dev stack "
+            "neither REDIS_URL nor REDIS_SENTINELS is set: run it under the dev stack "
             "(python -m videochat.devstack exec -- python -m videochat.cluster ...)"
         )
     run_dir = Path(os.environ.get("VIDEOCHAT_RUN_DIR") or BASE_DIR / "var" / "run")

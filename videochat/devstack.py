@@ -368,8 +368,17 @@ def stop_all(services: list[Service], timeout: float = STOP_GRACE_S) -> None:
 
 
 def redis_service(
-    run_dir: Path, port: int | None = None, *, persist: bool = True, data_dir: Path | None = None
+    run_dir: Path,
+    port: int | None = None,
+    *,
+    persist: bool = True,
+    data_dir: Path | None = None,
+    replica_of: int | None = None,
+    name: str | None = None,
 ) -> Service:
+    """A private redis-server. ``replica_of``: a replica of the server on that port,
+    started from a configuration file of its own, which Redis rewrites when a
+    sentinel changes its role (so a restarted server keeps the role it was given)."""
     exe = shutil.which("redis-server")
     if exe is None:
         raise SystemExit(
@@ -379,16 +388,171 @@ def redis_service(
     port = port or free_port()
     data = data_dir or run_dir / f"redis-{port}"
     data.mkdir(parents=True, exist_ok=True)
-    argv = [
-        exe,
-        *("--port", str(port), "--bind", "127.0.0.1", "--dir", str(data)),
-        *("--save", "", "--appendonly", "yes" if persist else "no"),
-        *("--protected-mode", "yes"),
-    ]
-    name = "redis" if data_dir else f"redis-{port}"
-    service = Service("redis", port, argv, run_dir / f"{name}.log")
+    options = {
+        "port": str(port),
+        "bind": "127.0.0.1",
+        "dir": str(data),
+        "save": '""',
+        "appendonly": "yes" if persist else "no",
+        "protected-mode": "yes",
+    }
+    if name is None and replica_of is None:
+        argv = [exe]
+        for key, value in options.items():
+            argv += [f"--{key}", "" if value == '""' else value]
+        name = "redis" if data_dir else f"redis-{port}"
+        service = Service("redis", port, argv, run_dir / f"{name}.log")
+    else:
+        # A Sentinel group's data node: its options in a file of its own, since a
+        # sentinel changes a server's role with REPLICAOF + CONFIG REWRITE.
+        name = name or f"redis-{port}"
+        config = run_dir / f"{name}.conf"
+        lines = [f"{k} {v}" for k, v in options.items()]
+        if replica_of is not None:
+            lines.append(f"replicaof 127.0.0.1 {replica_of}")
+        config.write_text("\n".join(lines) + "\n")
+        service = Service(name, port, [exe, str(config)], run_dir / f"{name}.log")
     service.ready = lambda: redis_answers(port)
     return service
+
+
+def sentinel_service(
+    run_dir: Path,
+    *,
+    master: str,
+    primary_port: int,
+    quorum: int,
+    port: int | None = None,
+    down_after_ms: int = 1000,
+    failover_timeout_ms: int = 10000,
+) -> Service:
+    """A Redis Sentinel (Debian ``redis-sentinel``; ``redis-server --sentinel`` is the
+    same program) watching the primary on ``primary_port`` under the name ``master``.
+    Its configuration file is its own: Sentinel rewrites it with what it learns."""
+    exe = shutil.which("redis-sentinel")
+    argv_tail: list[str] = []
+    if exe is None:
+        exe = shutil.which("redis-server")
+        argv_tail = ["--sentinel"]
+    if exe is None:
+        raise SystemExit(
+            "redis-sentinel is not installed: run bin/bootstrap (apt-get install redis-sentinel)"
+        )
+    port = port or free_port()
+    config = run_dir / f"sentinel-{port}.conf"
+    config.write_text(
+        f"port {port}\nbind 127.0.0.1\ndir {run_dir}\n"
+        f"sentinel monitor {master} 127.0.0.1 {primary_port} {quorum}\n"
+        f"sentinel down-after-milliseconds {master} {down_after_ms}\n"
+        f"sentinel failover-timeout {master} {failover_timeout_ms}\n"
+        f"sentinel parallel-syncs {master} 1\n"
+    )
+    service = Service(
+        f"sentinel-{port}", port, [exe, str(config), *argv_tail], run_dir / f"sentinel-{port}.log"
+    )
+    service.ready = lambda: redis_answers(port)
+    return service
+
+
+SENTINEL_MASTER = "huddle"
+
+
+@dataclass
+class SentinelGroup:
+    """A private primary, one replica and ``len(sentinels)`` sentinels (quorum: a
+    majority). ``env``: the settings that point the product at it."""
+
+    primary: Service
+    replica: Service
+    sentinels: list[Service]
+    master: str = SENTINEL_MASTER
+
+    @property
+    def services(self) -> list[Service]:
+        return [self.primary, self.replica, *self.sentinels]
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {
+            "REDIS_SENTINELS": ",".join(f"127.0.0.1:{s.port}" for s in self.sentinels),
+            "REDIS_SENTINEL_MASTER": self.master,
+        }
+
+    def primary_port(self) -> int | None:
+        """The port the sentinels name now (None: none of them answers)."""
+        import redis
+
+        for sentinel in self.sentinels:
+            try:
+                client = redis.Redis(port=sentinel.port, socket_timeout=1)
+                host_port = client.sentinel_get_master_addr_by_name(self.master)
+                client.close()
+            except redis.RedisError:
+                continue
+            if host_port:
+                return int(host_port[1])
+        return None
+
+    def agreed(self) -> bool:
+        """Every sentinel knows the others and the replica (a failover needs both)."""
+        import redis
+
+        for sentinel in self.sentinels:
+            try:
+                client = redis.Redis(port=sentinel.port, socket_timeout=1)
+                state = client.sentinel_master(self.master)
+                client.close()
+            except redis.RedisError:
+                return False
+            if state.get("num-other-sentinels", 0) < len(self.sentinels) - 1:
+                return False
+            if state.get("num-slaves", 0) < 1:
+                return False
+        return True
+
+
+def sentinel_group(
+    run_dir: Path,
+    data_dir: Path,
+    *,
+    sentinels: int = 3,
+    persist: bool = True,
+    down_after_ms: int = 1000,
+    failover_timeout_ms: int = 10000,
+) -> SentinelGroup:
+    """Not started: start the services in order (``start_sentinel_group``)."""
+    if not 1 <= sentinels <= 3:
+        raise SystemExit(f"--sentinels must be 1, 2 or 3, got {sentinels}")
+    primary = redis_service(
+        run_dir, persist=persist, data_dir=data_dir / "a", name="redis-sentinel-a"
+    )
+    assert primary.port is not None
+    replica = redis_service(
+        run_dir,
+        persist=persist,
+        data_dir=data_dir / "b",
+        replica_of=primary.port,
+        name="redis-sentinel-b",
+    )
+    quorum = sentinels // 2 + 1
+    watchers = [
+        sentinel_service(
+            run_dir,
+            master=SENTINEL_MASTER,
+            primary_port=primary.port,
+            quorum=quorum,
+            down_after_ms=down_after_ms,
+            failover_timeout_ms=failover_timeout_ms,
+        )
+        for _ in range(sentinels)
+    ]
+    return SentinelGroup(primary, replica, watchers)
+
+
+def wait_sentinel_group(group: SentinelGroup, timeout: float = 30) -> None:
+    """Until every sentinel has found the others and the replica (hello messages
+    go every 2 s), so that killing the primary right away is failed over."""
+    wait_ready(group.agreed, what="the sentinels' agreement", timeout=timeout)
 
 
 def mongo_service(
@@ -540,6 +704,7 @@ class Stack:
         self.run_dir = run_dir
         self.data_dir = data_dir
         self.postgres = postgres
+        self.sentinels = 0  # > 0: a Sentinel group instead of one redis-server
         self.durable = True
         self.services: list[Service] = []
         self._lock: int | None = None
@@ -572,7 +737,23 @@ class Stack:
         self._lock = self._take_lock()
         env: dict[str, str] = {"VIDEOCHAT_RUN_DIR": str(self.run_dir)}
         try:
-            if not os.environ.get("REDIS_URL"):
+            if self.sentinels:
+                group = sentinel_group(
+                    self.run_dir,
+                    self.data_dir / "redis-sentinel",
+                    sentinels=self.sentinels,
+                    persist=self.durable,
+                )
+                for service in group.services:
+                    self._start(service)
+                wait_sentinel_group(group)
+                env.update(group.env)
+                log(
+                    f"private Redis primary on {group.primary.port}, replica on "
+                    f"{group.replica.port}, {self.sentinels} sentinel(s) "
+                    f"({env['REDIS_SENTINELS']}, quorum {self.sentinels // 2 + 1})"
+                )
+            elif not os.environ.get("REDIS_URL") and not os.environ.get("REDIS_SENTINELS"):
                 redis = redis_service(self.run_dir, data_dir=self.data_dir / "redis")
                 self._start(redis)
                 env["REDIS_URL"] = f"redis://127.0.0.1:{redis.port}/0"
@@ -738,6 +919,18 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="also a private PostgreSQL cluster (sets DATABASE_URL)",
     )
+    parser.add_argument(
+        "--sentinel",
+        action="store_true",
+        help="Redis as a primary, a replica and sentinels (sets REDIS_SENTINELS and "
+        "REDIS_SENTINEL_MASTER instead of REDIS_URL)",
+    )
+    parser.add_argument(
+        "--sentinels",
+        type=int,
+        default=3,
+        help="with --sentinel: how many sentinels, 1 to 3 (quorum: a majority; default 3)",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("exec", help="start the servers, run a command, stop them")
     run.add_argument("argv", nargs=argparse.REMAINDER)
@@ -761,6 +954,12 @@ def main(argv: list[str] | None = None) -> int:
     data_dir = args.data_dir or (temp / "data" if temp else BASE_DIR / "var" / "data")
     stack = Stack(run_dir.resolve(), data_dir.resolve(), postgres=args.postgres)
     stack.durable = not args.fresh
+    if args.sentinel:
+        if not 1 <= args.sentinels <= 3:
+            parser.error(f"--sentinels must be 1, 2 or 3, got {args.sentinels}")
+        if os.environ.get("REDIS_URL") or os.environ.get("REDIS_SENTINELS"):
+            parser.error("--sentinel starts its own Redis: unset REDIS_URL / REDIS_SENTINELS")
+        stack.sentinels = args.sentinels
     try:
         stack.start()
         return _run(cmd, stack)

@@ -12,29 +12,21 @@ every second otherwise opened a Redis connection pool and a MongoDB client
 import threading
 from collections.abc import Callable
 
-import redis
 from django.conf import settings
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
 from pymongo import MongoClient
 
+from videochat.redis import SharedClient
+
 TIMEOUT_S = 2.0
 
 _lock = threading.Lock()
-_redis_clients: dict[str, redis.Redis] = {}
 _mongo_clients: dict[str, MongoClient] = {}
 
 
-def _redis_client() -> redis.Redis:
-    url = settings.REDIS_URL  # keyed by URL: a test or a reload may point elsewhere
-    with _lock:
-        client = _redis_clients.get(url)
-        if client is None:
-            client = redis.Redis.from_url(
-                url, socket_connect_timeout=TIMEOUT_S, socket_timeout=TIMEOUT_S
-            )
-            _redis_clients[url] = client
-        return client
+# Keyed by configuration: a test or a reload may point elsewhere.
+_redis_client = SharedClient(socket_connect_timeout=TIMEOUT_S, socket_timeout=TIMEOUT_S)
 
 
 def _mongo_client() -> MongoClient:

@@ -12,7 +12,6 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 import pymongo
-import redis
 import structlog
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
@@ -26,7 +25,7 @@ from prometheus_client.registry import Collector
 from deliveries import breaker, deadletters
 
 from . import metricsdir
-from .storeerrors import CountedConnection
+from .redis import sync_client
 
 log = structlog.get_logger(__name__)
 
@@ -140,12 +139,10 @@ class StoreCollector(Collector):
 
     def _redis(self) -> Iterator[Metric]:
         # Its own short-lived client: the shared one waits 5 s on a dead server.
-        client = redis.Redis.from_url(
-            settings.REDIS_URL,
+        client = sync_client(
             decode_responses=True,
             socket_connect_timeout=SCRAPE_TIMEOUT_S,
             socket_timeout=SCRAPE_TIMEOUT_S,
-            connection_class=CountedConnection,
         )
         try:
             rooms = [

@@ -4,12 +4,14 @@ Production differs from development by environment, not by code: with
 ``DJANGO_DEBUG`` unset (the default) every secure-by-default switch is on.
 """
 
+import os
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
 from videochat.envvars import env, env_bool, env_positive
 from videochat.metricsdir import multiproc_dir_prepare
+from videochat.redisconfig import redis_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 RUN_DIR = Path(env.str("VIDEOCHAT_RUN_DIR", default=str(BASE_DIR / "var")))
@@ -120,7 +122,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
+# One server (REDIS_URL) or a Sentinel-watched primary (REDIS_SENTINELS,
+# REDIS_SENTINEL_MASTER, REDIS_PASSWORD, REDIS_SENTINEL_PASSWORD, REDIS_DB):
+# videochat/redisconfig.py checks them; every client below is built from it.
+REDIS = redis_config(dict(os.environ))
+REDIS_URL = REDIS.url  # one server only; unused with Sentinel
 MONGODB_URI = env.str("MONGODB_URI", default="mongodb://127.0.0.1:27017/")
 MONGODB_DB = env.str("MONGODB_DB", default="videochat")
 
@@ -140,12 +146,11 @@ CHANNEL_LAYERS = {
             # BZPOPMIN wait: an idle consumer's receive then raised TimeoutError and
             # the socket died after 5 quiet seconds. The read timeout must exceed it.
             "hosts": [
-                {
-                    "address": REDIS_URL,
-                    "socket_timeout": 30,
-                    "max_connections": REDIS_MAX_CONNECTIONS,
-                    "timeout": REDIS_POOL_TIMEOUT_S,
-                }
+                REDIS.channel_layer_host(
+                    socket_timeout=30,
+                    max_connections=REDIS_MAX_CONNECTIONS,
+                    timeout=REDIS_POOL_TIMEOUT_S,
+                )
             ],
             "capacity": env.int("CHANNEL_CAPACITY", default=1500),
             "expiry": 30,
@@ -155,14 +160,15 @@ CHANNEL_LAYERS = {
 
 CACHES = {
     "default": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
-        "LOCATION": REDIS_URL,
+        # Django's RedisCache on the client videochat.redis builds (Sentinel too).
+        "BACKEND": "videochat.redis.RedisCache",
+        "LOCATION": REDIS.describe(),
         "KEY_PREFIX": "vc",
     }
 }
 
 # --- Celery ------------------------------------------------------------------
-CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL)
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS.celery_broker_url())
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -170,13 +176,15 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # Must exceed the longest retry countdown, or Redis redelivers a task that
 # is merely waiting (see messaging deliveries).
 CELERY_BROKER_TRANSPORT_OPTIONS = {
-    "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600)
+    "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600),
+    # With Sentinel: master_name and the sentinels' password (kombu's own support).
+    **REDIS.celery_transport_options(),
 }
 CELERY_TASK_ALWAYS_EAGER = False
 
 # --- django-rq -------------------------------------------------------------
 RQ_QUEUES = {
-    "default": {"URL": REDIS_URL, "DEFAULT_TIMEOUT": 600},
+    "default": REDIS.rq_queue(DEFAULT_TIMEOUT=600),
 }
 
 # --- Auth ------------------------------------------------------------------

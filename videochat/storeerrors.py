@@ -1,8 +1,8 @@
 """Count Redis and database errors where they happen, whoever catches them.
 
-Redis: the clients this project builds (``videochat.redis``, ``deliveries.connections``)
-use these connection classes, which count a failed connect, send or read. Database:
-an execute wrapper on every connection counts a failed query, and a request that
+Redis: every client this project builds (``videochat.redis``) uses these connection
+classes (the Sentinel-managed ones with Sentinel), which count a failed connect, send
+or read. Database: an execute wrapper on every connection counts a failed query, and a request that
 failed on a database error (a connect that never reached a query) is counted by
 ``got_request_exception``. ``metrics.store_error`` counts one exception once.
 """
@@ -12,6 +12,8 @@ from typing import Any
 
 import redis
 import redis.asyncio
+import redis.asyncio.sentinel
+import redis.sentinel
 from django.core.signals import got_request_exception
 from django.db import DatabaseError
 from django.db.backends.signals import connection_created
@@ -69,6 +71,16 @@ class CountedConnection(redis.Connection):
         except BaseException as exc:
             _redis_failed(exc)
             raise
+
+
+class CountedAsyncSentinelConnection(
+    CountedAsyncConnection, redis.asyncio.sentinel.SentinelManagedConnection
+):
+    """Counted, and asks the sentinels for the primary on every (re)connect."""
+
+
+class CountedSentinelConnection(CountedConnection, redis.sentinel.SentinelManagedConnection):
+    """Counted, and asks the sentinels for the primary on every (re)connect."""
 
 
 def _count_query_errors(
