@@ -48,7 +48,10 @@ PRODUCTION_SETTINGS = {
     "DJANGO_SECRET_KEY",
     "DJANGO_ALLOWED_HOSTS",
     "DATABASE_URL",
-    "REDIS_URL",
+    # Redis through its Sentinels, password-protected (videochat/redisconfig.py).
+    "REDIS_SENTINELS",
+    "REDIS_SENTINEL_MASTER",
+    "REDIS_PASSWORD",
     "MONGODB_URI",
     "TURN_URLS",
     "TURN_SECRET",
@@ -67,16 +70,21 @@ INTERPRETER_ENV = {
 
 
 def code_env_names() -> set[str]:
-    """Every environment variable settings.py and webpool.py read, found in their AST."""
+    """Every environment variable settings.py, webpool.py and redisconfig.py read (the
+    settings hand the environment to redisconfig), found in their AST."""
     names: set[str] = set()
-    for path in (ROOT / "videochat" / "settings.py", ROOT / "videochat" / "webpool.py"):
+    for path in (
+        ROOT / "videochat" / "settings.py",
+        ROOT / "videochat" / "webpool.py",
+        ROOT / "videochat" / "redisconfig.py",
+    ):
         for node in ast.walk(ast.parse(path.read_text())):
             key = None
             if isinstance(node, ast.Call) and node.args:
                 func = node.func
                 if isinstance(func, ast.Attribute) and (
                     (isinstance(func.value, ast.Name) and func.value.id == "env")
-                    or (ast.unparse(func) in {"os.environ.get", "os.getenv"})
+                    or (ast.unparse(func) in {"os.environ.get", "os.getenv", "environ.get"})
                 ):
                     key = node.args[0]
                 elif isinstance(func, ast.Name) and func.id in {"env_bool", "env_positive"}:
@@ -329,7 +337,7 @@ def test_services_and_workloads_select_their_own_pods():
             )
 
 
-def test_redis_has_the_sentinel_topology_and_the_app_uses_the_primary():
+def test_redis_has_the_sentinel_topology_and_the_app_asks_the_sentinels():
     primary = k8s("StatefulSet", "huddle-redis-primary")
     replica = k8s("StatefulSet", "huddle-redis-replica")
     sentinel = k8s("StatefulSet", "huddle-redis-sentinel")
@@ -341,8 +349,18 @@ def test_redis_has_the_sentinel_topology_and_the_app_uses_the_primary():
         sentinel["spec"]["template"]["spec"]["containers"][0]["command"]
     )
     assert primary["spec"]["replicas"] == 1
-    redis_url = k8s("Secret", "huddle-secrets")["stringData"]["REDIS_URL"]
-    assert "@huddle-redis-primary:6379/" in redis_url
+    # The app lists every Sentinel pod by its own DNS name (a headless Service), and
+    # names the primary the Sentinels monitor.
+    config = k8s("ConfigMap", "huddle-config")["data"]
+    assert k8s("Service", "huddle-redis-sentinel")["spec"]["clusterIP"] == "None"
+    pods = [
+        f"huddle-redis-sentinel-{i}.huddle-redis-sentinel:26379"
+        for i in range(sentinel["spec"]["replicas"])
+    ]
+    assert config["REDIS_SENTINELS"].split(",") == pods
+    assert config["REDIS_SENTINEL_MASTER"] == "huddle"
+    secret = k8s("Secret", "huddle-secrets")["stringData"]
+    assert "REDIS_URL" not in secret and secret["REDIS_PASSWORD"]
 
 
 # --- Docker compose -------------------------------------------------------------------
@@ -391,6 +409,14 @@ def test_compose_runs_the_whole_topology():
     assert [n for n in redis if "--replicaof redis-primary 6379" in commands_of[n]]
     assert len([n for n in redis if "redis-sentinel" in commands_of[n]]) >= 3
     assert [n for n in redis if "sentinel monitor huddle redis-primary 6379 2" in commands_of[n]]
+    # The app services ask those Sentinels (each one, by service name) for the primary.
+    sentinels = {n for n in redis if "redis-sentinel" in commands_of[n]}
+    for name, svc in apps.items():
+        env = compose_env(svc)
+        listed = {entry.split(":")[0] for entry in env["REDIS_SENTINELS"].split(",")}
+        assert listed == sentinels, f"{name}: REDIS_SENTINELS names {listed}"
+        assert env["REDIS_SENTINEL_MASTER"] == "huddle"
+        assert "REDIS_URL" not in env
 
 
 def test_compose_references_exist():

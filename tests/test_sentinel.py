@@ -1,0 +1,168 @@
+"""Redis with Sentinel: the primary dies under chat load, a replica takes over.
+
+A private group (primary, replica, three sentinels, quorum two; the test's own,
+never the suite's Redis) serves a real daphne, a real Celery worker and an rq
+worker through their own Sentinel support (REDIS_SENTINELS, no REDIS_URL).
+Chat clients send in three rooms; mid-run the primary gets SIGKILL. The
+sentinels must promote the replica, the service must come back (live wake-ups
+for every client again), and the chat contract must hold from every client's
+log: 0 acknowledged messages lost, 0 duplicated, one order (tests/fault/check.py).
+Webhooks of messages posted after the failover are delivered by Celery, and an
+rq job enqueued after it runs. Promote and recovery times are printed (recorded
+in bench/RESULTS.md).
+"""
+
+import asyncio
+import json
+import time
+import uuid
+
+import pytest
+
+from deliveries.models import Webhook
+from rooms.models import Room
+from tests.fault.harness import (  # noqa: F401 - people_fixture provides `people`
+    DAPHNE_ENV,
+    assert_contract,
+    make_clients,
+    people_fixture,
+    run_clients,
+)
+from tests.fixtures.live import daphne_service, run_dir
+from tests.fixtures.workers import rq_burst, wait_until
+from videochat.devstack import scaled, sentinel_group, stop_all, wait_sentinel_group
+from videochat.redisconfig import redis_config
+
+pytestmark = [pytest.mark.live, pytest.mark.fault, pytest.mark.django_db(transaction=True)]
+
+# Sentinel's down-after-milliseconds here is 1 s (devstack); promotion follows
+# within a few seconds. Generous bounds: the machine is shared and loaded.
+PROMOTED_WITHIN_S = 15.0
+BACK_WITHIN_S = 20.0
+
+
+@pytest.fixture
+def group():
+    """A started Sentinel group whose sentinels know each other and the replica."""
+    made = sentinel_group(run_dir(), run_dir() / f"sentinel-{uuid.uuid4().hex[:8]}")
+    try:
+        for service in made.services:
+            service.start()
+        wait_sentinel_group(made)
+        yield made
+    finally:
+        stop_all(list(reversed(made.services)))
+
+
+def _group_env(group) -> dict[str, str]:
+    # REDIS_URL empty: the children must not see the suite's server (one or the other).
+    return {**group.env, "REDIS_URL": ""}
+
+
+def test_sentinel_group_promotes_the_replica_when_the_primary_dies(group):
+    """The group alone (no app): the fixture is what the main test relies on."""
+    assert group.primary_port() == group.primary.port
+    group.primary.kill()
+    wait_until(
+        lambda: group.primary_port() == group.replica.port,
+        timeout=PROMOTED_WITHIN_S,
+        what="the sentinels to promote the replica",
+    )
+
+
+def test_primary_killed_under_chat_load_fails_over_and_loses_nothing(
+    people, group, receiver, celery_worker
+):
+    env = _group_env(group)
+    # Webhooks for one room: each message posted there is a Celery delivery.
+    hook_room = Room.objects.get(slug="fault-0")
+    hook = receiver()
+    Webhook.objects.create(room=hook_room, url=hook.url, events=["message.posted"])
+    celery_worker(concurrency=2, **env)
+    daphne = daphne_service(**DAPHNE_ENV, **env).start()
+    killed_at: list[float] = []
+    promoted_at: list[float] = []
+    in_flight: list[int] = []
+    try:
+
+        async def main():
+            clients = make_clients(people, daphne.port, to_send=60)
+
+            async def faults():
+                await asyncio.sleep(1.5)
+                assert await asyncio.to_thread(group.primary_port) == group.primary.port
+                in_flight.append(sum(c.to_send - len(c.acks) for c in clients))
+                await asyncio.to_thread(group.primary.kill)  # SIGKILL: no goodbye
+                killed_at.append(time.monotonic())
+                deadline = killed_at[0] + scaled(PROMOTED_WITHIN_S)
+                while await asyncio.to_thread(group.primary_port) != group.replica.port:
+                    assert time.monotonic() < deadline, "the sentinels never promoted"
+                    await asyncio.sleep(0.05)
+                promoted_at.append(time.monotonic())
+                # Keep chatting on the new primary until every client hears live again.
+                deadline = promoted_at[0] + scaled(BACK_WITHIN_S)
+                while not all(any(t > promoted_at[0] for t in c.live_at) for c in clients):
+                    if time.monotonic() > deadline:
+                        break
+                    await asyncio.sleep(0.1)
+
+            took = await run_clients(clients, faults, settle_s=60)
+            return clients, took
+
+        clients, took = asyncio.run(main())
+    finally:
+        daphne.stop()
+    summaries = assert_contract(clients)
+    assert in_flight[0] > 0, "the primary died after the clients had finished"
+    promote_s = promoted_at[0] - killed_at[0]
+    # Live wake-ups came back for everyone: the fan-out and the channel layer found
+    # the new primary (none can before it: the dead one is the only primary until then).
+    back = [min(t for t in c.live_at if t > promoted_at[0]) for c in clients if c.live_at]
+    assert len(back) == len(clients) and all(
+        any(t > promoted_at[0] for t in c.live_at) for c in clients
+    ), "some clients never heard a live message after the failover"
+    recovery_s = max(back) - killed_at[0]
+    assert recovery_s < scaled(BACK_WITHIN_S + PROMOTED_WITHIN_S)
+
+    # Celery: every message of the hooked room first sent after the failover was
+    # announced by a delivery through the new primary.
+    hooked = [c for c in clients if c.room == "fault-0"]
+    after = {cid for c in hooked for cid, at in c.sent_at.items() if at > promoted_at[0] + 0.5}
+    assert after, "no message was sent after the failover"
+
+    def announced() -> set[str]:
+        return {
+            json.loads(h.body)["data"].get("client_id") for h in hook.hits if 200 <= h.status < 300
+        }
+
+    wait_until(
+        lambda: after <= announced(),
+        timeout=60,
+        what=f"webhooks of {len(after)} messages posted after the failover",
+    )
+    all_acked = {cid for c in hooked for cid in c.acks}
+    delivered_share = len(announced() & all_acked) / len(all_acked)
+
+    # rq: a job enqueued after the failover (on the new primary) runs.
+    import django_rq.connection_utils
+    from rq import Queue
+    from rq.job import Job
+
+    from deliveries import jobs
+
+    config = redis_config(group.env)
+    connection = django_rq.connection_utils.get_redis_connection(config.rq_queue())
+    queue = Queue("default", connection=connection)
+    job = queue.enqueue(jobs.expire_presence, dry_run=True)
+    assert connection.connection_pool.get_master_address()[1] == group.replica.port
+    done = rq_burst(**env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert Job.fetch(job.id, connection=connection).get_status() == "finished"
+
+    print(
+        f"sentinel failover: promoted {promote_s:.2f}s after the kill, every client live "
+        f"again {recovery_s:.2f}s after it; {summaries}; in flight at the kill "
+        f"{in_flight[0]}; webhooks delivered for {delivered_share:.0%} of the hooked "
+        f"room's acknowledged messages ({len(after)} sent after the failover: all); "
+        f"run {took:.1f}s"
+    )
