@@ -16,6 +16,7 @@ import asyncio
 import json
 import time
 import uuid
+from dataclasses import dataclass, field
 
 import pytest
 
@@ -70,6 +71,58 @@ def test_sentinel_group_promotes_the_replica_when_the_primary_dies(group):
     )
 
 
+@dataclass
+class Failover:
+    clients: list = field(default_factory=list)
+    fault_at: float = 0.0
+    promoted_at: float = 0.0
+    in_flight: int = 0
+    took: float = 0.0
+
+    @property
+    def promote_s(self) -> float:
+        return self.promoted_at - self.fault_at
+
+    def close_codes(self) -> dict[int, int]:
+        codes: dict[int, int] = {}
+        for c in self.clients:
+            for code in c.close_codes:
+                codes[code] = codes.get(code, 0) + 1
+        return codes
+
+
+def chat_through_failover(people, group, daphne, fault) -> Failover:
+    """Clients chat in three rooms; 1.5 s in, ``fault()`` (in a thread) makes the
+    sentinels fail over; the clients go on until every one of them has heard a live
+    message from the new primary, then settle (all acknowledged, all caught up)."""
+    run = Failover()
+
+    async def main():
+        run.clients = make_clients(people, daphne.port, to_send=60)
+
+        async def faults():
+            await asyncio.sleep(1.5)
+            assert await asyncio.to_thread(group.primary_port) == group.primary.port
+            run.in_flight = sum(c.to_send - len(c.acks) for c in run.clients)
+            await asyncio.to_thread(fault)
+            run.fault_at = time.monotonic()
+            deadline = run.fault_at + scaled(PROMOTED_WITHIN_S)
+            while await asyncio.to_thread(group.primary_port) != group.replica.port:
+                assert time.monotonic() < deadline, "the sentinels never promoted"
+                await asyncio.sleep(0.05)
+            run.promoted_at = time.monotonic()
+            deadline = run.promoted_at + scaled(BACK_WITHIN_S)
+            while not all(any(t > run.promoted_at for t in c.live_at) for c in run.clients):
+                if time.monotonic() > deadline:
+                    break
+                await asyncio.sleep(0.1)
+
+        run.took = await run_clients(run.clients, faults, settle_s=60)
+
+    asyncio.run(main())
+    return run
+
+
 def test_primary_killed_under_chat_load_fails_over_and_loses_nothing(
     people, group, receiver, celery_worker
 ):
@@ -80,38 +133,12 @@ def test_primary_killed_under_chat_load_fails_over_and_loses_nothing(
     Webhook.objects.create(room=hook_room, url=hook.url, events=["message.posted"])
     celery_worker(concurrency=2, **env)
     daphne = daphne_service(**DAPHNE_ENV, **env).start()
-    killed_at: list[float] = []
-    promoted_at: list[float] = []
-    in_flight: list[int] = []
     try:
-
-        async def main():
-            clients = make_clients(people, daphne.port, to_send=60)
-
-            async def faults():
-                await asyncio.sleep(1.5)
-                assert await asyncio.to_thread(group.primary_port) == group.primary.port
-                in_flight.append(sum(c.to_send - len(c.acks) for c in clients))
-                await asyncio.to_thread(group.primary.kill)  # SIGKILL: no goodbye
-                killed_at.append(time.monotonic())
-                deadline = killed_at[0] + scaled(PROMOTED_WITHIN_S)
-                while await asyncio.to_thread(group.primary_port) != group.replica.port:
-                    assert time.monotonic() < deadline, "the sentinels never promoted"
-                    await asyncio.sleep(0.05)
-                promoted_at.append(time.monotonic())
-                # Keep chatting on the new primary until every client hears live again.
-                deadline = promoted_at[0] + scaled(BACK_WITHIN_S)
-                while not all(any(t > promoted_at[0] for t in c.live_at) for c in clients):
-                    if time.monotonic() > deadline:
-                        break
-                    await asyncio.sleep(0.1)
-
-            took = await run_clients(clients, faults, settle_s=60)
-            return clients, took
-
-        clients, took = asyncio.run(main())
+        run = chat_through_failover(people, group, daphne, group.primary.kill)  # SIGKILL
     finally:
         daphne.stop()
+    clients, killed_at, promoted_at = run.clients, [run.fault_at], [run.promoted_at]
+    in_flight, took = [run.in_flight], run.took
     summaries = assert_contract(clients)
     assert in_flight[0] > 0, "the primary died after the clients had finished"
     promote_s = promoted_at[0] - killed_at[0]
@@ -159,10 +186,43 @@ def test_primary_killed_under_chat_load_fails_over_and_loses_nothing(
     assert done.returncode == 0, done.stderr[-2000:]
     assert Job.fetch(job.id, connection=connection).get_status() == "finished"
 
+    codes = run.close_codes()
     print(
         f"sentinel failover: promoted {promote_s:.2f}s after the kill, every client live "
         f"again {recovery_s:.2f}s after it; {summaries}; in flight at the kill "
         f"{in_flight[0]}; webhooks delivered for {delivered_share:.0%} of the hooked "
         f"room's acknowledged messages ({len(after)} sent after the failover: all); "
-        f"run {took:.1f}s"
+        f"close codes seen {codes}; run {took:.1f}s"
+    )
+
+
+def test_a_manual_failover_under_chat_load_moves_everyone_off_the_demoted_primary(people, group):
+    """SENTINEL FAILOVER: the old primary stays up as a replica, so connections to it
+    stay open and its answers turn to READONLY (and blocked reads to UNBLOCKED): the
+    app must drop them and follow the sentinels, not keep writing to a replica."""
+    import redis
+
+    env = _group_env(group)
+    daphne = daphne_service(**DAPHNE_ENV, **env).start()
+
+    def failover() -> None:
+        client = redis.Redis(port=group.sentinels[0].port, socket_timeout=5)
+        assert client.sentinel_failover(group.master)
+        client.close()
+
+    try:
+        run = chat_through_failover(people, group, daphne, failover)
+    finally:
+        daphne.stop()
+    summaries = assert_contract(run.clients)
+    assert all(any(t > run.promoted_at for t in c.live_at) for c in run.clients)
+    # The old primary is a replica now, and the app's writes go to the new one.
+    old = redis.Redis(port=group.primary.port, socket_timeout=5)
+    assert old.info("replication")["role"] == "slave"
+    old.close()
+    back = max(min(t for t in c.live_at if t > run.promoted_at) for c in run.clients)
+    print(
+        f"manual failover: promoted {run.promote_s:.2f}s after SENTINEL FAILOVER, every "
+        f"client live again {back - run.fault_at:.2f}s after it; {summaries}; "
+        f"close codes seen {run.close_codes()}; run {run.took:.1f}s"
     )
