@@ -131,7 +131,7 @@ def test_primary_killed_under_chat_load_fails_over_and_loses_nothing(
     hook_room = Room.objects.get(slug="fault-0")
     hook = receiver()
     Webhook.objects.create(room=hook_room, url=hook.url, events=["message.posted"])
-    celery_worker(concurrency=2, **env)
+    worker = celery_worker(concurrency=2, **env)
     daphne = daphne_service(**DAPHNE_ENV, **env).start()
     try:
         run = chat_through_failover(people, group, daphne, group.primary.kill)  # SIGKILL
@@ -162,11 +162,15 @@ def test_primary_killed_under_chat_load_fails_over_and_loses_nothing(
             json.loads(h.body)["data"].get("client_id") for h in hook.hits if 200 <= h.status < 300
         }
 
-    wait_until(
-        lambda: after <= announced(),
-        timeout=60,
-        what=f"webhooks of {len(after)} messages posted after the failover",
-    )
+    try:
+        wait_until(lambda: after <= announced(), timeout=60)
+    except TimeoutError:
+        missing = sorted(after - announced())
+        raise AssertionError(
+            f"{len(missing)} of {len(after)} messages posted after the failover were never "
+            f"announced: {missing[:5]}; {len(hook.hits)} webhook calls; the worker's log "
+            f"ends:\n{worker.log()[-3000:]}"
+        ) from None
     all_acked = {cid for c in hooked for cid in c.acks}
     delivered_share = len(announced() & all_acked) / len(all_acked)
 

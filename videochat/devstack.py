@@ -47,7 +47,7 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
@@ -478,35 +478,35 @@ class SentinelGroup:
             "REDIS_SENTINEL_MASTER": self.master,
         }
 
-    def primary_port(self) -> int | None:
-        """The port the sentinels name now (None: none of them answers)."""
+    def _ask(self, sentinel: Service, *command: str) -> Any:
+        """One command to one sentinel; None if it does not answer."""
         import redis
 
+        client = redis.Redis(port=sentinel.port or 0, socket_timeout=1, decode_responses=True)
+        try:
+            return client.execute_command(*command)
+        except redis.RedisError:
+            return None
+        finally:
+            client.close()
+
+    def primary_port(self) -> int | None:
+        """The port the sentinels name now (None: none of them answers)."""
         for sentinel in self.sentinels:
-            try:
-                client = redis.Redis(port=sentinel.port, socket_timeout=1)
-                host_port = client.sentinel_get_master_addr_by_name(self.master)
-                client.close()
-            except redis.RedisError:
-                continue
+            host_port = self._ask(sentinel, "SENTINEL GET-MASTER-ADDR-BY-NAME", self.master)
             if host_port:
                 return int(host_port[1])
         return None
 
     def agreed(self) -> bool:
         """Every sentinel knows the others and the replica (a failover needs both)."""
-        import redis
-
         for sentinel in self.sentinels:
-            try:
-                client = redis.Redis(port=sentinel.port, socket_timeout=1)
-                state = client.sentinel_master(self.master)
-                client.close()
-            except redis.RedisError:
+            state = self._ask(sentinel, "SENTINEL MASTER", self.master)
+            if not isinstance(state, dict):
                 return False
-            if state.get("num-other-sentinels", 0) < len(self.sentinels) - 1:
+            if int(state.get("num-other-sentinels", 0)) < len(self.sentinels) - 1:
                 return False
-            if state.get("num-slaves", 0) < 1:
+            if int(state.get("num-slaves", 0)) < 1:
                 return False
         return True
 
