@@ -25,7 +25,7 @@ from videochat.loops import per_loop
 from videochat.redis import get_redis
 
 if TYPE_CHECKING:
-    from rooms.consumers import RoomConsumer
+    from rooms.session import Session
 
 log = structlog.get_logger(__name__)
 
@@ -36,16 +36,16 @@ def _channel(room_id: int) -> str:
 
 class _Hub:
     def __init__(self) -> None:
-        self.rooms: dict[int, weakref.WeakSet[RoomConsumer]] = {}
+        self.rooms: dict[int, weakref.WeakSet[Session]] = {}
         self.pubsub: Any = None
         self.task: asyncio.Task | None = None
         self.subscribed: set[int] = set()
 
-    async def join(self, room_id: int, consumer: RoomConsumer) -> None:
+    async def join(self, room_id: int, session: Session) -> None:
         members = self.rooms.setdefault(room_id, weakref.WeakSet())
-        if consumer in members:
+        if session in members:
             return
-        members.add(consumer)
+        members.add(session)
         if self.task is None or self.task.done():
             self.pubsub = get_redis().pubsub(ignore_subscribe_messages=True)
             self.subscribed = set()
@@ -79,11 +79,11 @@ class _Hub:
             except (KeyError, ValueError, IndexError):
                 continue
             text = message["data"]  # the frame, encoded once for every socket
-            for consumer in list(self.rooms.get(room_id, ())):
-                if not consumer.ready:
+            for session in list(self.rooms.get(room_id, ())):
+                if not session.ready:
                     continue
                 try:
-                    await consumer.send(text_data=text)
+                    await session.send_text(text)
                 except Exception:  # noqa: BLE001, S112
                     continue  # that socket is closing; its client will resync
 
@@ -101,9 +101,9 @@ class _Hub:
 _hub = per_loop(_Hub)
 
 
-async def room_listen(*, room_id: int, consumer: RoomConsumer) -> None:
-    """Deliver this room's chat wake-ups to ``consumer`` (idempotent)."""
-    await _hub().join(room_id, consumer)
+async def room_listen(*, room_id: int, session: Session) -> None:
+    """Deliver this room's chat wake-ups to this socket (idempotent)."""
+    await _hub().join(room_id, session)
 
 
 def wakeup_frame(messages: Sequence[Mapping[str, Any]]) -> dict[str, Any]:

@@ -1,8 +1,8 @@
 """Who may enter a room's call at ``hello`` beyond membership (bans, locks, lobby).
 
-The consumer calls ``admit`` before adding the peer to presence (and before a
+The session calls ``admit`` before adding the peer to presence (and before a
 resume, so a ban also holds for a socket resuming within the grace period).
-Refusals are ``AppError`` subclasses with a ``close_code``: the consumer sends
+Refusals are ``AppError`` subclasses with a ``close_code``: the session sends
 the error frame and closes with that code. A newcomer to a room with a lobby
 is parked instead (``Waiting``): the socket stays open, not ready, until a
 moderator admits it (the handshake resumes) or rejects it (closed).
@@ -10,7 +10,7 @@ moderator admits it (the handshake resumes) or rejects it (closed).
 
 import json
 import secrets
-from typing import TYPE_CHECKING, Any
+from typing import Any, cast
 
 from channels.db import database_sync_to_async
 from django.contrib.auth.hashers import check_password
@@ -22,9 +22,7 @@ from videochat.redis import get_redis
 
 from . import keys, layer, presence, roles, selectors
 from .protocol import Frame
-
-if TYPE_CHECKING:
-    from .consumers import RoomConsumer
+from .session import Session
 
 # A kicked member may not come straight back (a ban is for longer): 5 minutes,
 # like a removal from a Meet call; long enough to cool down, short enough that a
@@ -91,13 +89,14 @@ def client_ip(scope: dict[str, Any]) -> str:
     return str(client[0])
 
 
-async def admit(consumer: "RoomConsumer", frame: Frame) -> None:
+async def admit(session: Session, frame: Frame) -> None:
     """Refuse entry by raising; membership was already checked at connect."""
-    room_id, member = consumer.room["id"], consumer.member
+    room_id, member = session.room_id, session.member
     redis = get_redis()
     # Read the revision before the database: a change after this read bumps
     # it, and the next frame re-reads (rooms.security.membership_recheck).
-    consumer.mod_revision = await redis.get(keys.modrev_key(room_id))
+    # The client decodes responses (videochat/redis.py): a str or None.
+    session.mod_revision = cast(str | None, await redis.get(keys.modrev_key(room_id)))
     state = await database_sync_to_async(selectors.admission_state)(
         room_id=room_id, member_id=member["id"], user_id=member["user_id"]
     )
@@ -114,9 +113,9 @@ async def admit(consumer: "RoomConsumer", frame: Frame) -> None:
     if await redis.exists(*kick):
         raise Kicked()
     if roles.moderates(state["role"]):
-        await mods_join(consumer)
+        await mods_join(session)
         return
-    if getattr(consumer, "lobby_admitted", False):
+    if session.lobby_admitted:
         return  # a moderator let this socket in from the lobby
     # Someone already in the call (another tab, or back within the resume
     # grace) is not new: locks, passwords and the lobby stop newcomers.
@@ -129,13 +128,13 @@ async def admit(consumer: "RoomConsumer", frame: Frame) -> None:
         if not isinstance(password, str) or not password:
             raise PasswordRequired()
         try:
-            await ratelimit.hit(PASSWORD_LIMIT, f"{room_id}:{client_ip(consumer.scope)}")
+            await ratelimit.hit(PASSWORD_LIMIT, f"{room_id}:{client_ip(session.scope)}")
         except RateLimited as exc:
             raise PasswordRateLimited(retry_after=exc.data["retry_after"]) from exc
         if not await database_sync_to_async(check_password)(password[:128], state["password_hash"]):
             raise PasswordRequired("Wrong password.", wrong=True)
     if state["lobby_enabled"]:
-        await lobby_park(consumer, frame)
+        await lobby_park(session, frame)
         raise Waiting()
 
 
@@ -143,40 +142,36 @@ async def _member_present(*, room_id: int, member_id: int) -> bool:
     return any(p["member_id"] == member_id for p in await presence.presence_list(room_id=room_id))
 
 
-async def mods_join(consumer: "RoomConsumer") -> None:
+async def mods_join(session: Session) -> None:
     """Receive lobby knocks from now on (``mod.lobby_list`` gives those already waiting)."""
-    room_id = consumer.room["id"]
-    await layer.group_join(layer.moderators_group(room_id), consumer.channel_name)
+    room_id = session.room_id
+    await layer.group_join(layer.moderators_group(room_id), session.channel_name)
 
 
-async def mods_leave(consumer: "RoomConsumer") -> None:
-    room_id = consumer.room["id"]
-    await layer.group_leave(layer.moderators_group(room_id), consumer.channel_name)
+async def mods_leave(session: Session) -> None:
+    room_id = session.room_id
+    await layer.group_leave(layer.moderators_group(room_id), session.channel_name)
 
 
 # --- the lobby (Redis hash lobby:<room> of knock id -> JSON, shared by instances) --
 
 
-async def lobby_park(consumer: "RoomConsumer", frame: Frame) -> None:
-    room_id, member = consumer.room["id"], consumer.member
+async def lobby_park(session: Session, frame: Frame) -> None:
+    room_id, member = session.room_id, session.member
     knock_id = secrets.token_urlsafe(9)
     knock = {
         "knock_id": knock_id,
         "member_id": member["id"],
         "display_name": member["display_name"],
         "role": member["role"],
-        "channel": consumer.channel_name,
+        "channel": session.channel_name,
     }
     redis = get_redis()
     await redis.hset(keys.lobby_key(room_id), knock_id, json.dumps(knock))
     await redis.expire(keys.lobby_key(room_id), 86400)
-    consumer.lobby_knock_id = knock_id
-    consumer.lobby_frame = frame
-    # Waiting for a person may take longer than the handshake timeout.
-    timer = getattr(consumer, "handshake_timer", None)
-    if timer:
-        timer.cancel()
-    await consumer.send_json({"type": "lobby.waiting", "knock_id": knock_id})
+    session.lobby_knock_id = knock_id
+    session.lobby_frame = frame
+    await session.reply({"type": "lobby.waiting", "knock_id": knock_id})
     await layer.to_moderators(room_id, {"type": "lobby.knock", **_public(knock)})
 
 

@@ -14,8 +14,10 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 
 from deliveries.services import room_events_emit
+from videochat.errors import RoomFull
 
-from . import layer, presence
+from . import layer, presence, roles
+from .session import Session
 
 log = structlog.get_logger(__name__)
 
@@ -113,3 +115,55 @@ async def reap_and_announce(
     for peer in gone:
         await announce_leave(room_id, peer, peer_id=peer["peer_id"], reason="timeout")
     return gone
+
+
+async def call_enter(session: Session) -> presence.PeerState | None:
+    """Enter the call: this socket's peer takes one of the room's call seats.
+
+    Returns the peer's state, now in the call (None if the peer is gone),
+    or raises ``RoomFull``. A seat is for the call, not the socket: a tab
+    that previews or chats holds none; a member's second tab entering the
+    call takes the first one's seat, whose call ends (its chat stays);
+    owners and moderators always get a seat.
+
+    Seats of peers that went away without a goodbye (a server killed
+    mid-call, a close that failed under load) are freed by anyone's
+    heartbeat; in a full room nobody may be left to send one, so a
+    refused seat first drops the stale peers and tries once more.
+    """
+    room_id, capacity = session.room_id, session.room["capacity"]
+
+    async def take() -> presence.SeatTaken | None:
+        return await presence.seat_take(
+            room_id=room_id,
+            peer_id=session.peer_id,
+            capacity=capacity,
+            always=roles.moderates(session.role),
+        )
+
+    try:
+        taken = await take()
+        if taken is None:
+            await reap_and_announce(room_id)
+            taken = await take()
+    except presence.PeerGone:
+        return None
+    if taken is None:
+        raise RoomFull(capacity=capacity)
+    if taken["replaced"] is not None:
+        await announce_call_moved(room_id, taken["replaced"])
+    return taken["state"]
+
+
+async def peer_leave(session: Session, *, reason: str) -> None:
+    """This socket's peer leaves the room now, with no resume grace."""
+    session.ready = False
+    room_id, peer_id = session.room_id, session.peer_id
+    await layer.group_leave(layer.room_group(room_id), session.channel_name)
+    owner = await presence.presence_channel(room_id=room_id, peer_id=peer_id)
+    if owner not in (None, session.channel_name):
+        return  # a newer socket resumed this peer
+    state = await presence.presence_get(room_id=room_id, peer_id=peer_id)
+    if await presence.presence_remove(room_id=room_id, peer_id=peer_id):
+        await announce_leave(room_id, state, peer_id=peer_id, reason=reason)
+    log.info("room.left", room=room_id, peer=peer_id, reason=reason)

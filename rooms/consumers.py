@@ -12,7 +12,6 @@ import json
 import random
 import secrets
 import time
-from collections.abc import Coroutine
 from typing import Any
 
 import structlog
@@ -27,8 +26,9 @@ from videochat import metrics, node, requestid
 from videochat.closecodes import DELIBERATE, CloseCode
 from videochat.errors import AppError, BadRequest, RoomFull
 
-from . import admission, calls, layer, presence, resume, roles, security, selectors, turn
+from . import admission, calls, layer, presence, resume, security, selectors, turn
 from .protocol import HANDLERS, PROTOCOL_VERSION
+from .session import Session
 
 log = structlog.get_logger(__name__)
 
@@ -123,13 +123,14 @@ def _encodable(frame: dict[str, Any]) -> bool:
 
 
 class RoomConsumer(AsyncJsonWebsocketConsumer):
-    room: selectors.RoomInfo
-    member: selectors.MemberInfo
-    peer_id: str = ""
-    ready = False
+    """The edge: the only module that knows a socket is a consumer.
+
+    Handlers and helpers get the socket's ``Session`` (rooms/session.py).
+    """
+
+    session: Session | None = None
     opened_at = 0.0
     accepted = False
-    auth_revision: str | None = None
     gate: security.AddressGate
     # Set when the server itself closed the socket (kick, ban, replaced).
     server_close_code: int | None = None
@@ -151,6 +152,10 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
 
         await super().__call__(scope, receive, send_unless_gone)
 
+    @property
+    def ready(self) -> bool:
+        return self.session is not None and self.session.ready
+
     # --- connection -------------------------------------------------------
     async def connect(self) -> None:
         requestid.socket_session_bind()
@@ -163,34 +168,47 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
         # different servers; their reconnects are far apart beside NTP skew.
         self.opened_at = time.time()
         # Per-address connection rate, before any database work.
-        if not await security.connection_allowed(self):
+        address = admission.client_ip(self.scope)
+        refused = await security.connection_refusal(address)
+        if refused is not None:
+            # Accept first so the client can read why and when to come back.
+            await self.accept()
+            await self.send_json(refused.as_frame())
+            await self.close(code=refused.close_code)
             return
         slug = self.scope["url_route"]["kwargs"]["slug"]
         user = self.scope.get("user")
         access = await database_sync_to_async(selectors.socket_access)(
             slug=slug, user=user, session=self.scope.get("session")
         )
-        if access["room"] is None:
+        room, member = access["room"], access["member"]
+        if room is None:
             await self.refuse(CloseCode.NO_SUCH_ROOM, "no such room")
             return
-        if access["member"] is None:
+        if member is None:
             if user is None or not user.is_authenticated:
                 await self.refuse(CloseCode.UNAUTHENTICATED, "log in first")
             else:
                 await self.refuse(CloseCode.FORBIDDEN, "not a member of this room")
             return
-        self.room = access["room"]
-        self.member = access["member"]
-        self.group = layer.room_group(self.room["id"])
-        self.log = log.bind(room=self.room["slug"], member=self.member["id"])
-        self.gate = security.AddressGate(
-            address=admission.client_ip(self.scope), room_id=self.room["id"]
+        self.session = Session(
+            room=room,
+            member=member,
+            channel_name=self.channel_name,
+            scope=self.scope,
+            opened_at=self.opened_at,
+            send_frame=self.send_json,
+            send_text=self._send_text,
+            close_with=self._close_with,
+            beside=self.run_beside,
         )
-        requestid.socket_bind(room=self.room["slug"], member=self.member["id"])
+        self.log = log.bind(room=room["slug"], member=member["id"])
+        self.gate = security.AddressGate(address=address, room_id=room["id"])
+        requestid.socket_bind(room=room["slug"], member=member["id"])
         await self.accept()
         node.socket_opened(self.drain)
         # Kick, ban, role changes and logout reach this socket through these groups.
-        await security.socket_opened(self)
+        await security.socket_opened(self.session)
         self.handshake_timer = asyncio.create_task(self._expect_hello())
 
     async def accept(self, subprotocol: str | None = None, headers: Any = None) -> None:
@@ -207,41 +225,6 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
         await self.accept()
         await self.close(code=code, reason=reason)
 
-    async def take_seat(self) -> presence.PeerState | None:
-        """Enter the call: this peer takes one of the room's call seats.
-
-        Returns the peer's state, now in the call (None if the peer is gone),
-        or raises ``RoomFull``. A seat is for the call, not the socket: a tab
-        that previews or chats holds none; a member's second tab entering the
-        call takes the first one's seat, whose call ends (its chat stays);
-        owners and moderators always get a seat.
-
-        Seats of peers that went away without a goodbye (a server killed
-        mid-call, a close that failed under load) are freed by anyone's
-        heartbeat; in a full room nobody may be left to send one, so a
-        refused seat first drops the stale peers and tries once more.
-        """
-        room_id, capacity = self.room["id"], self.room["capacity"]
-        always = roles.moderates(self.member["role"])
-
-        def take() -> Coroutine[Any, Any, presence.SeatTaken | None]:
-            return presence.seat_take(
-                room_id=room_id, peer_id=self.peer_id, capacity=capacity, always=always
-            )
-
-        try:
-            taken = await take()
-            if taken is None:
-                await calls.reap_and_announce(room_id)
-                taken = await take()
-        except presence.PeerGone:
-            return None
-        if taken is None:
-            raise RoomFull(capacity=capacity)
-        if taken["replaced"] is not None:
-            await calls.announce_call_moved(room_id, taken["replaced"])
-        return taken["state"]
-
     async def _expect_hello(self) -> None:
         await asyncio.sleep(HANDSHAKE_TIMEOUT_S)
         if not self.ready:
@@ -257,26 +240,35 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
             task = getattr(self, task_name, None)
             if task:
                 task.cancel()
-        await security.socket_closed(self)
-        if not self.ready:
+        session = self.session
+        if session is None:
+            return  # refused at connect: never joined anything
+        await security.socket_closed(session)
+        if not session.ready:
             return
         server_code = self.server_close_code
         if server_code == CloseCode.REPLACED:
             # A resumed socket owns the peer now; nothing to undo.
-            self.ready = False
-            await layer.group_leave(self.group, self.channel_name)
+            session.ready = False
+            await layer.group_leave(layer.room_group(session.room_id), self.channel_name)
         elif server_code == CloseCode.DRAINING:
-            await self.start_grace()  # held for its resume on another node
+            await self.start_grace(session)  # held for its resume on another node
         elif code in DELIBERATE or server_code not in (None, CloseCode.INTERNAL):
             reason: dict[int | None, str] = {CloseCode.KICKED: "kicked", CloseCode.BANNED: "banned"}
-            await self.leave_room(reason=reason.get(server_code, "disconnect"))
+            await calls.peer_leave(session, reason=reason.get(server_code, "disconnect"))
         else:
-            await self.start_grace()
+            await self.start_grace(session)
 
     async def close(self, code: int | bool | None = None, reason: str | None = None) -> None:
         if self.server_close_code is None and isinstance(code, int) and code is not True:
             self.server_close_code = code
         await super().close(code=code, reason=reason)
+
+    async def _close_with(self, code: int) -> None:
+        await self.close(code=code)
+
+    async def _send_text(self, text: str) -> None:
+        await self.send(text_data=text)
 
     # --- frames -----------------------------------------------------------
     async def dispatch(self, message: dict[str, Any]) -> None:
@@ -323,13 +315,14 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None):
         ref = None
+        session = self.session
         try:
             # Every frame costs its address a token before any work is spent
             # on it: a flood of invalid frames is limited like valid ones.
             gate = getattr(self, "gate", None)
-            if gate is None:
+            if gate is None or session is None:
                 return  # refused at connect; a frame raced the close
-            admitted, revision = await gate.charge(user=self.rate_key if self.ready else None)
+            admitted, revision = await gate.charge(user=session.rate_key if session.ready else None)
             if not admitted:
                 return
             if text_data is None:
@@ -340,9 +333,11 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
             metrics.frame_in(frame.get("type"))
             ref = frame.get("ref") if isinstance(frame.get("ref"), (str, int)) else None
             # Per-type size, per-user rate, and the sender's current role and bans.
-            if not await security.check_frame(self, frame, size=len(text_data), revision=revision):
+            if not await security.check_frame(
+                session, frame, size=len(text_data), revision=revision
+            ):
                 return
-            await self.dispatch_frame(frame)
+            await self.dispatch_frame(session, frame)
         except security.Flooding as exc:
             await self.send_error(exc)
             await self.close(code=exc.close_code)
@@ -351,23 +346,23 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
         except AppError as exc:
             await self.send_error(exc, ref=ref)
 
-    async def dispatch_frame(self, frame: dict[str, Any]) -> None:
+    async def dispatch_frame(self, session: Session, frame: dict[str, Any]) -> None:
         frame_type = frame.get("type")
         if not isinstance(frame_type, str):
             raise BadRequest("Every frame needs a string 'type'.")
         if frame_type == "hello":
-            await self.hello(frame)
+            await self.hello(session, frame)
             return
-        if not self.ready:
+        if not session.ready:
             raise NotReady()
         handler = HANDLERS.get(frame_type)
         if handler is None:
             raise UnknownType(frame_type=frame_type[:64])
         # Rate limits were spent before parsing (AddressGate) and in check_frame.
-        await handler(self, frame)
+        await handler(session, frame)
 
-    async def hello(self, frame: dict[str, Any]) -> None:
-        if self.ready:
+    async def hello(self, session: Session, frame: dict[str, Any]) -> None:
+        if session.ready:
             raise BadRequest("Already said hello.")
         if frame.get("v") != PROTOCOL_VERSION:
             await self.send_json(
@@ -376,147 +371,141 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=CloseCode.BAD_HANDSHAKE)
             return
         try:
-            await admission.admit(self, frame)
+            await admission.admit(session, frame)
         except admission.Waiting:
-            return  # parked in the lobby; a moderator's decision arrives as mod.event
+            # Parked in the lobby; a moderator's decision arrives as mod.event.
+            # Waiting for a person may take longer than the handshake timeout.
+            self.handshake_timer.cancel()
+            return
         except AppError as exc:
             await self.send_json(exc.as_frame())
             await self.close(code=getattr(exc, "close_code", CloseCode.FORBIDDEN))
             return
         try:
-            resumed = await resume.session_resume(self, frame.get("resume"))
+            resumed = await resume.session_resume(session, frame.get("resume"))
         except resume.Superseded as exc:
             await self.send_json(exc.as_frame())
             await self.close(code=exc.close_code)
             return
         if resumed is not None:
-            await self.join_resumed(resumed)
+            await self.join_resumed(session, resumed)
             return
-        self.peer_id = secrets.token_urlsafe(9)
-        requestid.socket_bind(peer=self.peer_id)
+        session.peer_id = secrets.token_urlsafe(9)
+        requestid.socket_bind(peer=session.peer_id)
+        room_id, member = session.room_id, session.member
         state = presence.PeerState(
-            peer_id=self.peer_id,
-            member_id=self.member["id"],
-            display_name=self.member["display_name"],
-            role=self.member["role"],
+            peer_id=session.peer_id,
+            member_id=member["id"],
+            display_name=member["display_name"],
+            role=member["role"],
             audio=bool(frame.get("audio", True)),
             video=bool(frame.get("video", True)),
             screen=False,
             in_call=False,  # until it has a seat
             hand_at=None,
         )
-        await presence.presence_add(room_id=self.room["id"], state=state)
+        await presence.presence_add(room_id=room_id, state=state)
         await presence.presence_bind(
-            room_id=self.room["id"], peer_id=self.peer_id, channel=self.channel_name
+            room_id=room_id, peer_id=session.peer_id, channel=self.channel_name
         )
         no_seat = None
         if frame.get("in_call") is True:
             # Back in the call (a reconnect that could not resume): a full
             # call still lets the tab in for chat; it is told after welcome.
             try:
-                state = await self.take_seat() or state
+                state = await calls.call_enter(session) or state
             except RoomFull as exc:
                 no_seat = exc
-        await layer.group_join(self.group, self.channel_name)
-        self.ready = True
+        await layer.group_join(layer.room_group(room_id), self.channel_name)
+        session.ready = True
         self.handshake_timer.cancel()
-        await self.send_welcome(resumed=False)
-        await calls.announce_join(self.room["id"], state, exclude=self.channel_name)
+        await self.send_welcome(session, resumed=False)
+        await calls.announce_join(room_id, state, exclude=self.channel_name)
         if no_seat is not None:
             await self.send_error(no_seat)
-        self.log.info("room.joined", peer=self.peer_id)
+        self.log.info("room.joined", peer=session.peer_id)
 
-    async def join_resumed(self, state: presence.PeerState) -> None:
+    async def join_resumed(self, session: Session, state: presence.PeerState) -> None:
         """Same peer, new socket: no join for the others; held signals are delivered."""
-        self.peer_id = state["peer_id"]
-        requestid.socket_bind(peer=self.peer_id)
-        await layer.group_join(self.group, self.channel_name)
-        self.ready = True
+        session.peer_id = state["peer_id"]
+        requestid.socket_bind(peer=session.peer_id)
+        await layer.group_join(layer.room_group(session.room_id), self.channel_name)
+        session.ready = True
         self.handshake_timer.cancel()
-        await self.send_welcome(resumed=True)
-        for held in await presence.pending_take(room_id=self.room["id"], peer_id=self.peer_id):
+        await self.send_welcome(session, resumed=True)
+        for held in await presence.pending_take(room_id=session.room_id, peer_id=session.peer_id):
             await self.send_json(held)
-        self.log.info("room.resumed", peer=self.peer_id)
+        self.log.info("room.resumed", peer=session.peer_id)
 
-    def start_watchdog(self) -> None:
+    def start_watchdog(self, session: Session) -> None:
         if getattr(self, "watchdog", None) is None:
-            self.watchdog = asyncio.create_task(self._watch())
+            self.watchdog = asyncio.create_task(self._watch(session))
 
-    async def _watch(self) -> None:
+    async def _watch(self, session: Session) -> None:
         """Close this socket if it should be gone (security.socket_recheck).
 
         A reaped peer's socket kept receiving chat, a socket of a session
         ended by a password change kept working, a silent banned member kept
         receiving: none of them sends a frame that would be checked.
         """
-        while self.ready:
+        while session.ready:
             # Spread out, so sockets that joined together do not check together.
             await asyncio.sleep(settings.SOCKET_CHECK_INTERVAL_S * random.uniform(0.75, 1.25))
-            if not self.ready:
+            if not session.ready:
                 return
             try:
-                await security.socket_recheck(self)
+                await security.socket_recheck(session)
             except Exception:  # noqa: BLE001 - Redis or the database away: next time
                 self.log.warning("room.recheck_failed", exc_info=True)
 
-    async def send_welcome(self, *, resumed: bool) -> None:
-        room_id = self.room["id"]
+    async def send_welcome(self, session: Session, *, resumed: bool) -> None:
+        room_id, peer_id = session.room_id, session.peer_id
         await self.send_json(
             {
                 "type": "welcome",
                 "v": PROTOCOL_VERSION,
-                "peer_id": self.peer_id,
-                "member": self.member,
-                "room": self.room,
+                "peer_id": peer_id,
+                "member": session.member,
+                "room": session.room,
                 "participants": await presence.presence_list(room_id=room_id),
                 "resumed": resumed,
                 "resume": {
                     "token": resume.resume_token(
-                        room_id=room_id, peer_id=self.peer_id, member_id=self.member["id"]
+                        room_id=room_id, peer_id=peer_id, member_id=session.member_id
                     ),
                     "grace_s": settings.CALL_RESUME_GRACE_S,
                 },
-                "ice": turn.ice_config_for(user_key=self.rate_key),
+                "ice": turn.ice_config_for(user_key=session.rate_key),
             }
         )
-        self.start_watchdog()
+        self.start_watchdog(session)
 
-    async def start_grace(self) -> None:
+    async def start_grace(self, session: Session) -> None:
         """The socket dropped without a goodbye: hold the peer for a resume."""
-        self.ready = False
-        await layer.group_leave(self.group, self.channel_name)
+        session.ready = False
+        await layer.group_leave(layer.room_group(session.room_id), self.channel_name)
         grace = settings.CALL_RESUME_GRACE_S
         started = await presence.presence_unbind(
-            room_id=self.room["id"],
-            peer_id=self.peer_id,
+            room_id=session.room_id,
+            peer_id=session.peer_id,
             channel=self.channel_name,
             grace_s=grace,
             timeout_s=presence.PRESENCE_TIMEOUT_S,
         )
         if started:
-            task = asyncio.create_task(self._reap_after(grace + 0.5))
+            task = asyncio.create_task(self._reap_after(session.room_id, grace + 0.5))
             _reapers.add(task)
             task.add_done_callback(_reapers.discard)
-        self.log.info("room.grace", peer=self.peer_id, started=started)
+        self.log.info("room.grace", peer=session.peer_id, started=started)
 
-    async def _reap_after(self, delay: float) -> None:
+    @staticmethod
+    async def _reap_after(room_id: int, delay: float) -> None:
         # Every peer's ping also reaps; this covers a room where nobody else is.
         await asyncio.sleep(delay)
-        await calls.reap_and_announce(self.room["id"])
-
-    async def leave_room(self, *, reason: str) -> None:
-        self.ready = False
-        await layer.group_leave(self.group, self.channel_name)
-        owner = await presence.presence_channel(room_id=self.room["id"], peer_id=self.peer_id)
-        if owner not in (None, self.channel_name):
-            return  # a newer socket resumed this peer
-        state = await presence.presence_get(room_id=self.room["id"], peer_id=self.peer_id)
-        if await presence.presence_remove(room_id=self.room["id"], peer_id=self.peer_id):
-            await calls.announce_leave(self.room["id"], state, peer_id=self.peer_id, reason=reason)
-        self.log.info("room.left", peer=self.peer_id, reason=reason)
+        await calls.reap_and_announce(room_id)
 
     # --- work beside the frame loop ----------------------------------------
-    async def run_beside(self, coro: Any, *, window: int) -> None:
+    async def run_beside(self, coro: Any, window: int) -> None:
         """Run ``coro`` as a task so the next frame need not wait for it.
 
         At most ``window`` such tasks per socket: beyond that, this waits for
@@ -538,23 +527,13 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
             await self.failed({"type": "beside"})
 
     # --- sending ----------------------------------------------------------
-    @property
-    def rate_key(self) -> str:
-        user_id = self.member["user_id"]
-        return f"u{user_id}" if user_id else f"g{self.member['id']}"
-
     async def send_error(self, error: AppError, *, ref: Any = None) -> None:
         frame = error.as_frame()
         if ref is not None:
             frame["ref"] = ref
         await self.send_json(frame)
 
-    async def broadcast(self, frame: dict[str, Any], *, exclude_self: bool = False) -> None:
-        """Send ``frame`` to everyone in the room (at most once: a wake-up, not a record)."""
-        exclude = self.channel_name if exclude_self else None
-        await layer.to_room(self.room["id"], frame, exclude=exclude)
-
-    # --- channel-layer events (server to server) ---------------------------
+    # --- channel-layer messages (rooms/layer.py builds them) ----------------
     async def room_frame(self, event: dict[str, Any]) -> None:
         if event.get("exclude") != self.channel_name:
             await self.send_json(event["frame"])
@@ -564,13 +543,16 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
 
     async def mod_event(self, event: dict[str, Any]) -> None:
         """Moderation news for this socket: lobby decisions, its member's new role."""
-        from . import moderation
-
-        await moderation.on_event(self, event)
+        session = self.session
+        if session is None:
+            return
+        if await security.mod_event(session, event) and session.lobby_frame is not None:
+            await self.hello(session, session.lobby_frame)  # admitted from the lobby
 
     async def session_check(self, event: dict[str, Any]) -> None:
         """The account's password changed: is this socket's session still valid?"""
-        await security.session_recheck(self)
+        if self.session is not None:
+            await security.session_recheck(self.session)
 
     async def peer_close(self, event: dict[str, Any]) -> None:
         """Another part of the system asks this socket to go (kick, ban, logout)."""

@@ -9,16 +9,13 @@ docs/protocol.md.
 """
 
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
 
 from videochat import ratelimit
 from videochat.errors import AppError, BadRequest, Forbidden, NotFound
 
 from . import presence, roles
 from .protocol import Frame, handles
-
-if TYPE_CHECKING:
-    from .consumers import RoomConsumer
+from .session import Session
 
 # The six reactions a client may send, exactly these code points (the heart
 # carries its emoji variation selector, U+2764 U+FE0F).
@@ -38,8 +35,8 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
-async def _in_call(consumer: "RoomConsumer") -> presence.PeerState:
-    state = await presence.presence_get(room_id=consumer.room["id"], peer_id=consumer.peer_id)
+async def _in_call(session: Session) -> presence.PeerState:
+    state = await presence.presence_get(room_id=session.room_id, peer_id=session.peer_id)
     if state is None or not state["in_call"]:
         raise NotInCall()
     return state
@@ -56,48 +53,48 @@ def _raised_frame(state: presence.PeerState) -> Frame:
 
 
 @handles("hand.raise")
-async def hand_raise(consumer: "RoomConsumer", frame: Frame) -> None:
+async def hand_raise(session: Session, frame: Frame) -> None:
     try:
         raised, state = await presence.hand_raise(
-            room_id=consumer.room["id"], peer_id=consumer.peer_id, at=_now()
+            room_id=session.room_id, peer_id=session.peer_id, at=_now()
         )
     except (presence.PeerGone, presence.NotInCall):
         raise NotInCall() from None
     if raised:
-        await consumer.broadcast(_raised_frame(state))
+        await session.broadcast(_raised_frame(state))
     else:
         # Up already: the room heard it; the sender alone is told again, same ``at``.
-        await consumer.send_json(_raised_frame(state))
+        await session.reply(_raised_frame(state))
 
 
 @handles("hand.lower")
-async def hand_lower(consumer: "RoomConsumer", frame: Frame) -> None:
-    await _in_call(consumer)
-    target = frame.get("peer_id", consumer.peer_id)
+async def hand_lower(session: Session, frame: Frame) -> None:
+    await _in_call(session)
+    target = frame.get("peer_id", session.peer_id)
     if not isinstance(target, str) or not 0 < len(target) <= 64:
         raise BadRequest("'peer_id' must be a peer id.", field="peer_id")
-    if target != consumer.peer_id and not roles.moderates(consumer.member["role"]):
+    if target != session.peer_id and not roles.moderates(session.role):
         raise Forbidden("Only the owner and moderators lower someone else's hand.")
     try:
-        lowered, _ = await presence.hand_lower(room_id=consumer.room["id"], peer_id=target)
+        lowered, _ = await presence.hand_lower(room_id=session.room_id, peer_id=target)
     except presence.PeerGone:
         raise NotFound("No such peer in this room.", peer_id=target) from None
     if lowered:
-        await consumer.broadcast(
-            {"type": "hand.lowered", "peer_id": target, "by_member_id": consumer.member["id"]}
+        await session.broadcast(
+            {"type": "hand.lowered", "peer_id": target, "by_member_id": session.member_id}
         )
 
 
 @handles("reaction.send")
-async def reaction_send(consumer: "RoomConsumer", frame: Frame) -> None:
-    state = await _in_call(consumer)
+async def reaction_send(session: Session, frame: Frame) -> None:
+    state = await _in_call(session)
     emoji = frame.get("emoji")
     if not isinstance(emoji, str) or emoji not in REACTIONS:
         raise BadRequest(
             "'emoji' must be one of " + " ".join(sorted(REACTIONS)) + ".", field="emoji"
         )
-    await ratelimit.hit(REACTION_LIMIT, f"{consumer.room['id']}:{consumer.peer_id}")
-    await consumer.broadcast(
+    await ratelimit.hit(REACTION_LIMIT, f"{session.room_id}:{session.peer_id}")
+    await session.broadcast(
         {
             "type": "reaction",
             "peer_id": state["peer_id"],

@@ -4,22 +4,22 @@ from videochat.closecodes import CloseCode
 from videochat.errors import BadRequest
 
 from . import calls, presence
-from .consumers import RoomConsumer
 from .protocol import Frame, handles
+from .session import Session
 
 PRESENCE_TIMEOUT_S = presence.PRESENCE_TIMEOUT_S
 
 
 @handles("ping")
-async def ping(consumer: RoomConsumer, frame: Frame) -> None:
-    room_id = consumer.room["id"]
-    alive = await presence.presence_touch(room_id=room_id, peer_id=consumer.peer_id)
-    await consumer.send_json({"type": "pong", "t": frame.get("t"), "present": alive})
+async def ping(session: Session, frame: Frame) -> None:
+    room_id = session.room_id
+    alive = await presence.presence_touch(room_id=room_id, peer_id=session.peer_id)
+    await session.reply({"type": "pong", "t": frame.get("t"), "present": alive})
     await calls.reap_and_announce(room_id)
 
 
 @handles("presence.update")
-async def presence_update(consumer: RoomConsumer, frame: Frame) -> None:
+async def presence_update(session: Session, frame: Frame) -> None:
     changes = {k: frame[k] for k in ("audio", "video", "screen", "in_call") if k in frame}
     if not changes or not all(isinstance(v, bool) for v in changes.values()):
         raise BadRequest("presence.update takes booleans audio, video, screen, in_call.")
@@ -27,21 +27,21 @@ async def presence_update(consumer: RoomConsumer, frame: Frame) -> None:
     if changes.get("in_call") is True:
         # Entering the call takes a call seat (room_full if none is free: the
         # socket stays, for chat); leaving it (in_call false) frees the seat.
-        state = await consumer.take_seat()
+        state = await calls.call_enter(session)
         del changes["in_call"]
     elif changes.get("in_call") is False:
         # Out of the call, hand down: the room hears hand.lowered before the update.
-        await calls.announce_hand_down(consumer.room["id"], consumer.peer_id)
+        await calls.announce_hand_down(session.room_id, session.peer_id)
     if changes:
         state = await presence.presence_update(
-            room_id=consumer.room["id"], peer_id=consumer.peer_id, **changes
+            room_id=session.room_id, peer_id=session.peer_id, **changes
         )
     if state is not None:
-        await consumer.broadcast({"type": "presence.update", "peer": state})
+        await session.broadcast({"type": "presence.update", "peer": state})
 
 
 @handles("leave")
-async def leave(consumer: RoomConsumer, frame: Frame) -> None:
+async def leave(session: Session, frame: Frame) -> None:
     """The user left on purpose: the others see it now, with no resume grace."""
-    await consumer.leave_room(reason="left")
-    await consumer.close(code=CloseCode.NORMAL)
+    await calls.peer_leave(session, reason="left")
+    await session.close(CloseCode.NORMAL)

@@ -14,10 +14,10 @@ from channels.db import database_sync_to_async
 from videochat.errors import BadRequest, Conflict, NotFound
 from videochat.text import text_check
 
-from . import admission, calls, layer, presence, roles, security, services
-from .consumers import RoomConsumer
-from .models import AuditLog, Role
+from . import admission, calls, layer, presence, roles, services
+from .models import AuditLog
 from .protocol import Frame, handles
+from .session import Session
 
 REASON_MAX = 200
 
@@ -43,22 +43,22 @@ def _knock_id(frame: Frame) -> str:
     return knock_id
 
 
-async def _act(consumer: RoomConsumer, action: str, **kwargs: Any) -> services.ModResult:
+async def _act(session: Session, action: str, **kwargs: Any) -> services.ModResult:
     return await database_sync_to_async(services.moderation_act)(
-        room_id=consumer.room["id"], actor_member_id=consumer.member["id"], action=action, **kwargs
+        room_id=session.room_id, actor_member_id=session.member_id, action=action, **kwargs
     )
 
 
-async def _act_check(consumer: RoomConsumer) -> None:
+async def _act_check(session: Session) -> None:
     """Authorize a read against the current role (no audit row for looking)."""
     await database_sync_to_async(services.moderator_check)(
-        room_id=consumer.room["id"], actor_member_id=consumer.member["id"]
+        room_id=session.room_id, actor_member_id=session.member_id
     )
 
 
-async def _drop_member_presence(consumer: RoomConsumer, *, member_id: int, reason: str) -> None:
+async def _drop_member_presence(session: Session, *, member_id: int, reason: str) -> None:
     """Take the member's peers out of the call now, even a socket in its resume grace."""
-    room_id = consumer.room["id"]
+    room_id = session.room_id
     for peer in await presence.presence_list(room_id=room_id):
         if peer["member_id"] != member_id:
             continue
@@ -67,10 +67,10 @@ async def _drop_member_presence(consumer: RoomConsumer, *, member_id: int, reaso
 
 
 async def _announce(
-    consumer: RoomConsumer, action: str, result: services.ModResult, **extra: Any
+    session: Session, action: str, result: services.ModResult, **extra: Any
 ) -> None:
     target = result["target"]
-    await consumer.broadcast(
+    await session.broadcast(
         {
             "type": "mod.action",
             "action": action,
@@ -87,48 +87,48 @@ async def _announce(
 
 
 @handles("mod.kick")
-async def kick(consumer: RoomConsumer, frame: Frame) -> None:
+async def kick(session: Session, frame: Frame) -> None:
     reason = _reason(frame)
     # The service holds the kick (a reload is refused for a while) and closes
     # the kicked member's sockets after commit.
     result = await database_sync_to_async(services.member_kick)(
-        room_id=consumer.room["id"],
-        actor_member_id=consumer.member["id"],
+        room_id=session.room_id,
+        actor_member_id=session.member_id,
         target_member_id=_member_id(frame),
         reason=reason,
     )
     for member_id in result["member_ids"]:
-        await _drop_member_presence(consumer, member_id=member_id, reason="kicked")
-    await _announce(consumer, "kick", result, reason=reason)
+        await _drop_member_presence(session, member_id=member_id, reason="kicked")
+    await _announce(session, "kick", result, reason=reason)
 
 
 @handles("mod.ban")
-async def ban(consumer: RoomConsumer, frame: Frame) -> None:
+async def ban(session: Session, frame: Frame) -> None:
     reason = _reason(frame)
     # The service closes the banned member's sockets after commit.
     result = await database_sync_to_async(services.ban_create)(
-        room_id=consumer.room["id"],
-        actor_member_id=consumer.member["id"],
+        room_id=session.room_id,
+        actor_member_id=session.member_id,
         target_member_id=_member_id(frame),
         reason=reason,
         minutes=frame.get("minutes"),
     )
     for member_id in result["member_ids"]:
-        await _drop_member_presence(consumer, member_id=member_id, reason="banned")
-    await _announce(consumer, "ban", result, reason=reason)
+        await _drop_member_presence(session, member_id=member_id, reason="banned")
+    await _announce(session, "ban", result, reason=reason)
 
 
 # --- microphones -------------------------------------------------------------------
 
 
 @handles("mod.mute")
-async def mute(consumer: RoomConsumer, frame: Frame) -> None:
+async def mute(session: Session, frame: Frame) -> None:
     """``request: true`` asks the member to mute; otherwise the server mutes them."""
     request = frame.get("request", False)
     if not isinstance(request, bool):
         raise BadRequest("request must be a boolean.")
     action = AuditLog.Action.MUTE_REQUEST if request else AuditLog.Action.MUTE
-    result = await _act(consumer, action, target_member_id=_member_id(frame))
+    result = await _act(session, action, target_member_id=_member_id(frame))
     target = result["target"]
     assert target is not None
     kind = "mod.mute_request" if request else "mod.muted"
@@ -136,21 +136,21 @@ async def mute(consumer: RoomConsumer, frame: Frame) -> None:
         target["member_id"], layer.peer_frame({"type": kind, "by": result["actor_name"]})
     )
     if not request:
-        await _mute_peers(consumer, member_ids={target["member_id"]})
-    await _announce(consumer, "mute_request" if request else "mute", result)
+        await _mute_peers(session, member_ids={target["member_id"]})
+    await _announce(session, "mute_request" if request else "mute", result)
 
 
 @handles("mod.mute_all")
-async def mute_all(consumer: RoomConsumer, frame: Frame) -> None:
-    result = await _act(consumer, AuditLog.Action.MUTE_ALL)
-    await _mute_peers(consumer, member_ids=None)
+async def mute_all(session: Session, frame: Frame) -> None:
+    result = await _act(session, AuditLog.Action.MUTE_ALL)
+    await _mute_peers(session, member_ids=None)
     # Clients of participants and guests switch their microphone off on this.
-    await consumer.broadcast({"type": "mod.mute_all", "by": result["actor_name"]})
+    await session.broadcast({"type": "mod.mute_all", "by": result["actor_name"]})
 
 
-async def _mute_peers(consumer: RoomConsumer, *, member_ids: set[int] | None) -> None:
+async def _mute_peers(session: Session, *, member_ids: set[int] | None) -> None:
     """Mark peers muted in presence now, so everyone's view changes at once."""
-    room_id = consumer.room["id"]
+    room_id = session.room_id
     for peer in await presence.presence_list(room_id=room_id):
         if member_ids is None:
             if roles.moderates(peer["role"]):
@@ -163,65 +163,65 @@ async def _mute_peers(consumer: RoomConsumer, *, member_ids: set[int] | None) ->
             room_id=room_id, peer_id=peer["peer_id"], audio=False
         )
         if state is not None:
-            await consumer.broadcast({"type": "presence.update", "peer": state})
+            await session.broadcast({"type": "presence.update", "peer": state})
 
 
 # --- who may come in -------------------------------------------------------------------
 
 
-async def _set_access(consumer: RoomConsumer, **change: Any) -> dict[str, Any]:
+async def _set_access(session: Session, **change: Any) -> dict[str, Any]:
     return await database_sync_to_async(services.room_set_access)(
-        room_id=consumer.room["id"], actor_member_id=consumer.member["id"], **change
+        room_id=session.room_id, actor_member_id=session.member_id, **change
     )
 
 
 @handles("mod.lock")
-async def lock(consumer: RoomConsumer, frame: Frame) -> None:
-    await _set_access(consumer, locked=frame.get("locked"))
+async def lock(session: Session, frame: Frame) -> None:
+    await _set_access(session, locked=frame.get("locked"))
 
 
 @handles("mod.password")
-async def password(consumer: RoomConsumer, frame: Frame) -> None:
+async def password(session: Session, frame: Frame) -> None:
     if "password" not in frame:
         raise BadRequest("password: a string to set, or null to clear.")
-    await _set_access(consumer, password=frame["password"])
+    await _set_access(session, password=frame["password"])
 
 
 @handles("mod.lobby")
-async def lobby(consumer: RoomConsumer, frame: Frame) -> None:
+async def lobby(session: Session, frame: Frame) -> None:
     enabled = frame.get("enabled")
-    await _set_access(consumer, lobby_enabled=enabled)
+    await _set_access(session, lobby_enabled=enabled)
     if enabled is False:
         # Nobody is left knocking at a door that is now open.
-        for knock in await admission.lobby_list(room_id=consumer.room["id"]):
-            await _decide(consumer, knock["knock_id"], admitted=True, reason="")
+        for knock in await admission.lobby_list(room_id=session.room_id):
+            await _decide(session, knock["knock_id"], admitted=True, reason="")
 
 
 @handles("mod.lobby_list")
-async def lobby_list(consumer: RoomConsumer, frame: Frame) -> None:
+async def lobby_list(session: Session, frame: Frame) -> None:
     """Who is waiting now (a moderator's page asks after welcome)."""
-    await _act_check(consumer)
-    knocks = await admission.lobby_list(room_id=consumer.room["id"])
-    await consumer.send_json({"type": "lobby.list", "knocks": knocks})
+    await _act_check(session)
+    knocks = await admission.lobby_list(room_id=session.room_id)
+    await session.reply({"type": "lobby.list", "knocks": knocks})
 
 
 @handles("mod.admit")
-async def lobby_admit(consumer: RoomConsumer, frame: Frame) -> None:
-    await _decide(consumer, _knock_id(frame), admitted=True, reason="")
+async def lobby_admit(session: Session, frame: Frame) -> None:
+    await _decide(session, _knock_id(frame), admitted=True, reason="")
 
 
 @handles("mod.reject")
-async def lobby_reject(consumer: RoomConsumer, frame: Frame) -> None:
-    await _decide(consumer, _knock_id(frame), admitted=False, reason=_reason(frame))
+async def lobby_reject(session: Session, frame: Frame) -> None:
+    await _decide(session, _knock_id(frame), admitted=False, reason=_reason(frame))
 
 
-async def _decide(consumer: RoomConsumer, knock_id: str, *, admitted: bool, reason: str) -> None:
-    room_id = consumer.room["id"]
+async def _decide(session: Session, knock_id: str, *, admitted: bool, reason: str) -> None:
+    room_id = session.room_id
     knock = await admission.lobby_get(room_id=room_id, knock_id=knock_id)
     if knock is None:
         raise NotFound("Nobody is waiting with that knock.", knock_id=knock_id)
     result = await _act(
-        consumer,
+        session,
         AuditLog.Action.LOBBY_ADMIT if admitted else AuditLog.Action.LOBBY_REJECT,
         target_member_id=knock["member_id"],
         detail={"reason": reason} if reason else None,
@@ -245,43 +245,22 @@ async def _decide(consumer: RoomConsumer, knock_id: str, *, admitted: bool, reas
 
 
 @handles("mod.set_role")
-async def set_role(consumer: RoomConsumer, frame: Frame) -> None:
+async def set_role(session: Session, frame: Frame) -> None:
     """Owner only. The target's sockets get their new powers through their member group."""
     await database_sync_to_async(services.member_set_role)(
-        room_id=consumer.room["id"],
-        actor_member_id=consumer.member["id"],
+        room_id=session.room_id,
+        actor_member_id=session.member_id,
         target_member_id=_member_id(frame),
         role=frame.get("role"),
     )
 
 
 @handles("mod.hide_message")
-async def hide_message(consumer: RoomConsumer, frame: Frame) -> None:
+async def hide_message(session: Session, frame: Frame) -> None:
     seq = frame.get("seq")
     if not isinstance(seq, int) or isinstance(seq, bool) or seq < 1:
         raise BadRequest("seq must be a positive integer.")
     # messaging.services.message_hide broadcasts chat.hidden after commit.
     await database_sync_to_async(services.message_hide_by_moderator)(
-        room_id=consumer.room["id"], actor_member_id=consumer.member["id"], seq=seq
+        room_id=session.room_id, actor_member_id=session.member_id, seq=seq
     )
-
-
-# --- channel-layer events for one socket (consumer.mod_event) --------------------------
-
-
-async def on_event(consumer: RoomConsumer, event: dict[str, Any]) -> None:
-    kind = event.get("event")
-    if kind == "role.changed":
-        if consumer.member["role"] != Role.OWNER:
-            await security.role_changed(consumer, str(event["role"]))
-    elif kind == "lobby.admitted":
-        if consumer.ready or event.get("knock_id") != getattr(consumer, "lobby_knock_id", None):
-            return
-        consumer.lobby_admitted = True
-        await consumer.hello(consumer.lobby_frame)
-    elif kind == "lobby.rejected":
-        if consumer.ready or event.get("knock_id") != getattr(consumer, "lobby_knock_id", None):
-            return
-        reason = event.get("reason") or ""
-        await consumer.send_json(admission.LobbyRejected(reason=reason).as_frame())
-        await consumer.close(code=admission.LobbyRejected.close_code)

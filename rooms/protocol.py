@@ -12,13 +12,13 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from videochat.ratelimit import Limit
 
-    from .consumers import RoomConsumer
+    from .session import Session
 
 PROTOCOL_VERSION = 1
 
 
 Frame = dict[str, Any]
-Handler = Callable[["RoomConsumer", Frame], Awaitable[None]]
+Handler = Callable[["Session", Frame], Awaitable[None]]
 
 HANDLERS: dict[str, Handler] = {}
 # A type's own rate limit (per user), checked once the frame is parsed, before

@@ -7,7 +7,7 @@ still present (the reaper ends that after the grace period).
 """
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from django.utils.crypto import constant_time_compare, salted_hmac
 
@@ -16,9 +16,7 @@ from videochat.errors import AppError
 from videochat.redis import get_redis
 
 from . import keys, layer, presence
-
-if TYPE_CHECKING:
-    from .consumers import RoomConsumer
+from .session import Session
 
 _SALT = "huddle.rooms.resume"
 
@@ -87,7 +85,7 @@ async def _take_over(
     return json.loads(raw), (old or None), bool(int(taken))
 
 
-async def session_resume(consumer: "RoomConsumer", claim: Any) -> presence.PeerState | None:
+async def session_resume(session: Session, claim: Any) -> presence.PeerState | None:
     """Take over the peer named in ``hello.resume``; None means join afresh.
 
     A claim that is malformed, forged, for another member, or for a peer that
@@ -100,22 +98,22 @@ async def session_resume(consumer: "RoomConsumer", claim: Any) -> presence.PeerS
     peer_id, token = claim.get("peer_id"), claim.get("token")
     if not isinstance(peer_id, str) or not isinstance(token, str) or len(peer_id) > 64:
         return None
-    room_id, member_id = consumer.room["id"], consumer.member["id"]
+    room_id, member_id = session.room_id, session.member_id
     if not resume_token_valid(room_id=room_id, peer_id=peer_id, member_id=member_id, token=token):
         return None
     found = await _take_over(
         room_id=room_id,
         peer_id=peer_id,
         member_id=member_id,
-        channel=consumer.channel_name,
-        opened_at=consumer.opened_at,
+        channel=session.channel_name,
+        opened_at=session.opened_at,
     )
     if found is None:
         return None
     state, old_channel, taken = found
     if not taken:
         raise Superseded()
-    if old_channel and old_channel != consumer.channel_name:
+    if old_channel and old_channel != session.channel_name:
         # The old socket looked alive to the server (a stalled network never
         # closes): retire it; its disconnect sees it no longer owns the peer.
         await layer.to_peer(old_channel, layer.peer_close(CloseCode.REPLACED))

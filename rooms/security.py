@@ -16,7 +16,7 @@
 
 import asyncio
 from importlib import import_module
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import Any, Literal, cast
 
 from channels.db import database_sync_to_async
 from django.conf import settings
@@ -29,10 +29,9 @@ from videochat.errors import AppError, BadRequest, RateLimited
 from videochat.redis import get_redis
 
 from . import admission, keys, layer, presence, roles, selectors
+from .models import Role
 from .protocol import HANDLER_LIMITS, Frame
-
-if TYPE_CHECKING:
-    from .consumers import RoomConsumer
+from .session import Session
 
 IP_FRAME_LIMIT = ratelimit.Limit(
     "frames-ip", rate=settings.FRAME_RATE_IP_PER_S, burst=settings.FRAME_RATE_IP_BURST
@@ -136,117 +135,131 @@ def frame_limit(frame_type: object) -> int:
     return MAX_FRAME_CHARS.get(frame_type.split(".", 1)[0], DEFAULT_MAX_FRAME_CHARS)
 
 
-async def connection_allowed(consumer: "RoomConsumer") -> bool:
-    """False (socket answered and closed with 4429) when the address opens too many."""
+class TooManyConnections(RateLimited):
+    close_code = CloseCode.TOO_MANY
+
+
+async def connection_refusal(address: str) -> TooManyConnections | None:
+    """The refusal to answer (then close with 4429) when the address opens too many."""
     try:
-        await ratelimit.hit(IP_CONNECT_LIMIT, admission.client_ip(consumer.scope))
+        await ratelimit.hit(IP_CONNECT_LIMIT, address)
     except RateLimited as exc:
-        # Accept first so the client can read why and when to come back.
-        await consumer.accept()
-        await consumer.send_json(exc.as_frame())
-        await consumer.close(code=CloseCode.TOO_MANY)
-        return False
-    return True
+        return TooManyConnections(retry_after=exc.data["retry_after"])
+    return None
 
 
-async def socket_opened(consumer: "RoomConsumer") -> None:
-    channel = consumer.channel_name
-    await layer.group_join(layer.member_group(consumer.member["id"]), channel)
-    user_id = consumer.member["user_id"]
+async def socket_opened(session: Session) -> None:
+    channel = session.channel_name
+    await layer.group_join(layer.member_group(session.member_id), channel)
+    user_id = session.user_id
     if user_id is not None:
         await layer.group_join(layer.user_group(user_id), channel)
         # The client decodes responses (videochat/redis.py): a str or None.
-        consumer.auth_revision = cast(str | None, await get_redis().get(keys.authrev_key(user_id)))
+        session.auth_revision = cast(str | None, await get_redis().get(keys.authrev_key(user_id)))
 
 
-async def socket_closed(consumer: "RoomConsumer") -> None:
-    member = getattr(consumer, "member", None)
-    if member is None:
-        return  # refused at connect: never joined anything
-    channel = consumer.channel_name
+async def socket_closed(session: Session) -> None:
+    member = session.member
+    channel = session.channel_name
     await layer.group_leave(layer.member_group(member["id"]), channel)
     if member["user_id"] is not None:
         await layer.group_leave(layer.user_group(member["user_id"]), channel)
-    await admission.mods_leave(consumer)
-    knock_id = getattr(consumer, "lobby_knock_id", None)
-    if knock_id and not consumer.ready:
+    await admission.mods_leave(session)
+    knock_id = session.lobby_knock_id
+    if knock_id and not session.ready:
         # Gave up waiting in the lobby: the moderators' list drops the knock.
-        if await admission.lobby_take(room_id=consumer.room["id"], knock_id=knock_id):
+        if await admission.lobby_take(room_id=session.room_id, knock_id=knock_id):
             await layer.to_moderators(
-                consumer.room["id"],
+                session.room_id,
                 {"type": "lobby.resolved", "knock_id": knock_id, "decision": "left"},
             )
 
 
-async def check_frame(
-    consumer: "RoomConsumer", frame: Frame, *, size: int, revision: str | None
-) -> bool:
+async def check_frame(session: Session, frame: Frame, *, size: int, revision: str | None) -> bool:
     """Raise for a frame to refuse with an error; False when the socket was closed.
 
     ``revision`` is the room's moderation revision, read when the frame was
     charged to its address (AddressGate).
     """
-    if getattr(consumer, "member", None) is None:
-        return False  # refused at connect; a frame raced the close
     limit = frame_limit(frame.get("type"))
     if size > limit:
         raise FrameTooLarge(limit=limit)
     # A type's own limit (chat.send) after hello; address and user buckets
     # were charged before parsing (AddressGate).
     frame_type = frame.get("type")
-    if consumer.ready and isinstance(frame_type, str) and frame_type in HANDLER_LIMITS:
-        await ratelimit.hit(HANDLER_LIMITS[frame_type], consumer.rate_key)
-    if frame_type == "hello" and getattr(consumer, "lobby_knock_id", None):
-        if not consumer.ready:
+    if session.ready and isinstance(frame_type, str) and frame_type in HANDLER_LIMITS:
+        await ratelimit.hit(HANDLER_LIMITS[frame_type], session.rate_key)
+    if frame_type == "hello" and session.lobby_knock_id:
+        if not session.ready:
             # One knock per socket: another hello would queue a second one.
             raise BadRequest("Already waiting in the lobby.")
-    if consumer.ready:
-        return await membership_recheck(consumer, revision=revision)
+    if session.ready:
+        return await membership_recheck(session, revision=revision)
     return True
 
 
-async def membership_recheck(consumer: "RoomConsumer", *, revision: str | None) -> bool:
-    room_id, member = consumer.room["id"], consumer.member
-    if revision == getattr(consumer, "mod_revision", None):
+async def membership_recheck(session: Session, *, revision: str | None) -> bool:
+    room_id, member = session.room_id, session.member
+    if revision == session.mod_revision:
         return True
-    consumer.mod_revision = revision
+    session.mod_revision = revision
     state = await database_sync_to_async(selectors.admission_state)(
         room_id=room_id, member_id=member["id"], user_id=member["user_id"]
     )
     if state["role"] is None:
-        await consumer.send_json(admission.NotMember().as_frame())
-        await consumer.close(code=admission.NotMember.close_code)
+        await session.reply(admission.NotMember().as_frame())
+        await session.close(admission.NotMember.close_code)
         return False
     if state["ban"] is not None:
         ban = state["ban"]
-        await consumer.send_json(
+        await session.reply(
             {"type": "mod.banned", "reason": ban["reason"], "until": ban["until"], "by": None}
         )
-        await consumer.close(code=CloseCode.BANNED)
+        await session.close(CloseCode.BANNED)
         return False
     if state["role"] != member["role"]:
-        await role_changed(consumer, state["role"])
+        await role_changed(session, state["role"])
     return True
 
 
-async def role_changed(consumer: "RoomConsumer", role: str) -> None:
+async def role_changed(session: Session, role: str) -> None:
     """This socket's member got a new role: powers and the lobby feed follow at once."""
-    if consumer.member["role"] == role:
+    if session.role == role:
         return
-    consumer.member["role"] = role
+    session.member["role"] = role
     if roles.moderates(role):
-        await admission.mods_join(consumer)
-        knocks = await admission.lobby_list(room_id=consumer.room["id"])
-        await consumer.send_json({"type": "lobby.list", "knocks": knocks})
+        await admission.mods_join(session)
+        knocks = await admission.lobby_list(room_id=session.room_id)
+        await session.reply({"type": "lobby.list", "knocks": knocks})
     else:
-        await admission.mods_leave(consumer)
-    await consumer.send_json({"type": "member.you", "role": role})
-    if consumer.ready:
+        await admission.mods_leave(session)
+    await session.reply({"type": "member.you", "role": role})
+    if session.ready:
         state = await presence.presence_update(
-            room_id=consumer.room["id"], peer_id=consumer.peer_id, role=role
+            room_id=session.room_id, peer_id=session.peer_id, role=role
         )
         if state is not None:
-            await consumer.broadcast({"type": "presence.update", "peer": state})
+            await session.broadcast({"type": "presence.update", "peer": state})
+
+
+async def mod_event(session: Session, event: dict[str, Any]) -> bool:
+    """Moderation news for this socket (``mod.event``); True when a moderator
+    admitted it from the lobby: the consumer then resumes its handshake."""
+    kind = event.get("event")
+    if kind == "role.changed":
+        if session.role != Role.OWNER:
+            await role_changed(session, str(event["role"]))
+        return False
+    if session.ready or event.get("knock_id") != session.lobby_knock_id:
+        return False  # not (or no longer) waiting with that knock
+    if kind == "lobby.admitted":
+        session.lobby_admitted = True
+        return True
+    if kind == "lobby.rejected":
+        rejected = admission.LobbyRejected(reason=event.get("reason") or "")
+        await session.reply(rejected.as_frame())
+        await session.close(admission.LobbyRejected.close_code)
+    return False
 
 
 def on_user_logged_out(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
@@ -264,7 +277,7 @@ def on_user_logged_out(sender: Any, request: Any, user: Any, **kwargs: Any) -> N
 # --- sockets that should be gone -------------------------------------------------
 
 
-async def socket_recheck(consumer: "RoomConsumer") -> None:
+async def socket_recheck(session: Session) -> None:
     """Close a ready socket that should no longer be open.
 
     Run every SOCKET_CHECK_INTERVAL_S (and never relied on alone: each case
@@ -273,22 +286,22 @@ async def socket_recheck(consumer: "RoomConsumer") -> None:
     taken over by a resume), the room's moderation revision (bans, removal,
     role), and the account's password revision.
     """
-    room_id, peer_id, user_id = consumer.room["id"], consumer.peer_id, consumer.member["user_id"]
+    room_id, peer_id, user_id = session.room_id, session.peer_id, session.user_id
     async with get_redis().pipeline(transaction=False) as pipe:
         pipe.hget(f"presence:{int(room_id)}:chan", peer_id)
         pipe.get(keys.modrev_key(room_id))
         if user_id is not None:
             pipe.get(keys.authrev_key(user_id))
         channel, revision, *auth = await pipe.execute()
-    if channel != consumer.channel_name:
+    if channel != session.channel_name:
         # Reaped (the room saw it leave) or resumed elsewhere (the 4005 was lost).
-        await consumer.close(code=CloseCode.REPLACED if channel else CloseCode.GONE)
+        await session.close(CloseCode.REPLACED if channel else CloseCode.GONE)
         return
-    if not await membership_recheck(consumer, revision=revision):
+    if not await membership_recheck(session, revision=revision):
         return
-    if auth and auth[0] != getattr(consumer, "auth_revision", None):
-        consumer.auth_revision = auth[0]
-        await session_recheck(consumer)
+    if auth and auth[0] != session.auth_revision:
+        session.auth_revision = auth[0]
+        await session_recheck(session)
 
 
 SessionVerdict = Literal["valid", "gone", "invalid"]
@@ -321,22 +334,22 @@ def session_verdict(*, session_key: str | None, user_id: int) -> SessionVerdict:
     return "valid" if constant_time_compare(stored, user.get_session_auth_hash()) else "invalid"
 
 
-async def session_recheck(consumer: "RoomConsumer") -> None:
+async def session_recheck(session: Session) -> None:
     """Close a socket whose login session a password change ended."""
-    user_id = consumer.member["user_id"]
-    session = consumer.scope.get("session")
-    if user_id is None or session is None:
+    user_id = session.user_id
+    login = session.scope.get("session")
+    if user_id is None or login is None:
         return  # a guest: no account, no password
     verdict = database_sync_to_async(session_verdict)
-    state = await verdict(session_key=session.session_key, user_id=user_id)
+    state = await verdict(session_key=login.session_key, user_id=user_id)
     if state == "invalid":
         await asyncio.sleep(SESSION_SETTLE_S)
-        state = await verdict(session_key=session.session_key, user_id=user_id)
+        state = await verdict(session_key=login.session_key, user_id=user_id)
     if state == "gone":
-        await consumer.close(code=CloseCode.GONE)
+        await session.close(CloseCode.GONE)
     elif state == "invalid":
-        await consumer.send_json({"type": "session.ended", "reason": "password_changed"})
-        await consumer.close(code=CloseCode.UNAUTHENTICATED)
+        await session.reply({"type": "session.ended", "reason": "password_changed"})
+        await session.close(CloseCode.UNAUTHENTICATED)
 
 
 def on_user_saved(sender: Any, instance: Any, created: bool, **kwargs: Any) -> None:

@@ -16,8 +16,8 @@ from videochat import metrics
 from videochat.errors import AppError, BadRequest
 
 from . import layer, presence, turn
-from .consumers import RoomConsumer
 from .protocol import Frame, handles
+from .session import Session
 
 # An SDP of a 6-way mesh with simulcast stays well under this; the socket's
 # own 64 KiB frame limit still applies on top.
@@ -35,11 +35,11 @@ class PeerBusy(AppError):
     message = "The peer cannot take more messages right now; try again."
 
 
-def _target(consumer: RoomConsumer, frame: Frame) -> str:
+def _target(session: Session, frame: Frame) -> str:
     to = frame.get("to")
     if not isinstance(to, str) or not 0 < len(to) <= 64:
         raise BadRequest("'to' must be a peer id.")
-    if to == consumer.peer_id:
+    if to == session.peer_id:
         raise BadRequest("A peer cannot signal itself.")
     return to
 
@@ -51,9 +51,9 @@ def _sdp(frame: Frame) -> str:
     return sdp
 
 
-async def relay(consumer: RoomConsumer, *, to: str, frame: dict[str, Any]) -> None:
+async def relay(session: Session, *, to: str, frame: dict[str, Any]) -> None:
     """Deliver ``frame`` (already validated, with ``from``) to peer ``to`` only."""
-    room_id = consumer.room["id"]
+    room_id = session.room_id
     if await presence.presence_get(room_id=room_id, peer_id=to) is None:
         metrics.signal(frame["type"], "refused_unknown_peer")
         raise UnknownPeer(peer_id=to)
@@ -74,28 +74,28 @@ async def relay(consumer: RoomConsumer, *, to: str, frame: dict[str, Any]) -> No
 
 
 @handles("signal.offer")
-async def signal_offer(consumer: RoomConsumer, frame: Frame) -> None:
-    to = _target(consumer, frame)
-    out: dict[str, Any] = {"type": "signal.offer", "from": consumer.peer_id, "sdp": _sdp(frame)}
+async def signal_offer(session: Session, frame: Frame) -> None:
+    to = _target(session, frame)
+    out: dict[str, Any] = {"type": "signal.offer", "from": session.peer_id, "sdp": _sdp(frame)}
     for flag in ("restart", "fresh"):  # ICE restart; a new connection replacing a stuck one
         if frame.get(flag) is True:
             out[flag] = True
-    await relay(consumer, to=to, frame=out)
+    await relay(session, to=to, frame=out)
 
 
 @handles("signal.answer")
-async def signal_answer(consumer: RoomConsumer, frame: Frame) -> None:
-    to = _target(consumer, frame)
+async def signal_answer(session: Session, frame: Frame) -> None:
+    to = _target(session, frame)
     await relay(
-        consumer,
+        session,
         to=to,
-        frame={"type": "signal.answer", "from": consumer.peer_id, "sdp": _sdp(frame)},
+        frame={"type": "signal.answer", "from": session.peer_id, "sdp": _sdp(frame)},
     )
 
 
 @handles("signal.ice")
-async def signal_ice(consumer: RoomConsumer, frame: Frame) -> None:
-    to = _target(consumer, frame)
+async def signal_ice(session: Session, frame: Frame) -> None:
+    to = _target(session, frame)
     candidate = frame.get("candidate")
     # null marks the end of candidates (RTCPeerConnection.addIceCandidate(null)).
     if candidate is not None:
@@ -111,14 +111,14 @@ async def signal_ice(consumer: RoomConsumer, frame: Frame) -> None:
             else None,
         }
     await relay(
-        consumer,
+        session,
         to=to,
-        frame={"type": "signal.ice", "from": consumer.peer_id, "candidate": candidate},
+        frame={"type": "signal.ice", "from": session.peer_id, "candidate": candidate},
     )
 
 
 @handles("turn.refresh")
-async def turn_refresh(consumer: RoomConsumer, frame: Frame) -> None:
-    await consumer.send_json(
-        {"type": "turn.credentials", **turn.ice_config_for(user_key=consumer.rate_key)}
+async def turn_refresh(session: Session, frame: Frame) -> None:
+    await session.reply(
+        {"type": "turn.credentials", **turn.ice_config_for(user_key=session.rate_key)}
     )
