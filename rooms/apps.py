@@ -12,8 +12,8 @@ class RoomsConfig(AppConfig):
 
         from videochat import metrics
 
-        # Registers the room socket's frame handlers (moderation: mod.*).
-        from . import gestures, handlers, moderation, signaling  # noqa: F401
+        # Registers the room socket's frame handlers (mod.* are the moderation app's).
+        from . import gestures, handlers, signaling  # noqa: F401
         from .permissions import moderators_group_sync
         from .protocol import HANDLERS
         from .security import on_user_logged_out, on_user_saved

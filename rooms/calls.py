@@ -1,10 +1,15 @@
-"""Announce joins and leaves: to the room (live) and to its webhooks (durable).
+"""Peers entering and leaving the room and its call, announced to the room
+(live) and to its webhooks (durable).
 
-Every path that adds or removes a peer goes through here, so the room's
-sockets and its webhook receivers hear the same story: ``participant.joined``
-/ ``participant.left``, and ``call.started`` / ``call.ended`` when the room
-goes from empty to occupied and back. A peer leaving the call but not the
-room also lowers its hand (``hand.lowered``, rooms.gestures).
+Every path that adds or removes a peer, or moves it in or out of the call,
+goes through here. The room's sockets hear every peer (``presence.join`` /
+``presence.leave``: a tab in the pre-join preview or chatting is present).
+The webhooks hear the call (docs/operations.md): ``participant.joined`` when
+a peer enters the call, ``participant.left`` when a peer in the call leaves
+it by any path (leave button, disconnect, timeout and expiry, kick, ban),
+``call.started`` / ``call.ended`` when the call goes from nobody to somebody
+and back. A peer leaving the call but not the room also lowers its hand
+(``hand.lowered``, rooms.gestures).
 """
 
 from typing import Any
@@ -44,25 +49,42 @@ def _who(peer: presence.PeerState) -> dict[str, Any]:
     }
 
 
-async def announce_join(room_id: int, peer: presence.PeerState, *, exclude: str) -> None:
-    """``exclude``: the joining socket's channel (its welcome already lists it)."""
-    await layer.to_room(room_id, {"type": "presence.join", "peer": peer}, exclude=exclude)
+async def _in_call_count(room_id: int) -> int:
+    return sum(1 for peer in await presence.presence_list(room_id=room_id) if peer["in_call"])
+
+
+async def _entered_call(room_id: int, peer: presence.PeerState, *, moved: bool) -> None:
     events: list[tuple[str, dict[str, Any]]] = [("participant.joined", _who(peer))]
-    if await presence.presence_count(room_id=room_id) == 1:
+    if not moved and await _in_call_count(room_id) == 1:
         events.insert(0, ("call.started", {"by": _who(peer)}))
     await _tell_webhooks(room_id, events)
+
+
+async def _left_call(
+    room_id: int, peer: presence.PeerState | None, *, peer_id: str, reason: str, moved: bool
+) -> None:
+    who = _who(peer) if peer else {"peer_id": peer_id}
+    events: list[tuple[str, dict[str, Any]]] = [("participant.left", {**who, "reason": reason})]
+    if not moved and await _in_call_count(room_id) == 0:
+        events.append(("call.ended", {"reason": reason}))
+    await _tell_webhooks(room_id, events)
+
+
+async def announce_join(room_id: int, peer: presence.PeerState, *, exclude: str) -> None:
+    """A new peer in the room (not yet in the call, unless it entered at hello).
+
+    ``exclude``: the joining socket's channel (its welcome already lists it).
+    """
+    await layer.to_room(room_id, {"type": "presence.join", "peer": peer}, exclude=exclude)
 
 
 async def announce_leave(
     room_id: int, peer: presence.PeerState | None, *, peer_id: str, reason: str
 ) -> None:
-    """``peer`` is the removed state when known (it carries who it was)."""
+    """A peer was removed from the room; ``peer`` is its removed state when known."""
     await layer.to_room(room_id, {"type": "presence.leave", "peer_id": peer_id, "reason": reason})
-    who = _who(peer) if peer else {"peer_id": peer_id}
-    events: list[tuple[str, dict[str, Any]]] = [("participant.left", {**who, "reason": reason})]
-    if await presence.presence_count(room_id=room_id) == 0:
-        events.append(("call.ended", {"reason": reason}))
-    await _tell_webhooks(room_id, events)
+    if peer is None or peer["in_call"]:
+        await _left_call(room_id, peer, peer_id=peer_id, reason=reason, moved=False)
 
 
 async def announce_call_moved(room_id: int, older: presence.PeerState) -> None:
@@ -82,6 +104,8 @@ async def announce_call_moved(room_id: int, older: presence.PeerState) -> None:
         )
     older = await announce_hand_down(room_id, peer_id) or older
     await layer.to_room(room_id, {"type": "presence.update", "peer": older})
+    # The member stays in the call (from its newer tab): the call goes on.
+    await _left_call(room_id, older, peer_id=peer_id, reason="joined_elsewhere", moved=True)
 
 
 async def announce_hand_down(room_id: int, peer_id: str) -> presence.PeerState | None:
@@ -132,6 +156,11 @@ async def call_enter(session: Session) -> presence.PeerState | None:
     refused seat first drops the stale peers and tries once more.
     """
     room_id, capacity = session.room_id, session.room["capacity"]
+    before = await presence.presence_get(room_id=room_id, peer_id=session.peer_id)
+    if before is None:
+        return None
+    if before["in_call"]:
+        return before  # already in: nothing changes, nothing to announce
 
     async def take() -> presence.SeatTaken | None:
         return await presence.seat_take(
@@ -150,9 +179,24 @@ async def call_enter(session: Session) -> presence.PeerState | None:
         return None
     if taken is None:
         raise RoomFull(capacity=capacity)
+    moved = taken["replaced"] is not None
     if taken["replaced"] is not None:
         await announce_call_moved(room_id, taken["replaced"])
+    await _entered_call(room_id, taken["state"], moved=moved)
     return taken["state"]
+
+
+async def call_leave(session: Session) -> presence.PeerState | None:
+    """This socket's peer leaves the call but stays in the room (for chat):
+    its seat is free, its hand goes down. Returns its state (None if gone)."""
+    room_id, peer_id = session.room_id, session.peer_id
+    before = await presence.presence_get(room_id=room_id, peer_id=peer_id)
+    # Out of the call, hand down: the room hears hand.lowered before the update.
+    await announce_hand_down(room_id, peer_id)
+    state = await presence.presence_update(room_id=room_id, peer_id=peer_id, in_call=False)
+    if state is not None and before is not None and before["in_call"]:
+        await _left_call(room_id, state, peer_id=peer_id, reason="left_call", moved=False)
+    return state
 
 
 async def peer_leave(session: Session, *, reason: str) -> None:
@@ -167,3 +211,33 @@ async def peer_leave(session: Session, *, reason: str) -> None:
     if await presence.presence_remove(room_id=room_id, peer_id=peer_id):
         await announce_leave(room_id, state, peer_id=peer_id, reason=reason)
     log.info("room.left", room=room_id, peer=peer_id, reason=reason)
+
+
+async def drop_member_peers(room_id: int, *, member_ids: set[int], reason: str) -> None:
+    """Take these members' peers out of the room now, even a socket in its resume
+    grace (a kick or ban: their sockets are being closed as well)."""
+    for peer in await presence.presence_list(room_id=room_id):
+        if peer["member_id"] not in member_ids:
+            continue
+        if await presence.presence_remove(room_id=room_id, peer_id=peer["peer_id"]):
+            await announce_leave(room_id, peer, peer_id=peer["peer_id"], reason=reason)
+
+
+async def mute_peers(room_id: int, *, member_ids: set[int] | None) -> None:
+    """Mark peers muted in presence now, so everyone's view changes at once.
+
+    ``member_ids`` None: everyone but the owner and moderators.
+    """
+    for peer in await presence.presence_list(room_id=room_id):
+        if member_ids is None:
+            if roles.moderates(peer["role"]):
+                continue
+        elif peer["member_id"] not in member_ids:
+            continue
+        if not peer["audio"]:
+            continue
+        state = await presence.presence_update(
+            room_id=room_id, peer_id=peer["peer_id"], audio=False
+        )
+        if state is not None:
+            await layer.to_room(room_id, {"type": "presence.update", "peer": state})

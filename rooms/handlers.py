@@ -30,8 +30,8 @@ async def presence_update(session: Session, frame: Frame) -> None:
         state = await calls.call_enter(session)
         del changes["in_call"]
     elif changes.get("in_call") is False:
-        # Out of the call, hand down: the room hears hand.lowered before the update.
-        await calls.announce_hand_down(session.room_id, session.peer_id)
+        state = await calls.call_leave(session)
+        del changes["in_call"]
     if changes:
         state = await presence.presence_update(
             room_id=session.room_id, peer_id=session.peer_id, **changes

@@ -1,23 +1,18 @@
-from datetime import datetime, timedelta
-
-import redis
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import User
-from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from videochat.addresslimit import address_limit_hit, client_address
 from videochat.errors import AppError, InviteInvalid, RateLimited
 
-from . import invites, keys, selectors, services
+from . import invites, selectors, services
 from .admission import Banned
-from .forms import GuestJoinForm, JoinLinkForm, RoomForm, RoomSettingsForm
+from .forms import GuestJoinForm, JoinLinkForm, RoomForm
 from .models import Invite, Role, Room
 
 
@@ -162,86 +157,3 @@ def _invite_accept_as_user(request: HttpRequest, *, invite: Invite) -> HttpRespo
     if existing is not None or request.method == "POST":
         return invites.accept_for_user(request, invite=invite, user=user)
     return render(request, "rooms/invite_confirm.html", {"room": room})
-
-
-def _kicked_until(room: Room) -> dict[int, datetime]:
-    """Member id -> when their kick ends (the hold is a Redis key with a TTL)."""
-    members = list(room.memberships.values_list("pk", "user_id", "joined_from"))
-    pipe = keys.sync_client().pipeline(transaction=False)
-    for pk, user_id, joined_from in members:
-        for key in keys.kick_keys(
-            room_id=room.pk, member_id=pk, guest_address=None if user_id else joined_from
-        ):
-            pipe.pttl(key)
-    try:
-        ttls = iter(pipe.execute())
-    except redis.RedisError:
-        return {}  # the page still shows roles and bans
-    now = timezone.now()
-    found: dict[int, datetime] = {}
-    for pk, user_id, joined_from in members:
-        count = 1 if user_id or not joined_from else 2
-        left_ms = max(next(ttls) for _ in range(count))
-        if left_ms > 0:
-            found[pk] = now + timedelta(milliseconds=left_ms)
-    return found
-
-
-@login_required
-def room_settings(request: SignedInRequest, slug: str) -> HttpResponse:
-    """Name, guest access, lock, lobby, password, invite link and members: owner and moderators."""
-    room = get_object_or_404(Room, slug=slug)
-    membership = selectors.membership_for(room=room, user=request.user, session=None)
-    if membership is None or membership.role not in (Role.OWNER, Role.MODERATOR):
-        raise Http404("No such room")  # others learn nothing
-    initial = {
-        "name": room.name,
-        "guest_access": room.guest_access,
-        "locked": room.locked,
-        "lobby_enabled": room.lobby_enabled,
-    }
-    form = RoomSettingsForm(request.POST or None, initial=initial)
-    if request.method == "POST" and form.is_valid():
-        data = form.cleaned_data
-        access: dict[str, object] = {
-            k: data[k] for k in ("locked", "lobby_enabled") if data[k] != initial[k]
-        }
-        if data["password"]:
-            access["password"] = data["password"]
-        elif data["clear_password"] and room.password_hash:
-            access["password"] = None
-        try:
-            with transaction.atomic():
-                services.room_settings_update(
-                    room_id=room.pk,
-                    actor_member_id=membership.pk,
-                    name=data["name"],
-                    guest_access=data["guest_access"],
-                )
-                if access:
-                    services.room_set_access(
-                        room_id=room.pk, actor_member_id=membership.pk, **access
-                    )
-        except AppError as exc:
-            field = exc.data.get("field")
-            form.add_error(field if field in form.fields else None, exc.message)
-        else:
-            messages.success(request, "Settings saved.")
-            return redirect("room_settings", slug=room.slug)
-    invite = selectors.room_active_invite(room=room)
-    return render(
-        request,
-        "rooms/settings.html",
-        {
-            "room": room,
-            "membership": membership,
-            "form": form,
-            "password_set": bool(room.password_hash),
-            "invite_url": request.build_absolute_uri(reverse("invite", args=[invite.token]))
-            if invite
-            else None,
-            "members": selectors.room_members_with_status(
-                room=room, kicked_until=_kicked_until(room)
-            ),
-        },
-    )

@@ -8,6 +8,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.test import Client
 
+from moderation import services as moderation
 from rooms import keys, presence, services
 from rooms.models import AuditLog, Ban, Membership, Role, Room
 from rooms.protocol import PROTOCOL_VERSION
@@ -154,7 +155,7 @@ async def test_ban_is_enforced_on_resume_within_the_grace_period(owner, member, 
     await comm.disconnect(code=1006)  # abrupt: the server holds the peer for a resume
     owner_member = await Membership.objects.aget(room=room, user=owner)
     # Banned from the admin or another instance while the socket was away.
-    await sync_to_async(services.ban_create)(
+    await sync_to_async(moderation.ban_create)(
         room_id=room.pk, actor_member_id=owner_member.pk, target_member_id=member.pk
     )
     error, code = await hello_refused(member.user, cookie=cookie, resume=welcome["resume"])
@@ -184,7 +185,7 @@ def test_a_banned_guest_cannot_come_back_as_a_new_guest_from_the_same_address(ow
     gina = Membership.objects.get(room=room, display_name="Gina")
     assert gina.joined_from == "203.0.113.5"
     moderator = Membership.objects.get(room=room, user=owner)
-    services.ban_create(room_id=room.pk, actor_member_id=moderator.pk, target_member_id=gina.pk)
+    moderation.ban_create(room_id=room.pk, actor_member_id=moderator.pk, target_member_id=gina.pk)
     ban = Ban.objects.get(room=room)
     assert ban.membership_id == gina.pk and ban.user_id is None
     from django.contrib import admin
@@ -198,7 +199,7 @@ def test_a_banned_guest_cannot_come_back_as_a_new_guest_from_the_same_address(ow
     assert not Membership.objects.filter(room=room, display_name="Not Gina").exists()
     # Another address is not affected, nor an account (member tests cover accounts).
     assert _guest_joins(invite, "Hugo", "198.51.100.7").status_code == 302
-    services.ban_lift(ban=ban, by=owner)
+    moderation.ban_lift(ban=ban, by=owner)
     assert _guest_joins(invite, "Gina again", "203.0.113.5").status_code == 302
 
 
@@ -271,13 +272,13 @@ def test_a_guest_address_that_is_not_an_ip_is_not_recorded(room, invite):
 
 async def test_a_lifted_ban_lets_the_member_back(owner, member, room):
     owner_member = await Membership.objects.aget(room=room, user=owner)
-    await sync_to_async(services.ban_create)(
+    await sync_to_async(moderation.ban_create)(
         room_id=room.pk, actor_member_id=owner_member.pk, target_member_id=member.pk
     )
     error, _ = await hello_refused(member.user)
     assert error["code"] == "banned"
     ban = await Ban.objects.aget(room=room)
-    await sync_to_async(services.ban_lift)(ban=ban, by=owner)
+    await sync_to_async(moderation.ban_lift)(ban=ban, by=owner)
     async with joined(member.user) as (_, welcome):
         assert welcome["member"]["id"] == member.pk
     assert await sync_to_async(audit_actions)(room) == ["ban", "unban"]

@@ -161,7 +161,7 @@ async def test_locking_a_room_in_the_admin_is_audited_and_seen_live(staff_modera
     from django.contrib import admin as django_admin
     from django.test import RequestFactory
 
-    from rooms.admin import RoomAdmin
+    from moderation.admin import RoomAdmin
     from rooms.models import Room
 
     @sync_to_async

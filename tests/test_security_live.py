@@ -63,7 +63,7 @@ async def test_daphne_refuses_a_foreign_origin_at_the_handshake(live_url, member
 
 
 async def test_a_banned_account_is_refused_by_the_real_server(live_url, member, room, owner):
-    from rooms import services
+    from moderation import services
     from rooms.models import Membership
 
     owner_member = await Membership.objects.aget(room=room, user=owner)

@@ -50,6 +50,7 @@ INSTALLED_APPS = [
     "axes",
     "csp",
     "rooms",
+    "moderation",
     "messaging",
     "deliveries",
     "videochat",

@@ -3,6 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from deliveries.rqadmin import rq_urlpatterns
+from moderation import views as moderation_views
 from rooms import views as room_views
 
 from . import accounts, health, metricsview
@@ -27,7 +28,7 @@ urlpatterns = [
     path("join/", room_views.join_link, name="join"),
     path("rooms/new/", room_views.room_create, name="room_create"),
     path("r/<slug:slug>/", room_views.room_detail, name="room"),
-    path("r/<slug:slug>/settings/", room_views.room_settings, name="room_settings"),
+    path("r/<slug:slug>/settings/", moderation_views.room_settings, name="room_settings"),
     path("r/<slug:slug>/invite/rotate/", room_views.invite_rotate, name="invite_rotate"),
     path("i/<str:token>/", room_views.invite_accept, name="invite"),
     path("", include("deliveries.urls")),

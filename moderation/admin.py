@@ -1,3 +1,7 @@
+"""The moderation console in the Django admin: rooms, members, invites, bans and
+the audit log. Every change with an effect in the call goes through the same
+service as in the call (moderation/services.py): audited, and live at once."""
+
 from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin, messages
@@ -5,8 +9,9 @@ from django.contrib.auth.models import User
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from rooms.models import AuditLog, Ban, Invite, Membership, Role, Room
+
 from . import services
-from .models import AuditLog, Ban, Invite, Membership, Role, Room
 
 if TYPE_CHECKING:  # the mixin's super() calls reach ModelAdmin or InlineModelAdmin
     _AdminBase = admin.options.BaseModelAdmin[Any]
@@ -18,6 +23,17 @@ def _by(request: HttpRequest) -> User:
     """Who acts: the admin site lets only signed-in staff in."""
     assert isinstance(request.user, User)
     return request.user
+
+
+def _roles_to_set(formset) -> list[tuple[Membership, str]]:
+    """Role changes in a membership formset, each left to the service: the
+    form's instance keeps its old role until ``member_set_role`` writes it."""
+    changes = []
+    for form in formset.forms:
+        if form.instance.pk and "role" in form.changed_data and form not in formset.deleted_forms:
+            changes.append((form.instance, form.instance.role))
+            form.instance.role = form.initial["role"]
+    return changes
 
 
 class OwnerOnlyForSuperusers(_AdminBase):
@@ -65,18 +81,31 @@ class RoomAdmin(admin.ModelAdmin):
         return (*super().get_readonly_fields(request, obj), *extra)
 
     def save_model(self, request: HttpRequest, obj: Room, form, change: bool) -> None:
+        access = {f: getattr(obj, f) for f in ("locked", "lobby_enabled") if f in form.changed_data}
+        if change and access:
+            # Locking from the admin is a moderation action like in the call:
+            # the service writes these fields, audits and tells the room.
+            stored = Room.objects.values(*access).get(pk=obj.pk)
+            for field in access:
+                setattr(obj, field, stored[field])
         super().save_model(request, obj, form, change)
-        changed = [f for f in ("locked", "lobby_enabled") if f in form.changed_data]
-        if change and changed:
-            # Locking from the admin is a moderation action like in the call.
-            services.room_access_saved_in_admin(room=obj, by=_by(request), fields=changed)
+        if change and access:
+            services.room_set_access(room_id=obj.pk, by=_by(request), **access)
+            obj.refresh_from_db()
 
     def save_formset(self, request: HttpRequest, form, formset, change: bool) -> None:
+        if formset.model is not Membership:
+            super().save_formset(request, form, formset, change)
+            return
+        roles = _roles_to_set(formset)
         super().save_formset(request, form, formset, change)
-        if formset.model is Membership:
-            for membership, fields in formset.changed_objects:
-                if "role" in fields:
-                    services.member_role_saved_in_admin(membership=membership, by=_by(request))
+        for membership, role in roles:
+            services.member_set_role(
+                room_id=membership.room_id,
+                by=_by(request),
+                target_member_id=membership.pk,
+                role=role,
+            )
 
 
 @admin.register(Membership)
@@ -88,10 +117,17 @@ class MembershipAdmin(OwnerOnlyForSuperusers, admin.ModelAdmin):
     list_select_related = ("room", "user")
 
     def save_model(self, request: HttpRequest, obj: Membership, form, change: bool) -> None:
-        super().save_model(request, obj, form, change)
+        role = obj.role
         if change and "role" in form.changed_data:
+            # The service sets it.
+            obj.role = Membership.objects.values_list("role", flat=True).get(pk=obj.pk)
+        super().save_model(request, obj, form, change)
+        if change and role != obj.role:
             # Same effect as in the call: audited, and the member's sockets follow now.
-            services.member_role_saved_in_admin(membership=obj, by=_by(request))
+            services.member_set_role(
+                room_id=obj.room_id, by=_by(request), target_member_id=obj.pk, role=role
+            )
+            obj.refresh_from_db()
 
 
 @admin.register(Invite)
@@ -152,9 +188,8 @@ class BanAdmin(admin.ModelAdmin):
                 obj.display_name = obj.membership.display_name
             elif not obj.display_name and obj.user:
                 obj.display_name = obj.user.get_username()
-        super().save_model(request, obj, form, change)
-        # Audited, and enforced live: the banned person's sockets close now.
-        services.ban_saved_in_admin(ban=obj, by=_by(request), created=not change)
+        # Saved, audited, and enforced live: the banned person's sockets close now.
+        services.ban_save(ban=obj, actor=services.staff(_by(request)), created=not change)
 
     @admin.action(description="Lift the selected bans", permissions=["change"])
     def lift_bans(self, request: HttpRequest, queryset: QuerySet[Ban]) -> None:
