@@ -3,6 +3,7 @@ console outside the call. Its changes go through the same services as in the
 call (moderation/services.py)."""
 
 from datetime import datetime, timedelta
+from typing import Any
 
 import redis
 from django.contrib import messages
@@ -61,7 +62,7 @@ def room_settings(request: SignedInRequest, slug: str) -> HttpResponse:
     form = RoomSettingsForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
-        access: dict[str, object] = {
+        access: dict[str, Any] = {
             k: data[k] for k in ("locked", "lobby_enabled") if data[k] != initial[k]
         }
         if data["password"]:
