@@ -1,6 +1,7 @@
 // One RTCPeerConnection to one remote peer: tracks, perfect negotiation, ICE
 // restart, connection state and stats. No DOM: the UI subscribes to callbacks.
 import { Negotiator, isPolite } from "./negotiation.js";
+import { signalDescription, signalIce } from "./protocol.js";
 
 /**
  * @typedef {{ice_servers: {urls: string[], username?: string, credential?: string}[],
@@ -49,13 +50,11 @@ export class Peer {
       fresh,
       send: (signal) => {
         if (signal.kind === "description") {
-          const type = signal.description.type === "offer" ? "signal.offer" : "signal.answer";
-          const frame = { type, to: remoteId, sdp: signal.description.sdp };
-          if (signal.restart) frame.restart = true;
-          if (signal.fresh) frame.fresh = true;
-          send(frame);
+          const kind = signal.description.type === "offer" ? "offer" : "answer";
+          send(signalDescription(kind, remoteId, signal.description.sdp,
+            { restart: signal.restart, fresh: signal.fresh }));
         } else if (signal.candidate) {
-          send({ type: "signal.ice", to: remoteId, candidate: signal.candidate });
+          send(signalIce(remoteId, signal.candidate));
         }
       },
     });
@@ -159,9 +158,14 @@ export class Peer {
     this.sendLevel = level;
   }
 
-  /** Swap the outgoing video (camera <-> screen) without renegotiating. */
+  /** Swap the outgoing video (camera <-> screen, another camera) without renegotiating. */
   async replaceVideo(track) {
     await this.senders.get("video")?.replaceTrack(track);
+  }
+
+  /** Swap the outgoing audio (another microphone) without renegotiating. */
+  async replaceAudio(track) {
+    await this.senders.get("audio")?.replaceTrack(track);
   }
 
   /** @param {object} frame a signal.* frame from the server */
@@ -191,7 +195,8 @@ export class Peer {
   /** Inbound video and link numbers from getStats (for the quality badge and tests). */
   async stats() {
     const report = await this.pc.getStats();
-    const out = { framesDecoded: 0, packetsLost: 0, packetsReceived: 0, rtt: null, jitter: null, fps: null, relay: false };
+    const out = { framesDecoded: 0, packetsLost: 0, packetsReceived: 0, rtt: null, jitter: null, fps: null, relay: false,
+      audioLevel: 0, remoteLoss: null };
     /** @type {RTCIceCandidatePairStats|null} */
     let selectedPair = null;
     report.forEach((s) => {
@@ -203,6 +208,11 @@ export class Peer {
       if (s.type === "inbound-rtp") {
         out.packetsLost += s.packetsLost ?? 0;
         out.packetsReceived += s.packetsReceived ?? 0;
+      }
+      if (s.type === "inbound-rtp" && s.kind === "audio") out.audioLevel = s.audioLevel ?? 0;
+      // What the other side reports about receiving us: their end of the link.
+      if (s.type === "remote-inbound-rtp" && typeof s.fractionLost === "number") {
+        out.remoteLoss = Math.max(out.remoteLoss ?? 0, s.fractionLost);
       }
       if (s.type === "transport" && s.selectedCandidatePairId) selectedPair = report.get(s.selectedCandidatePairId);
     });

@@ -1,8 +1,12 @@
 // The room socket: connect, handshake, heartbeat, reconnect. No DOM.
 import { backoffDelay } from "./backoff.js";
+import { PROTOCOL_VERSION, hello, ping } from "./protocol.js";
 
-export const PROTOCOL_VERSION = 1;
-const HEARTBEAT_MS = 10000;
+export { PROTOCOL_VERSION };
+// A ping every 2 s; a socket that then stays silent (no pong, no frame at all)
+// for 2.5 s is dead: noticed within 4.5 s of dying, whatever the browser thinks.
+const HEARTBEAT_MS = 2000;
+const PONG_DEADLINE_FACTOR = 1.25;
 // Close codes after which reconnecting cannot help (docs/protocol.md, Close
 // codes). 4424 waits for the user to type the room's password (moderation.js
 // starts the socket again). Not 1000: the server sends it only after our own
@@ -31,14 +35,14 @@ export const CLOSE_REASONS = {
 
 /**
  * @typedef {{type: string, [key: string]: any}} Frame
- * @typedef {"connecting"|"open"|"reconnecting"|"closed"} SocketState
+ * @typedef {"connecting"|"open"|"reconnecting"|"offline"|"closed"} SocketState
  */
 
 export class RoomSocket {
   /**
    * @param {string} url ws(s):// URL of the room socket
    * @param {{helloExtras?: () => object, WebSocketImpl?: typeof WebSocket,
-   *          heartbeatMs?: number, backoff?: object}} [opts]
+   *          heartbeatMs?: number, pongDeadlineMs?: number, backoff?: object}} [opts]
    */
   constructor(url, opts = {}) {
     this.url = url;
@@ -51,7 +55,11 @@ export class RoomSocket {
     this.ws = null;
     this.ready = false;
     this.stopped = false;
+    /** the browser says there is no network: no reconnect until it says there is */
+    this.offline = false;
     this.lastPong = 0;
+    /** @type {SocketState|undefined} */
+    this.state = undefined;
     /** @type {number} ms the server asked us to wait before reconnecting */
     this.retryAfterMs = 0;
   }
@@ -81,11 +89,14 @@ export class RoomSocket {
     const ws = new Impl(this.url);
     this.ws = ws;
     ws.onopen = () => {
-      this.send({ type: "hello", v: PROTOCOL_VERSION, ...(this.opts.helloExtras?.() ?? {}) }, true);
+      this.send(hello(this.opts.helloExtras?.() ?? {}), true);
     };
     ws.onmessage = (event) => {
       let frame;
       try { frame = JSON.parse(event.data); } catch { return; }
+      // Anything heard proves the socket alive (a busy server's pong may lag its frames).
+      clearTimeout(this.deadlineTimer);
+      this.deadlineTimer = null;
       if (frame.type === "error" && frame.code === "rate_limited" && !this.ready) {
         // A refused connection (close 4429 follows): come back no sooner.
         this.retryAfterMs = Math.max(0, Number(frame.retry_after) || 0) * 1000;
@@ -118,6 +129,12 @@ export class RoomSocket {
       this.setState("closed", { code, reason });
       return;
     }
+    if (this.offline) {
+      // Retrying cannot help until the browser is back online (setOnline(true)).
+      clearTimeout(this.retryTimer);
+      this.setState("offline", { code, reason });
+      return;
+    }
     // The server said when it will take us again (4429 after rate_limited):
     // an earlier try would only be refused and spend the address' budget.
     const told = code === 4429 ? this.retryAfterMs ?? 0 : 0;
@@ -131,27 +148,48 @@ export class RoomSocket {
   startHeartbeat() {
     this.stopHeartbeat();
     const every = this.opts.heartbeatMs ?? HEARTBEAT_MS;
+    const deadline = this.opts.pongDeadlineMs ?? Math.round(every * PONG_DEADLINE_FACTOR);
     this.heartbeat = setInterval(() => {
-      // A socket that never fires close (sleep, dead NAT): no pong for two
-      // beats means it is gone, whatever the browser thinks.
-      if (Date.now() - this.lastPong > 2.5 * every) {
-        this.forceReconnect();
-        return;
-      }
-      this.send({ type: "ping", t: Date.now() });
+      if (!this.send(ping(Date.now()))) return;
+      // A socket that never fires close (sleep, dead NAT, a stalled network):
+      // silence until the deadline means it is gone.
+      if (!this.deadlineTimer) this.deadlineTimer = setTimeout(() => this.forceReconnect(), deadline);
     }, every);
   }
 
   stopHeartbeat() {
     if (this.heartbeat) clearInterval(this.heartbeat);
     this.heartbeat = null;
+    clearTimeout(this.deadlineTimer);
+    this.deadlineTimer = null;
+  }
+
+  /**
+   * The browser's online/offline events. Offline: say so at once and drop the
+   * socket (it is stalled, not closed); online: connect again at once, without
+   * waiting for the backoff timer (the network, not the server, was the problem).
+   * @param {boolean} online
+   */
+  setOnline(online) {
+    if (this.stopped || online === !this.offline) return;
+    this.offline = !online;
+    clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+    if (!online) {
+      if (this.ws) this.forceReconnect();
+      else this.setState("offline", {});
+      return;
+    }
+    if (this.ws && this.ws.readyState <= 1) return; // a socket is already on its way
+    this.ws = null;
+    this.open();
   }
 
   forceReconnect() {
     const ws = this.ws;
     if (!ws) return;
     try { ws.close(); } catch { /* already closing */ }
-    this.handleClose(ws, 1006, "heartbeat timeout");
+    this.handleClose(ws, 1006, this.offline ? "offline" : "heartbeat timeout");
   }
 
   /** @param {Frame} frame @param {boolean} [beforeReady] @returns {boolean} sent */
@@ -164,6 +202,7 @@ export class RoomSocket {
   stop() {
     this.stopped = true;
     clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
     this.stopHeartbeat();
     this.ws?.close(1000);
   }
