@@ -60,3 +60,34 @@ export class SendPolicy {
 
   get name() { return SEND_LEVELS[this.level]; }
 }
+
+/**
+ * Whose connection a problem is on, so the right person is told. Ours when our
+ * own signaling socket is down too (offline, reconnecting) or when every link is
+ * poor at once with two or more peers (the common factor is us); one peer's when
+ * only its link is poor while others are fine; with a single peer and our socket
+ * healthy the stats cannot tell the two ends apart, so the link between is named.
+ * @param {{selfTrouble: boolean, levels: Map<string, LinkQuality>}} input
+ * @returns {{side: "none"|"self"|"peer"|"between", peers: string[]}}
+ */
+export function blame({ selfTrouble, levels }) {
+  const poor = [...levels].filter(([, q]) => q === "poor").map(([id]) => id);
+  if (poor.length === 0) return { side: "none", peers: [] };
+  if (selfTrouble) return { side: "self", peers: poor };
+  if (levels.size >= 2 && poor.length === levels.size) return { side: "self", peers: poor };
+  if (levels.size === 1) return { side: "between", peers: poor };
+  return { side: "peer", peers: poor };
+}
+
+/**
+ * The active speaker from one round of inbound audio levels (0..1 per peer):
+ * the loudest above a speech threshold, or null when nobody speaks.
+ * @param {Map<string, number>} levels @param {number} [threshold]
+ * @returns {string|null}
+ */
+export function loudest(levels, threshold = 0.02) {
+  let best = null;
+  let level = threshold;
+  for (const [id, l] of levels) if (l > level) { best = id; level = l; }
+  return best;
+}

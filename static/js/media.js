@@ -27,12 +27,13 @@ export async function openLocalMedia(choice = {}) {
   }
 }
 
-/** @returns {Promise<{cameras: MediaDeviceInfo[], mics: MediaDeviceInfo[]}>} */
+/** @returns {Promise<{cameras: MediaDeviceInfo[], mics: MediaDeviceInfo[], speakers: MediaDeviceInfo[]}>} */
 export async function listDevices() {
   const devices = await navigator.mediaDevices.enumerateDevices();
   return {
     cameras: devices.filter((d) => d.kind === "videoinput"),
     mics: devices.filter((d) => d.kind === "audioinput"),
+    speakers: devices.filter((d) => d.kind === "audiooutput"),
   };
 }
 

@@ -1,0 +1,240 @@
+// The DOM-free call controller against a scripted socket, fake peers and a
+// recording view: joining, leaving and rejoining, clear ends, lingering peers,
+// hands and reactions, TURN refresh, offline.
+import { test, mock } from "node:test";
+import assert from "node:assert/strict";
+
+globalThis.MediaStream = class { constructor(tracks = []) { this.tracks = tracks; } getTracks() { return this.tracks; } };
+const { CallController, endSentence, LINGER_MAX_MS } = await import("../../static/js/call-controller.js");
+const { Presence } = await import("../../static/js/presence.js");
+
+class FakeSocket {
+  constructor() { this.handlers = new Map(); this.states = []; this.sent = []; this.state = "open"; this.stopped = false; }
+  on(type, fn) { (this.handlers.get(type) ?? this.handlers.set(type, []).get(type)).push(fn); return this; }
+  onState(fn) { this.states.push(fn); return this; }
+  send(frame) { this.sent.push(frame); return this.state === "open"; }
+  stop() { this.stopped = true; }
+  deliver(frame) { for (const fn of this.handlers.get(frame.type) ?? []) fn(frame); }
+  setState(state, detail = {}) { this.state = state; for (const fn of this.states) fn(state, detail); }
+  types() { return this.sent.map((f) => f.type); }
+}
+
+function track(kind) {
+  return { kind, enabled: true, readyState: "live", stopped: false, stop() { this.stopped = true; this.readyState = "ended"; },
+    getSettings: () => ({ deviceId: `${kind}-1` }), addEventListener() {} };
+}
+function stream() {
+  const tracks = [track("audio"), track("video")];
+  return { tracks, getTracks: () => tracks, getAudioTracks: () => tracks.filter((t) => t.kind === "audio"),
+    getVideoTracks: () => tracks.filter((t) => t.kind === "video") };
+}
+
+class FakePeer {
+  constructor(opts) {
+    this.opts = opts;
+    this.remoteId = opts.remoteId;
+    this.pc = { connectionState: "connected", signalingState: "stable", addEventListener() {} };
+    this.negotiator = { polite: opts.selfId < opts.remoteId };
+    this.closed = false;
+    this.frames = 0;
+    this.received = [];
+    this.audio = null;
+    this.video = null;
+  }
+  addLocalStream(s) { this.local = s; }
+  receiveOnly() {}
+  async replaceVideo(t) { this.video = t; }
+  async replaceAudio(t) { this.audio = t; }
+  receive(f) { this.received.push(f); }
+  close() { this.closed = true; this.pc.connectionState = "closed"; }
+  async stats() { return { framesDecoded: this.frames, packetsLost: 0, packetsReceived: this.frames * 10, rtt: 0.05, audioLevel: 0 }; }
+  setIceConfig() {}
+  recoverIfBroken() { return false; }
+  async setSendLevel() {}
+}
+
+function recorder() {
+  const calls = [];
+  const view = new Proxy({}, { get: (_, name) => (...args) => { calls.push([name, ...args]); } });
+  return { view, calls, last: (name) => calls.filter((c) => c[0] === name).at(-1) };
+}
+
+const person = (peer_id, name, extra = {}) => ({ peer_id, member_id: peer_id.charCodeAt(0), display_name: name, role: "participant",
+  audio: true, video: true, screen: false, in_call: false, ...extra });
+
+async function setup({ participants = [], now } = {}) {
+  const socket = new FakeSocket();
+  const presence = new Presence();
+  // main.js keeps presence in step with the socket before the features see a frame.
+  socket.on("welcome", (f) => presence.reset(f.peer_id, f.participants));
+  socket.on("presence.join", (f) => presence.upsert(f.peer));
+  socket.on("presence.update", (f) => presence.upsert(f.peer));
+  socket.on("presence.leave", (f) => presence.remove(f.peer_id));
+  const { view, calls, last } = recorder();
+  const peers = [];
+  const opened = [];
+  const media = {
+    openLocalMedia: async () => { const s = stream(); opened.push(s); return s; },
+    openScreen: async () => track("video"),
+    listDevices: async () => ({ cameras: [], mics: [], speakers: [] }),
+    mediaErrorText: (e) => String(e),
+  };
+  const c = new CallController({ socket, presence, view, media, now,
+    createPeer: (o) => { const p = new FakePeer(o); peers.push(p); return p; } });
+  await c.start();
+  socket.deliver({ type: "welcome", peer_id: "m", resumed: false, resume: { token: "t" }, ice: null,
+    participants: [person("m", "me"), ...participants] });
+  return { socket, presence, c, view, calls, last, peers, opened };
+}
+
+test("join is offered only after the welcome and the preview, then connects to those already in the call", async () => {
+  const { socket, c, calls, peers } = await setup({ participants: [person("a", "ann", { in_call: true }), person("z", "zed")] });
+  assert.deepEqual(calls.filter((x) => x[0] === "setJoinable").at(-1), ["setJoinable", true, ""]);
+  c.join();
+  assert.deepEqual(socket.sent.at(0), { type: "presence.update", in_call: true, audio: true, video: true });
+  assert.deepEqual(peers.map((p) => p.remoteId), ["a"], "only the one in the call");
+  clearInterval(c.state.statsTimer);
+});
+
+test("a guest waiting in the lobby cannot press Join and is told why", async () => {
+  const socket = new FakeSocket();
+  const { view, last } = recorder();
+  const c = new CallController({ socket, presence: new Presence(), view,
+    media: { openLocalMedia: async () => stream(), listDevices: async () => ({ cameras: [], mics: [], speakers: [] }), mediaErrorText: String, openScreen: async () => track("video") } });
+  await c.start();
+  socket.deliver({ type: "lobby.waiting", knock_id: "k" });
+  assert.deepEqual(last("setJoinable"), ["setJoinable", false, "Waiting for a moderator to let you in…"]);
+  c.join();
+  assert.equal(c.state.inCall, false);
+});
+
+test("leave keeps the socket and chat, stops the camera; rejoin needs no reload", async () => {
+  const { socket, c, peers, opened, last } = await setup({ participants: [person("a", "ann", { in_call: true })] });
+  c.join();
+  c.leave();
+  assert.equal(socket.stopped, false, "the room socket stays for the chat");
+  assert.ok(!socket.types().includes("leave"));
+  assert.deepEqual(socket.sent.at(-1), { type: "presence.update", in_call: false });
+  assert.ok(peers[0].closed);
+  assert.ok(opened[0].tracks.every((t) => t.stopped), "camera and microphone released");
+  assert.deepEqual(last("showEnded"), ["showEnded", "You left the call. The chat stays open here.", { rejoin: true }]);
+  await c.rejoin();
+  assert.equal(c.state.inCall, true);
+  assert.equal(opened.length, 2, "media opened again");
+  assert.deepEqual(socket.sent.filter((f) => f.in_call === true).length, 2);
+  clearInterval(c.state.statsTimer);
+});
+
+test("a removal ends the call at once: tracks stop, the person reads who, why and when they may come back", async () => {
+  const { socket, c, peers, opened, last } = await setup({ participants: [person("a", "ann", { in_call: true })] });
+  c.join();
+  socket.deliver({ type: "mod.kicked", by: "olivia", reason: "shouting" });
+  assert.ok(peers[0].closed);
+  assert.ok(opened[0].tracks.every((t) => t.stopped));
+  assert.equal(c.state.inCall, false);
+  const [, text, opts] = last("showEnded");
+  assert.equal(text, "olivia removed you from this room. Reason: shouting. You can come back in 5 minutes with the room's link.");
+  assert.deepEqual(opts, { rejoin: false });
+  socket.setState("closed", { code: 4001 });
+  assert.equal(last("showEnded")[1], text, "the close that follows does not overwrite it");
+  c.join();
+  assert.equal(c.state.inCall, false, "no way back in from this page");
+});
+
+test("every final close has a plain sentence; the password prompt (4424) is not an end", () => {
+  assert.match(endSentence(null, 4003), /banned you from this room\. You cannot come back unless a moderator lifts the ban/);
+  assert.match(endSentence({ type: "mod.banned", by: "olivia", reason: "spam", until: "2030-01-01T00:00:00Z" }, 4003),
+    /^olivia banned you from this room until .+\. Reason: spam\. You can come back after that\.$/);
+  assert.match(endSentence({ type: "session.ended", reason: "logged_out" }, 4401), /You logged out/);
+  assert.match(endSentence(null, 4404), /room was closed/);
+  assert.match(endSentence({ type: "error", code: "lobby_rejected", reason: "full" }, 4403), /did not let you in\. Reason: full\./);
+  assert.equal(endSentence(null, 4424), null);
+});
+
+test("a peer the server lost keeps its tile while its media still decodes, then goes", async () => {
+  let now = 1000;
+  const { socket, c, peers, calls } = await setup({ participants: [person("a", "ann", { in_call: true })], now: () => now });
+  c.join();
+  clearInterval(c.state.statsTimer);
+  const peer = peers[0];
+  peer.frames = 10;
+  await c.sampleStats();
+  socket.deliver({ type: "presence.leave", peer_id: "a", reason: "timeout" });
+  assert.ok(!calls.some((x) => x[0] === "removeTile" && x[1] === "a"), "tile kept");
+  peer.frames = 20;
+  await c.sampleStats();
+  assert.ok(c.state.peers.has("a"), "still flowing: still shown");
+  await c.sampleStats(); // no new frames
+  assert.ok(calls.some((x) => x[0] === "removeTile" && x[1] === "a"), "frames stopped: tile removed");
+  assert.ok(peer.closed);
+  void LINGER_MAX_MS;
+});
+
+test("a peer that left on purpose is removed at once", async () => {
+  const { socket, c, calls } = await setup({ participants: [person("a", "ann", { in_call: true })] });
+  c.join();
+  clearInterval(c.state.statsTimer);
+  socket.deliver({ type: "presence.leave", peer_id: "a", reason: "left" });
+  assert.ok(calls.some((x) => x[0] === "removeTile" && x[1] === "a"));
+  assert.ok(calls.some((x) => x[0] === "showStatus" && x[1] === "ann left the call."));
+});
+
+test("hands: queue in raise order (late joiners from hand_at), own toggle sends raise then lower", async () => {
+  const { socket, c, last } = await setup({
+    participants: [person("a", "ann", { in_call: true, hand_at: "2026-11-28T10:00:05Z" })],
+  });
+  socket.deliver({ type: "hand.raised", peer_id: "b", member_id: 2, name: "bob", at: "2026-11-28T10:00:01Z" });
+  assert.deepEqual(last("showHands")[1].map((h) => h.name), ["bob", "ann"]);
+  c.join();
+  c.toggleHand();
+  assert.equal(socket.sent.at(-1).type, "hand.raise");
+  socket.deliver({ type: "hand.raised", peer_id: "m", member_id: 1, name: "me", at: "2026-11-28T10:00:09Z" });
+  c.toggleHand();
+  assert.equal(socket.sent.at(-1).type, "hand.lower");
+  socket.deliver({ type: "hand.lowered", peer_id: "b", by_member_id: 1 });
+  socket.deliver({ type: "presence.leave", peer_id: "a", reason: "left" });
+  assert.deepEqual(last("showHands")[1].map((h) => h.name), ["me"]);
+  c.react("🎉");
+  assert.deepEqual(socket.sent.at(-1), { type: "reaction.send", emoji: "🎉", ref: "reaction" });
+  socket.deliver({ type: "reaction", peer_id: "a", member_id: 3, name: "ann", emoji: "👍" });
+  assert.deepEqual(last("showReaction"), ["showReaction", { peer_id: "a", name: "ann", emoji: "👍" }]);
+  clearInterval(c.state.statsTimer);
+});
+
+test("TURN credentials are refreshed at 80 % of their life", async () => {
+  mock.timers.enable({ apis: ["setTimeout", "Date"], now: 0 });
+  try {
+    const { socket, c } = await setup({ now: () => Date.now() });
+    c.setIce({ ice_servers: [], ice_transport_policy: "all", expires_at: 100 });
+    mock.timers.tick(79_999);
+    assert.ok(!socket.types().includes("turn.refresh"));
+    mock.timers.tick(2);
+    assert.ok(socket.types().includes("turn.refresh"));
+  } finally {
+    mock.timers.reset();
+  }
+});
+
+test("offline is said at once, and a problem on our side is not blamed on the other", async () => {
+  const { socket, c, calls, last } = await setup({ participants: [person("a", "ann", { in_call: true })] });
+  c.join();
+  clearInterval(c.state.statsTimer);
+  socket.setState("offline", {});
+  assert.match(last("showStatus")[1], /^You are offline\./);
+  assert.deepEqual(last("showCallState"), ["showCallState", "You are offline", "offline"]);
+  c.state.quality.set("a", "poor");
+  c.sayWhoseProblem();
+  assert.equal(last("showStatus")[1], "Your connection is poor; others may see you freeze.");
+  assert.ok(!calls.some((x) => x[0] === "showStatus" && /ann's connection/.test(x[1])));
+});
+
+test("a new camera replaces the track on every connection without renegotiating", async () => {
+  const { c, peers, opened } = await setup({ participants: [person("a", "ann", { in_call: true })] });
+  c.join();
+  clearInterval(c.state.statsTimer);
+  await c.changeDevices({ videoId: "cam-2" });
+  assert.equal(peers[0].video, opened[1].tracks[1]);
+  assert.equal(peers[0].audio, opened[1].tracks[0]);
+  assert.ok(opened[0].tracks.every((t) => t.stopped), "the old camera is released");
+  assert.equal(c.state.local, opened[1]);
+});
