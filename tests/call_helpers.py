@@ -17,9 +17,12 @@ def login_cookie(user) -> str:
     return client.cookies["sessionid"].value
 
 
-def open_room(new_context, base: str, user, slug: str = "standup", *, route=None):
-    """A page of ``user`` in the room with the socket connected (not yet in the call)."""
-    ctx = new_context()
+def open_room(
+    new_context, base: str, user, slug: str = "standup", *, route=None, viewport=None, wait=True
+):
+    """A page of ``user`` in the room with the socket connected (not yet in the call);
+    ``wait=False`` returns as soon as the page loaded (a lobby never connects)."""
+    ctx = new_context(viewport=viewport) if viewport else new_context()
     ctx.add_cookies([{"name": "sessionid", "value": login_cookie(user), "url": base}])
     page = ctx.new_page()
     page.errors = []  # type: ignore[attr-defined]
@@ -27,7 +30,8 @@ def open_room(new_context, base: str, user, slug: str = "standup", *, route=None
     if route is not None:
         page.route_web_socket("**/ws/rooms/**", route)
     page.goto(f"{base}/r/{slug}/")
-    page.wait_for_selector("#connection-state[data-state=open]")
+    if wait:
+        page.wait_for_selector("#connection-state[data-state=open]")
     return page
 
 

@@ -30,6 +30,7 @@ def test_moderator_kicks_a_participant_who_is_told_why_and_stays_out(
     errors: list[str] = []
     mod = open_room(new_context, live_url, "olivia", errors=errors)
     expect(mod.locator("#connection-state")).to_have_text("Connected")
+    mod.click("#toggle-people")  # moderation lives in the People panel
     expect(mod.locator("#moderation")).to_be_visible()
     them = open_room(new_context, live_url, "marco", errors=errors)
     expect(them.locator("#connection-state")).to_have_text("Connected")
@@ -63,6 +64,7 @@ def test_lobby_knock_and_admit_end_to_end(live_url, new_context, room, member):
     errors: list[str] = []
     mod = open_room(new_context, live_url, "olivia", errors=errors)
     expect(mod.locator("#connection-state")).to_have_text("Connected")
+    mod.click("#toggle-people")
     mod.check("#mod-lobby")
     expect(mod.locator("#mod-access")).to_contain_text("lobby on")
 
@@ -104,6 +106,7 @@ def test_moderator_hides_a_message_for_everyone_and_everyone_sees_the_lock(
     expect(them.locator("#chat-messages")).to_contain_text("message hidden by a moderator")
     expect(them.locator("#chat-messages")).not_to_contain_text("buy cheap pills")
 
+    mod.click("#toggle-people")
     mod.check("#mod-lock")
     expect(them.locator("#mod-public-access")).to_have_text("This room is locked.")
     assert not [e for e in errors if "Content Security Policy" in e], errors
@@ -115,6 +118,7 @@ def test_room_password_is_asked_for_and_lets_the_participant_in(
     errors: list[str] = []
     mod = open_room(new_context, live_url, "olivia", errors=errors)
     expect(mod.locator("#connection-state")).to_have_text("Connected")
+    mod.click("#toggle-people")
     mod.fill("#mod-password", "sesame-42")
     mod.click("#mod-password-form button[type=submit]")
     expect(mod.locator("#mod-access")).to_contain_text("password required")

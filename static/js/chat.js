@@ -1,8 +1,10 @@
-// The chat feature of the room page: DOM glue around the outbox (what we
-// send) and the chat log (what the room said). init() is called once by main.js.
-// Text goes into the page only through textContent.
+// The chat feature of the room page: the outbox (what we send) and the chat
+// log (what the room said) against the room socket; chat-ui.js renders.
+// init() is called once by main.js; other features use what it returns.
 import { Outbox } from "./outbox.js";
 import { ChatLog } from "./chat-log.js";
+import * as proto from "./protocol.js";
+import { decorateForModeration, messageNode, showMessageStatus, showUnread, typingText } from "./chat-ui.js";
 
 const FLUSH_MS = 500;
 const TYPING_SEND_MS = 3000;
@@ -11,15 +13,6 @@ const SCROLL_LOAD_PX = 40;
 // Wake-ups are at most once (a Redis restart drops the room's group until the
 // socket reconnects): a quiet client still asks for anything newer this often.
 const RESYNC_MS = 10000;
-const STATUS_LABELS = { sending: "sending…", sent: "sent", failed: "failed" };
-/** @type {Record<string, string>} */
-const FAILED_REASONS = {
-  bad_request: "this text cannot be sent",
-  body_too_long: "too long",
-  empty_body: "empty",
-  forbidden: "not allowed",
-  unavailable: "server unavailable",
-};
 
 /** localStorage, or null where it is blocked (private modes, sandboxed frames). */
 function browserStorage() {
@@ -33,10 +26,19 @@ function browserStorage() {
   }
 }
 
-/** @param {{socket: import("./socket.js").RoomSocket, presence: import("./presence.js").Presence, root: HTMLElement}} ctx */
+/**
+ * @typedef {{helloExtras: () => object, outbox: Outbox, log: ChatLog,
+ *            setVisible: (visible: boolean) => void,
+ *            setModeration: (hide: ((seq: number) => void)|null) => void}} ChatFeature
+ */
+
+/**
+ * @param {{socket: import("./socket.js").RoomSocket, root: HTMLElement}} ctx
+ * @returns {ChatFeature|null}
+ */
 export function init({ socket, root }) {
   const card = root.querySelector("#chat");
-  if (!card) return { helloExtras: () => ({}) };
+  if (!card) return null;
   const memberId = Number(root.dataset.memberId);
   const outbox = new Outbox({
     storage: browserStorage(),
@@ -61,54 +63,25 @@ export function init({ socket, root }) {
   let lastTypingSent = 0;
 
   // --- rendering --------------------------------------------------------
+  let visible = true;
+  let unread = 0;
+  /** @type {((seq: number) => void)|null} */
+  let hide = null;
+
+  /** @param {HTMLElement} li @param {string} value */
   function status(li, value) {
-    li.dataset.status = value;
-    li.querySelector(".chat-status").textContent = STATUS_LABELS[value] ?? "";
-    for (const button of li.querySelectorAll(".chat-retry, .chat-discard")) button.remove();
-    if (value === "failed") {
-      const reason = outbox.get(li.dataset.clientId)?.error;
-      if (reason) li.querySelector(".chat-status").textContent = `failed (${FAILED_REASONS[reason] ?? reason})`;
-      const retry = document.createElement("button");
-      retry.type = "button";
-      retry.className = "chat-retry secondary small";
-      retry.textContent = "Retry";
-      retry.addEventListener("click", () => {
+    showMessageStatus(li, value, {
+      error: outbox.get(li.dataset.clientId)?.error,
+      onRetry: () => {
         const item = outbox.retry(li.dataset.clientId);
         if (item) { status(li, "sending"); flush(); }
-      });
-      // A message the server refuses stays refused: the user can drop it.
-      const discard = document.createElement("button");
-      discard.type = "button";
-      discard.className = "chat-discard secondary small";
-      discard.textContent = "Discard";
-      discard.addEventListener("click", () => {
+      },
+      onDiscard: () => {
         outbox.discard(li.dataset.clientId);
         byClientId.delete(li.dataset.clientId);
         li.remove();
-      });
-      li.append(retry, discard);
-    }
-  }
-
-  function messageNode({ author, body, time, mine }) {
-    const li = document.createElement("li");
-    li.className = "chat-message" + (mine ? " chat-mine" : "");
-    const who = document.createElement("span");
-    who.className = "chat-author";
-    who.textContent = author;
-    const text = document.createElement("span");
-    text.className = "chat-body";
-    text.textContent = body;
-    const when = document.createElement("time");
-    when.className = "chat-time";
-    if (time) {
-      when.dateTime = time;
-      when.textContent = new Date(time).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
-    }
-    const state = document.createElement("span");
-    state.className = "chat-status";
-    li.append(who, text, when, state);
-    return li;
+      },
+    });
   }
 
   /** @param {import("./chat-log.js").ChatMessage} m */
@@ -124,6 +97,7 @@ export function init({ socket, root }) {
       status(li, "sent");
     }
     bySeq.set(m.seq, li);
+    decorateForModeration(li, hide);
     return li;
   }
 
@@ -136,6 +110,7 @@ export function init({ socket, root }) {
     const stick = nearBottom();
     for (const m of messages) {
       list.append(renderLogged(m));
+      if (!visible && m.author_id !== memberId && !m.hidden) unread += 1;
       if (m.author_id === memberId && m.client_id && outbox.get(m.client_id)) {
         // Our own message reached the log: it is shown there, once.
         outbox.ack(m.client_id, m.seq);
@@ -146,6 +121,7 @@ export function init({ socket, root }) {
       if (m.author_id !== undefined) clearTyping(m.author_id);
     }
     if (stick) scroller.scrollTop = scroller.scrollHeight;
+    showUnread(unread);
   }
 
   function prependLogged(messages) {
@@ -167,19 +143,18 @@ export function init({ socket, root }) {
   // --- talking to the server ----------------------------------------------
   function requestSync() {
     if (syncInFlight || log.lastSeq === null) return;
-    syncInFlight = socket.send({ type: "chat.sync", after_seq: log.lastSeq });
+    syncInFlight = socket.send(proto.chatSync(log.lastSeq));
   }
 
   function requestHistory(beforeSeq) {
     if (historyInFlight) return;
-    const frame = beforeSeq === null ? { type: "chat.history" } : { type: "chat.history", before_seq: beforeSeq };
-    historyInFlight = socket.send(frame);
+    historyInFlight = socket.send(proto.chatHistory(beforeSeq));
     olderNote.hidden = !(historyInFlight && beforeSeq !== null);
   }
 
   function flush() {
     for (const item of outbox.due()) {
-      const sent = socket.send({ type: "chat.send", client_id: item.client_id, body: item.body, ref: item.client_id });
+      const sent = socket.send(proto.chatSend(item.client_id, item.body));
       if (!sent) break;
       outbox.markSent(item.client_id);
     }
@@ -190,7 +165,7 @@ export function init({ socket, root }) {
     if (gap) requestSync();
   }
 
-  socket.on("welcome", () => {
+  socket.on(proto.IN.welcome, () => {
     syncInFlight = false;
     historyInFlight = false;
     outbox.reconnected();
@@ -199,7 +174,7 @@ export function init({ socket, root }) {
     else requestSync();
     flush();
   });
-  socket.on("chat.page", (f) => {
+  socket.on(proto.IN.chatPage, (f) => {
     historyInFlight = false;
     olderNote.hidden = true;
     if (f.before_seq === null || f.before_seq === undefined) {
@@ -211,28 +186,28 @@ export function init({ socket, root }) {
       prependLogged(log.older(f.messages, f.has_more));
     }
   });
-  socket.on("chat.batch", (f) => {
+  socket.on(proto.IN.chatBatch, (f) => {
     syncInFlight = false;
     apply(log.receive(f.messages));
     if (f.has_more) requestSync();
   });
-  socket.on("chat.message", (f) => apply(log.receive([/** @type {any} */ (f)])));
-  socket.on("chat.messages", (f) => apply(log.receive(f.messages)));
-  socket.on("chat.ack", (f) => {
+  socket.on(proto.IN.chatMessage, (f) => apply(log.receive([/** @type {any} */ (f)])));
+  socket.on(proto.IN.chatMessages, (f) => apply(log.receive(f.messages)));
+  socket.on(proto.IN.chatAck, (f) => {
     const item = outbox.ack(f.client_id, f.seq);
     const li = byClientId.get(f.client_id);
     if (item && li) status(li, "sent");
     // Acknowledged but not in our log yet: its wake-up may be lost; fetch it.
     if (log.behind(f.seq)) requestSync();
   });
-  socket.on("chat.hidden", (f) => {
+  socket.on(proto.IN.chatHidden, (f) => {
     const li = bySeq.get(f.seq);
     if (!li) return;
     const replacement = renderLogged({ seq: f.seq, hidden: true });
     li.replaceWith(replacement);
   });
-  socket.on("chat.typing", (f) => showTyping(f.member_id, f.display_name));
-  socket.on("error", (f) => {
+  socket.on(proto.IN.chatTyping, (f) => showTyping(f.member_id, f.display_name));
+  socket.on(proto.IN.error, (f) => {
     if (typeof f.ref === "string" && outbox.get(f.ref)) {
       const item = outbox.error(f.ref, f.code, f.retry_after ?? 0);
       const li = byClientId.get(f.ref);
@@ -246,10 +221,7 @@ export function init({ socket, root }) {
 
   // --- typing -------------------------------------------------------------
   function renderTyping() {
-    const names = [...typing.values()].map((t) => t.name);
-    typingLine.textContent = names.length === 0 ? ""
-      : names.length === 1 ? `${names[0]} is typing…`
-      : `${names.join(", ")} are typing…`;
+    typingLine.textContent = typingText([...typing.values()].map((t) => t.name));
   }
   function showTyping(member, name) {
     if (member === memberId) return;
@@ -280,7 +252,7 @@ export function init({ socket, root }) {
   input.addEventListener("input", () => {
     const now = Date.now();
     if (input.value && now - lastTypingSent > TYPING_SEND_MS) {
-      if (socket.send({ type: "chat.typing" })) lastTypingSent = now;
+      if (socket.send(proto.chatTyping())) lastTypingSent = now;
     }
   });
   scroller.addEventListener("scroll", () => {
@@ -292,5 +264,19 @@ export function init({ socket, root }) {
   // Unsent messages from before a reload: shown at once, sent when the socket is up.
   for (const item of outbox.list()) renderOutboxItem(item);
 
-  return { helloExtras: () => ({}), outbox, log };
+  return {
+    helloExtras: () => ({}),
+    outbox,
+    log,
+    /** The chat panel opened (unread count back to 0) or closed. */
+    setVisible(v) {
+      visible = v;
+      if (v) { unread = 0; showUnread(0); scroller.scrollTop = scroller.scrollHeight; }
+    },
+    /** Moderators hide messages (moderation.js passes how); null for everyone else. */
+    setModeration(fn) {
+      hide = fn;
+      for (const li of list.querySelectorAll("li.chat-message[data-seq]")) decorateForModeration(/** @type {HTMLElement} */ (li), hide);
+    },
+  };
 }

@@ -4,6 +4,7 @@ const STATE_LABELS = {
   connecting: "Connecting…",
   open: "Connected",
   reconnecting: "Reconnecting…",
+  offline: "You are offline",
   closed: "Disconnected",
 };
 
@@ -17,7 +18,7 @@ export function showConnectionState(state, detail = {}) {
   badge.textContent = label;
 }
 
-/** @param {{peer_id: string, display_name: string, role: string, audio: boolean, video: boolean}[]} peers */
+/** @param {{peer_id: string, display_name: string, role: string, audio: boolean, video: boolean, hand_at?: string|null}[]} peers @param {string|null} selfPeerId */
 export function renderOnline(peers, selfPeerId) {
   const list = document.getElementById("online");
   if (!list) return;
