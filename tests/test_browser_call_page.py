@@ -10,7 +10,6 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from rooms.protocol import HANDLERS
 from tests.a11y import assert_accessible
 from tests.call_helpers import frames, join_call, open_room, self_id, wait_decoding
 
@@ -215,7 +214,6 @@ def test_switching_microphone_and_camera_mid_call_keeps_media_flowing(
     assert bob.evaluate("window.huddleCall.state.rebuilds") == 0, "no reconnect needed"
 
 
-@pytest.mark.skipif("hand.raise" not in HANDLERS, reason="the server side of hands is not here yet")
 def test_raised_hand_and_reactions_are_seen_by_the_others(
     live_url, new_context, room, owner, member
 ):
