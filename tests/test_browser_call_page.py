@@ -220,7 +220,8 @@ def test_raised_hand_and_reactions_are_seen_by_the_others(
     alice, bob = in_call_pair(new_context, live_url, owner, member)
     bob.keyboard.press("h")  # the shortcut
     expect(bob.locator("#toggle-hand")).to_have_attribute("aria-pressed", "true")
-    expect(alice.locator("#hand-queue li")).to_have_text(["✋ marco"])
+    expect(alice.locator("#hand-queue li > span")).to_have_text(["marco"])
+    expect(bob.locator("#hand-queue li > span")).to_have_text(["marco (you)"])
     tile = alice.locator(f'#video-grid [data-peer-id="{self_id(bob)}"]')
     expect(tile.locator(".tile-hand")).to_be_visible()
     # The owner lowers it from the queue.
@@ -291,14 +292,15 @@ def test_layout_fits_the_screen_with_1_2_and_3_people(
         assert first.evaluate("document.documentElement.scrollHeight <= innerHeight + 1")
         name = f"call-{viewport['width']}x{viewport['height']}-{n}p"
         first.screenshot(path=str(ARTIFACTS / f"{name}-chat.png"))
-        if viewport is LAPTOP:
-            # With the chat closed the grid takes the stage.
-            first.click("#toggle-chat")
-            _inside_viewport(first, "#video-grid")
-            tile = first.locator("#video-grid .tile").first.bounding_box()
-            assert tile and tile["width"] >= 380, f"tiles use the space: {tile}"
-            first.screenshot(path=str(ARTIFACTS / f"{name}.png"))
-            first.click("#toggle-chat")
+        # With the chat closed the grid takes the stage.
+        first.click("#toggle-chat")
+        expect(first.locator("#panel-chat")).to_be_hidden()
+        _inside_viewport(first, "#video-grid")
+        _inside_viewport(first, "#control-bar")
+        tile = first.locator("#video-grid .tile").first.bounding_box()
+        wide = 380 if viewport is LAPTOP else 300
+        assert tile and tile["width"] >= wide, f"tiles use the space: {tile}"
+        first.screenshot(path=str(ARTIFACTS / f"{name}.png"))
 
 
 def test_axe_finds_no_serious_violation_on_the_prejoin_and_call_pages(
