@@ -52,18 +52,6 @@ document.addEventListener("keydown", (e) => {
   panels.toggle("chat");
   if (panels.isOpen("chat")) /** @type {HTMLElement|null} */ (document.getElementById("chat-input"))?.focus();
 });
-// The owner's invite link: a copy button in the More panel.
-document.getElementById("invite-copy")?.addEventListener("click", async () => {
-  const link = /** @type {HTMLInputElement} */ (document.getElementById("invite-link"));
-  const said = /** @type {HTMLElement} */ (document.getElementById("invite-copied"));
-  try {
-    await navigator.clipboard.writeText(link.value);
-    said.textContent = "Copied.";
-  } catch {
-    link.select();
-    said.textContent = "Select and copy the link (the browser did not allow copying).";
-  }
-});
 socket.start();
 
 // Exposed for the browser tests.
