@@ -34,6 +34,7 @@ from pymongo import ASCENDING, DESCENDING
 from pymongo.collection import Collection
 from pymongo.errors import PyMongoError
 
+from . import enqueue
 from .connections import mongo_client, sync_redis
 
 log = structlog.get_logger(__name__)
@@ -235,11 +236,10 @@ def deadletter_record(*, doc: dict[str, Any]) -> str:
 
 def spool_flusher_start(*, token: str, countdown: float) -> None:
     """Queue the flusher that owns ``token``; on failure free the flag for the next one."""
-    # Import here: tasks imports this module.
-    from .tasks import deadletter_spool_flush
-
     try:
-        deadletter_spool_flush.apply_async(kwargs={"token": token}, countdown=countdown)
+        enqueue.task_send(
+            enqueue.DEADLETTER_SPOOL_FLUSH, kwargs={"token": token}, countdown=countdown
+        )
     except Exception:
         log.exception("deadletter.flusher_enqueue_failed")
         spool_flusher_release(token=token, force=True)

@@ -15,6 +15,7 @@ from videochat.text import text_check
 
 from . import deadletters, pipeline
 from .connections import sync_redis
+from .enqueue import delivery_enqueue
 from .models import EVENT_NAMES, Webhook
 from .urlsafety import url_check
 
@@ -26,23 +27,26 @@ def new_delivery_id() -> str:
 
 
 def _enqueue(*, delivery_id: str, kind: str, target: str, payload: dict[str, Any]) -> None:
-    from .tasks import deliver
-
-    kwargs = {
-        "delivery_id": delivery_id,
-        "kind": kind,
-        "target": target,
-        "payload": payload,
-        "created_at": timezone.now().isoformat(),
-    }
+    created_at = timezone.now().isoformat()
     try:
-        # kwargsrepr: workers' logs and monitors show the id, not the payload
-        # (message text, addresses), and Celery skips repr-ing it per message.
-        deliver.apply_async(kwargs=kwargs, kwargsrepr=f"delivery {kind} {delivery_id}")
+        delivery_enqueue(
+            delivery_id=delivery_id,
+            kind=kind,
+            target=target,
+            payload=payload,
+            created_at=created_at,
+        )
     except Exception:
         # The broker is unreachable after the commit: log exactly what was not
         # enqueued so an operator can resend it.
-        log.exception("delivery.enqueue_failed", delivery=delivery_id, task=json.dumps(kwargs))
+        task = {
+            "delivery_id": delivery_id,
+            "kind": kind,
+            "target": target,
+            "payload": payload,
+            "created_at": created_at,
+        }
+        log.exception("delivery.enqueue_failed", delivery=delivery_id, task=json.dumps(task))
         raise
 
 
@@ -182,18 +186,14 @@ def deadletter_replay(*, delivery_id: str, by: str) -> bool:
         return False
     pipeline.delivery_reset_for_replay(delivery_id=delivery_id, attempts=doc["attempts"])
     created = doc.get("created_at")
-    from .tasks import deliver
-
     try:
-        deliver.apply_async(
-            kwargs={
-                "delivery_id": delivery_id,
-                "kind": doc["kind"],
-                "target": doc["target"],
-                "payload": doc["payload"],
-                "created_at": created.isoformat() if isinstance(created, datetime) else created,
-            },
-            kwargsrepr=f"delivery {doc['kind']} {delivery_id} (replay)",
+        delivery_enqueue(
+            delivery_id=delivery_id,
+            kind=doc["kind"],
+            target=doc["target"],
+            payload=doc["payload"],
+            created_at=created.isoformat() if isinstance(created, datetime) else created,
+            note=" (replay)",
         )
     except Exception:
         # Not queued: put it back so it can be replayed again.

@@ -13,7 +13,7 @@ from pymongo.errors import PyMongoError
 
 from videochat import metrics
 
-from . import deadletters, pipeline
+from . import deadletters, enqueue, pipeline
 
 log = structlog.get_logger(__name__)
 
@@ -25,7 +25,7 @@ def _repr(kind: str, delivery_id: str) -> str:
 
 @shared_task(
     bind=True,
-    name="deliveries.deliver",
+    name=enqueue.DELIVER,
     acks_late=True,
     reject_on_worker_lost=True,
     max_retries=None,  # the pipeline counts attempts (they survive replays and redeliveries)
@@ -64,7 +64,7 @@ def deliver(
 
 @shared_task(
     bind=True,
-    name="deliveries.deadletter_spool_flush",
+    name=enqueue.DEADLETTER_SPOOL_FLUSH,
     # Acknowledged when it starts, so its own retry is never a second message
     # beside it: one flusher, pending or running. One lost with its worker is
     # restarted once its flag expires (deadletters.FLUSHER_LEASE_S).

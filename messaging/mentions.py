@@ -16,6 +16,7 @@ import structlog
 from django.conf import settings
 from django.db import transaction
 
+from deliveries.enqueue import task_send
 from deliveries.services import notify_offline_members
 from videochat.redis import SharedClient
 
@@ -24,6 +25,8 @@ log = structlog.get_logger(__name__)
 # A digest quotes at most this many mentions (the newest), and says how many there were.
 DIGEST_MAX_LINES = 20
 LINE_MAX_CHARS = 300
+# The digest's Celery task (messaging/tasks.py registers it under this name).
+DIGEST_TASK = "messaging.mention_digest_send"
 
 _redis = SharedClient(decode_responses=True)
 
@@ -68,9 +71,8 @@ def _route(*, room_id: int, member_ids: list[int], line: str) -> None:
 
 
 def _schedule_digest(*, room_id: int, member_id: int, countdown: int) -> None:
-    from .tasks import mention_digest_send
-
-    mention_digest_send.apply_async(args=[room_id, member_id], countdown=countdown)
+    # By name: messaging.tasks imports this module.
+    task_send(DIGEST_TASK, args=[room_id, member_id], countdown=countdown)
 
 
 def mention_digest_send(*, room_id: int, member_id: int) -> int:

@@ -49,10 +49,10 @@ def test_ttl_index_expires_each_document_at_its_expire_at(deadletter_db):
 def test_replay_and_discard_happen_once_and_a_redead_letter_keeps_its_history(
     deadletter_db, monkeypatch
 ):
-    from deliveries import tasks
+    from deliveries import enqueue
 
     enqueued = []
-    monkeypatch.setattr(tasks.deliver, "apply_async", lambda **kw: enqueued.append(kw))
+    monkeypatch.setattr(enqueue, "task_send", lambda name, **kw: enqueued.append(kw))
     deadletters.deadletter_write(doc=make_doc("d1"))
     deadletters.deadletter_write(doc=make_doc("d2"))
     assert services.deadletter_replay(delivery_id="d1", by="t")
@@ -186,10 +186,10 @@ def test_dead_letter_due_while_mongodb_is_stopped_appears_after_it_returns(
 
 
 def test_admin_bulk_discard_and_replay(admin_client, deadletter_db, monkeypatch):
-    from deliveries import tasks
+    from deliveries import enqueue
 
     enqueued = []
-    monkeypatch.setattr(tasks.deliver, "apply_async", lambda **kw: enqueued.append(kw))
+    monkeypatch.setattr(enqueue, "task_send", lambda name, **kw: enqueued.append(kw))
     for i in range(3):
         deadletters.deadletter_write(doc=make_doc(f"b{i}"))
     url = "/admin/deliveries/deadletter/"

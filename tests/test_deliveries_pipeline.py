@@ -179,15 +179,23 @@ def test_notify_offline_members_skips_guests_and_people_without_email(
 
 @pytest.mark.django_db(transaction=True)
 def test_broker_down_after_commit_is_logged_not_raised_to_the_caller(room, monkeypatch, caplog):
-    from deliveries import tasks
+    from deliveries import enqueue
 
-    def down(**kwargs):
+    def down(name, **kwargs):
         raise ConnectionError("broker unreachable")
 
-    monkeypatch.setattr(tasks.deliver, "apply_async", down)
+    monkeypatch.setattr(enqueue, "task_send", down)
     Webhook.objects.create(room=room, url="https://93.184.215.14/a", events=["call.ended"])
     with caplog.at_level("ERROR"):
         n = services.room_event_emit(room_id=room.pk, event="call.ended", data={"x": 1})
     assert n == 1  # the caller's committed write stands
     logged = caplog.text
     assert "delivery.enqueue_failed" in logged and "https://93.184.215.14/a" in logged
+
+
+def test_the_tasks_queued_by_name_are_the_ones_a_worker_registers():
+    from deliveries import enqueue
+    from videochat.celery import app
+
+    app.loader.import_default_modules()  # what a worker does at start (autodiscover)
+    assert {enqueue.DELIVER, enqueue.DEADLETTER_SPOOL_FLUSH} <= set(app.tasks)
