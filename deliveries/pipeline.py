@@ -19,6 +19,7 @@ import random
 import socket
 import time
 import uuid
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, TypedDict
 
@@ -29,7 +30,7 @@ from videochat import metrics
 
 from . import breaker, deadletters
 from .connections import sync_redis
-from .senders import SENDERS, SendError
+from .senders import SENDERS, Sender, SendError
 
 log = structlog.get_logger(__name__)
 
@@ -201,41 +202,40 @@ def _lua() -> tuple[Any, Any]:
     return found
 
 
-def _release(lock_key: str, token: str) -> None:
-    r = sync_redis()
-    # Compare-and-delete: never drop a lock that expired and was taken by another worker.
-    r.eval(
-        "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end "
-        "return 0",
-        1,
-        lock_key,
-        token,
-    )
+@dataclass(frozen=True)
+class _Attempt:
+    """What one attempt works with: the delivery, its Redis keys and its lock token."""
+
+    delivery_id: str
+    kind: str
+    target: str
+    payload: dict[str, Any]
+    created_at: str | None
+    breaker_target: str
+    token: str = field(default_factory=lambda: uuid.uuid4().hex)
+    lock_ttl: float = field(default_factory=lambda: settings.DELIVERY_HTTP_TIMEOUT_S + 5)
+    started: str = field(default_factory=lambda: deadletters.now().isoformat())
+
+    @property
+    def lock_key(self) -> str:
+        return f"dlv:{self.delivery_id}:lock"
+
+    @property
+    def keys(self) -> list[str]:
+        """The scripts' first four keys: state, log, lock, breaker."""
+        return [
+            state_key(self.delivery_id),
+            log_key(self.delivery_id),
+            self.lock_key,
+            breaker.KEY_PREFIX + self.breaker_target,
+        ]
 
 
-def _dead_letter(
-    delivery_id: str,
-    kind: str,
-    target: str,
-    payload: dict[str, Any],
-    created_at: str | None,
-    last_error: str | None = None,
-) -> None:
-    attempts = [json.loads(a) for a in sync_redis().lrange(log_key(delivery_id), 0, -1)]
-    doc = deadletters.deadletter_build(
-        delivery_id=delivery_id,
-        kind=kind,
-        target=target,
-        payload=payload,
-        attempts=attempts,
-        created_at=deadletters._parse_dt(created_at) if created_at else None,
-        last_error=last_error,
-    )
-    where = deadletters.deadletter_record(doc=doc)
-    sync_redis().hset(state_key(delivery_id), "status", "dead")
-    _stat(kind, "dead")
-    metrics.dead_letter_written(kind=kind)
-    log.warning("delivery.dead", delivery=delivery_id, kind=kind, target=target, where=where)
+class _Call(TypedDict):
+    entry: dict[str, Any]  # the attempt's line in the history
+    delivered: bool
+    retryable: bool
+    effect: Literal["success", "failure", "none"]  # on the target's breaker
 
 
 def delivery_attempt(
@@ -248,120 +248,186 @@ def delivery_attempt(
 ) -> Outcome:
     """Run one attempt; the caller (a Celery task) schedules the retry.
 
-    Redis bookkeeping is two Lua scripts (begin, finish) around the call, so
-    the pipeline costs two round trips beyond the call itself.
+    Three steps: decide (may the call be made?), call the target, record the
+    answer. Redis bookkeeping is two Lua scripts (decide, record) around the
+    call, so the pipeline costs two round trips beyond the call itself. Every
+    way to give up (budget spent, breaker open too long, a last failure) ends
+    in the one dead-letter write at the bottom.
     """
-    begin, finish = _lua()
     sender = SENDERS[kind]
-    breaker_target = sender.breaker_target(target=target, payload=payload)
-    keys = [state_key(delivery_id), log_key(delivery_id), f"dlv:{delivery_id}:lock"]
-    breaker_key = breaker.KEY_PREFIX + breaker_target
-    token = uuid.uuid4().hex
-    lock_ttl = settings.DELIVERY_HTTP_TIMEOUT_S + 5
-    started = deadletters.now().isoformat()
-    verdict, runs, detail = begin(
-        keys=[*keys, breaker_key],
+    attempt = _Attempt(
+        delivery_id=delivery_id,
+        kind=kind,
+        target=target,
+        payload=payload,
+        created_at=created_at,
+        breaker_target=sender.breaker_target(target=target, payload=payload),
+    )
+    verdict, detail = _decide(attempt)
+    if verdict == "busy":
+        # Another worker has it (a redelivered duplicate, or a killed worker's
+        # lock that has not expired yet): look again once the lock would expire.
+        return Outcome(status="busy", countdown=attempt.lock_ttl)
+    if verdict == "done":
+        return Outcome(status="done_before", countdown=0)
+    if verdict == "refused":
+        return _breaker_wait(attempt, wait_s=float(detail))
+    # From here this worker holds the lock. The record step releases it
+    # unless the delivery is dead; on the way to the dead letters, or if
+    # anything fails, it is released here rather than left to expire.
+    try:
+        last_error = None
+        if verdict == "gave_up":
+            last_error = (
+                f"circuit open for {attempt.breaker_target}: waited {float(detail):.0f} s "
+                "for it to close, not called"
+            )
+        elif verdict == "go":
+            call = _call(attempt, sender)
+            recorded, runs = _record(attempt, call)
+            if recorded == "delivered":
+                return Outcome(status="delivered", countdown=0)
+            if recorded == "retry":
+                return _retry_later(attempt, runs=runs, error=call["entry"]["error"])
+        # exhausted (before the call), gave_up, or recorded dead
+        _dead_letter(attempt, last_error=last_error)
+    except BaseException:
+        _release(attempt)
+        raise
+    _release(attempt)
+    return Outcome(status="dead", countdown=0)
+
+
+def _decide(attempt: _Attempt) -> tuple[str, str]:
+    """The begin script's verdict (see _BEGIN) and its detail."""
+    begin, _ = _lua()
+    verdict, _runs, detail = begin(
+        keys=attempt.keys,
         args=[
-            token,
-            int(lock_ttl * 1000),
+            attempt.token,
+            int(attempt.lock_ttl * 1000),
             settings.DELIVERY_MAX_ATTEMPTS,
-            lock_ttl,
-            started,
+            attempt.lock_ttl,
+            attempt.started,
             settings.BREAKER_COOLDOWN_S,
             settings.DELIVERY_BREAKER_WAIT_MAX_S,
             STATE_TTL_S,
         ],
     )
-    if verdict == "busy":
-        # Another worker has it (a redelivered duplicate, or a killed worker's
-        # lock that has not expired yet): look again once the lock would expire.
-        return Outcome(status="busy", countdown=lock_ttl)
-    if verdict == "done":
-        return Outcome(status="done_before", countdown=0)
-    if verdict == "refused":
-        countdown = breaker_wait_countdown_s(wait_s=float(detail))
-        log.info(
-            "delivery.breaker_wait",
-            delivery=delivery_id,
-            target=breaker_target,
-            countdown=round(countdown, 2),
-        )
-        return Outcome(status="waiting", countdown=countdown)
+    return str(verdict), str(detail)
+
+
+def _call(attempt: _Attempt, sender: Sender) -> _Call:
+    """Call the target once; every failure becomes a SendError's verdict."""
+    entry: dict[str, Any] = {"at": attempt.started, "worker": _WORKER}
+    t0 = time.monotonic()
     try:
-        if verdict == "exhausted":
-            _dead_letter(delivery_id, kind, target, payload, created_at)
-            _release(keys[2], token)
-            return Outcome(status="dead", countdown=0)
-        if verdict == "gave_up":
-            _dead_letter(
-                delivery_id,
-                kind,
-                target,
-                payload,
-                created_at,
-                last_error=f"circuit open for {breaker_target}: waited {float(detail):.0f} s "
-                "for it to close, not called",
-            )
-            _release(keys[2], token)
-            return Outcome(status="dead", countdown=0)
-
-        delivered, retryable, effect = False, True, "none"
-        t0 = time.monotonic()
-        entry: dict[str, Any] = {"at": started, "worker": _WORKER}
         try:
-            try:
-                result = sender.send(delivery_id=delivery_id, target=target, payload=payload)
-            except SendError:
-                raise
-            except Exception as exc:
-                # A bug or a misconfiguration, not the target's fault: keep
-                # retrying (a deploy may fix it), then dead-letter; never drop.
-                log.exception("delivery.unexpected_error", delivery=delivery_id)
-                raise SendError(
-                    f"{type(exc).__name__}: {exc}"[:300],
-                    retryable=True,
-                    counts_against_target=False,
-                ) from exc
-        except SendError as exc:
-            entry.update(error=exc.message, status_code=exc.status_code)
-            retryable = exc.retryable
-            effect = "failure" if exc.counts_against_target else "success"
-        else:
-            entry.update(error=None, status_code=result.get("status_code"))
-            delivered, effect = True, "success"
-        entry["duration_ms"] = round((time.monotonic() - t0) * 1000)
+            result = sender.send(
+                delivery_id=attempt.delivery_id, target=attempt.target, payload=attempt.payload
+            )
+        except SendError:
+            raise
+        except Exception as exc:
+            # A bug or a misconfiguration, not the target's fault: keep
+            # retrying (a deploy may fix it), then dead-letter; never drop.
+            log.exception("delivery.unexpected_error", delivery=attempt.delivery_id)
+            raise SendError(
+                f"{type(exc).__name__}: {exc}"[:300],
+                retryable=True,
+                counts_against_target=False,
+            ) from exc
+    except SendError as exc:
+        entry.update(error=exc.message, status_code=exc.status_code)
+        call = _Call(
+            entry=entry,
+            delivered=False,
+            retryable=exc.retryable,
+            effect="failure" if exc.counts_against_target else "success",
+        )
+    else:
+        entry.update(error=None, status_code=result.get("status_code"))
+        call = _Call(entry=entry, delivered=True, retryable=True, effect="success")
+    entry["duration_ms"] = round((time.monotonic() - t0) * 1000)
+    return call
 
-        outcome, runs = finish(
-            keys=[*keys, breaker_key, _stats_key()],
-            args=[
-                token,
-                json.dumps(entry),
-                int(delivered),
-                effect,
-                settings.BREAKER_FAIL_MAX,
-                settings.BREAKER_COOLDOWN_S,
-                STATE_TTL_S,
-                kind,
-                int(retryable),
-                settings.DELIVERY_MAX_ATTEMPTS,
-            ],
-        )
-        if outcome == "delivered":
-            return Outcome(status="delivered", countdown=0)
-        if outcome == "dead":
-            _dead_letter(delivery_id, kind, target, payload, created_at)
-            _release(keys[2], token)
-            return Outcome(status="dead", countdown=0)
-        countdown = backoff_s(attempt=int(runs))
-        log.info(
-            "delivery.retry",
-            delivery=delivery_id,
-            attempt=runs,
-            countdown=round(countdown, 2),
-            error=entry["error"],
-        )
-        return Outcome(status="retry", countdown=countdown)
-    except BaseException:
-        # Whatever happened, do not leave the lock to expire on its own.
-        _release(keys[2], token)
-        raise
+
+def _record(attempt: _Attempt, call: _Call) -> tuple[str, int]:
+    """The finish script's verdict (delivered, retry, dead) and the attempts so far."""
+    _, finish = _lua()
+    verdict, runs = finish(
+        keys=[*attempt.keys, _stats_key()],
+        args=[
+            attempt.token,
+            json.dumps(call["entry"]),
+            int(call["delivered"]),
+            call["effect"],
+            settings.BREAKER_FAIL_MAX,
+            settings.BREAKER_COOLDOWN_S,
+            STATE_TTL_S,
+            attempt.kind,
+            int(call["retryable"]),
+            settings.DELIVERY_MAX_ATTEMPTS,
+        ],
+    )
+    return str(verdict), int(runs)
+
+
+def _breaker_wait(attempt: _Attempt, *, wait_s: float) -> Outcome:
+    countdown = breaker_wait_countdown_s(wait_s=wait_s)
+    log.info(
+        "delivery.breaker_wait",
+        delivery=attempt.delivery_id,
+        target=attempt.breaker_target,
+        countdown=round(countdown, 2),
+    )
+    return Outcome(status="waiting", countdown=countdown)
+
+
+def _retry_later(attempt: _Attempt, *, runs: int, error: str | None) -> Outcome:
+    countdown = backoff_s(attempt=runs)
+    log.info(
+        "delivery.retry",
+        delivery=attempt.delivery_id,
+        attempt=runs,
+        countdown=round(countdown, 2),
+        error=error,
+    )
+    return Outcome(status="retry", countdown=countdown)
+
+
+def _dead_letter(attempt: _Attempt, *, last_error: str | None) -> None:
+    """Write the one dead letter (history from Redis) and mark the delivery dead."""
+    r = sync_redis()
+    history = [json.loads(a) for a in r.lrange(log_key(attempt.delivery_id), 0, -1)]
+    doc = deadletters.deadletter_build(
+        delivery_id=attempt.delivery_id,
+        kind=attempt.kind,
+        target=attempt.target,
+        payload=attempt.payload,
+        attempts=history,
+        created_at=deadletters._parse_dt(attempt.created_at) if attempt.created_at else None,
+        last_error=last_error,
+    )
+    where = deadletters.deadletter_record(doc=doc)
+    r.hset(state_key(attempt.delivery_id), "status", "dead")
+    _stat(attempt.kind, "dead")
+    metrics.dead_letter_written(kind=attempt.kind)
+    log.warning(
+        "delivery.dead",
+        delivery=attempt.delivery_id,
+        kind=attempt.kind,
+        target=attempt.target,
+        where=where,
+    )
+
+
+def _release(attempt: _Attempt) -> None:
+    # Compare-and-delete: never drop a lock that expired and was taken by another worker.
+    sync_redis().eval(
+        "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end "
+        "return 0",
+        1,
+        attempt.lock_key,
+        attempt.token,
+    )
