@@ -2,7 +2,7 @@
 
 import re
 from collections.abc import Sequence
-from typing import TypedDict
+from typing import NamedTuple, TypedDict, cast
 
 import structlog
 from asgiref.sync import async_to_sync
@@ -126,81 +126,122 @@ class NewMessage(TypedDict):
     client_id: object
 
 
+class _Valid(NamedTuple):
+    """An item that passed validation, with its place in the batch."""
+
+    position: int
+    room_id: int
+    author_id: int
+    body: str
+    client_id: str
+
+
 def messages_create(*, items: list[NewMessage]) -> list[Created | AppError]:
     """Write many messages in one transaction (group commit); one result per item.
 
     A result is Created (the new message, or the original for a client id
-    already used) or the AppError that item failed validation with. The caller
+    already used) or the AppError that item failed with. The caller
     acknowledges only after this returns, i.e. after the commit: an
-    acknowledged message is durable. The room's counter row is held for the
-    whole transaction, so seq order is commit order, and a resend racing its
-    original (two sockets of one tab) finds it under the same lock.
+    acknowledged message is durable. Three steps, each settling the items it
+    can: validate (content), write (membership, resends, seq, insert),
+    announce (webhooks and mentions, queued on commit).
     """
     results: list[Created | AppError | None] = [None] * len(items)
-    valid: list[tuple[int, int, int, str, str]] = []  # (index, room, author, body, client id)
+    valid = _validate(items=items, results=results)
+    if valid:
+        # A handful of statements per batch, however many rooms and messages
+        # it holds: the database thread shares the event loop's GIL.
+        with write_turn(), transaction.atomic():
+            new_by_room = _write(valid=valid, results=results)
+            if new_by_room:
+                _announce_posted(new_by_room=new_by_room)
+    return cast(list[Created | AppError], results)
+
+
+def _validate(*, items: list[NewMessage], results: list[Created | AppError | None]) -> list[_Valid]:
+    """The items whose content can be stored; the others get their error."""
+    valid = []
     for i, item in enumerate(items):
         try:
             body, client_id = _clean(body=item["body"], client_id=item["client_id"])
         except AppError as exc:
             results[i] = exc
             continue
-        valid.append((i, item["room_id"], item["author_id"], body, client_id))
-    if not valid:
-        return results  # type: ignore[return-value]
-    # A handful of statements per batch, however many rooms and messages it
-    # holds: the database thread shares the event loop's GIL.
-    with write_turn(), transaction.atomic():
-        names = {
-            (pk, room_id): name
-            for pk, room_id, name in Membership.objects.filter(
-                pk__in={author for _, _, author, _, _ in valid}
-            ).values_list("id", "room_id", "display_name")
-        }
-        entries = []
-        for entry in valid:
-            if (entry[2], entry[1]) in names:
-                entries.append(entry)
-            else:  # a membership removed since the socket connected fails alone
-                results[entry[0]] = Forbidden("You are no longer a member of this room.")
-        if not entries:
-            return results  # type: ignore[return-value]
-        room_ids = sorted({room_id for _, room_id, _, _, _ in entries})
-        last_seq = _last_seqs_locked(room_ids=room_ids)
-        known: dict[tuple[int, int, str], MessageDict] = {}
-        resent = _resent_ids(keys=[(room, author, cid) for _, room, author, _, cid in entries])
-        if resent:
-            for m in Message.objects.select_related("author").filter(pk__in=resent).order_by():
-                known[(m.room_id, m.author_id, m.client_id)] = message_dict(m)
-        now = timezone.now()
-        stamp = connection.ops.adapt_datetimefield_value(now)
-        created_at = now.isoformat()  # one timestamp per commit
-        rows = []
-        new: dict[int, list[MessageDict]] = {}
-        for i, room_id, author_id, body, client_id in entries:  # arrival order
-            key = (room_id, author_id, client_id)
-            if key in known:
-                results[i] = Created(message=known[key], created=False)
-                continue
-            last_seq[room_id] += 1
-            rows.append((room_id, last_seq[room_id], author_id, client_id, body, stamp))
-            message = MessageDict(
-                seq=last_seq[room_id],
-                client_id=client_id,
-                author_id=author_id,
-                author_name=names[(author_id, room_id)],
-                body=body,
-                created_at=created_at,
-            )
-            known[key] = message
-            new.setdefault(room_id, []).append(message)
-            results[i] = Created(message=message, created=True)
-        if rows:
-            _insert_rows(rows)
-            ChatCounter.objects.filter(room_id__in=list(new)).update(
-                last_seq=Case(*(When(room_id=r, then=Value(last_seq[r])) for r in new))
-            )
-            _announce_posted(new_by_room=new)
-    return results  # type: ignore[return-value]
+        valid.append(_Valid(i, item["room_id"], item["author_id"], body, client_id))
+    return valid
+
+
+def _write(
+    *, valid: list[_Valid], results: list[Created | AppError | None]
+) -> dict[int, list[MessageDict]]:
+    """Write the new messages, inside the caller's transaction; returns them by room.
+
+    An author no longer a member fails alone; a resend gets its original. The
+    room's counter row is held until the commit, so seq order is commit order,
+    and a resend racing its original (two sockets of one tab) finds it under
+    the same lock.
+    """
+    names = _author_names(valid=valid)
+    entries = []
+    for entry in valid:
+        if (entry.author_id, entry.room_id) in names:
+            entries.append(entry)
+        else:  # a membership removed since the socket connected fails alone
+            results[entry.position] = Forbidden("You are no longer a member of this room.")
+    if not entries:
+        return {}
+    last_seq = _last_seqs_locked(room_ids=sorted({e.room_id for e in entries}))
+    known = _originals(keys=[(e.room_id, e.author_id, e.client_id) for e in entries])
+    now = timezone.now()
+    stamp = connection.ops.adapt_datetimefield_value(now)
+    created_at = now.isoformat()  # one timestamp per commit
+    rows = []
+    new: dict[int, list[MessageDict]] = {}
+    for i, room_id, author_id, body, client_id in entries:  # arrival order
+        key = (room_id, author_id, client_id)
+        if key in known:
+            results[i] = Created(message=known[key], created=False)
+            continue
+        last_seq[room_id] += 1
+        rows.append((room_id, last_seq[room_id], author_id, client_id, body, stamp))
+        message = MessageDict(
+            seq=last_seq[room_id],
+            client_id=client_id,
+            author_id=author_id,
+            author_name=names[(author_id, room_id)],
+            body=body,
+            created_at=created_at,
+        )
+        known[key] = message  # the same client id twice in one batch is one message
+        new.setdefault(room_id, []).append(message)
+        results[i] = Created(message=message, created=True)
+    if rows:
+        _insert_rows(rows)
+        ChatCounter.objects.filter(room_id__in=list(new)).update(
+            last_seq=Case(*(When(room_id=r, then=Value(last_seq[r])) for r in new))
+        )
+    return new
+
+
+def _author_names(*, valid: list[_Valid]) -> dict[tuple[int, int], str]:
+    """(membership id, room id) -> display name, for the authors still members."""
+    return {
+        (pk, room_id): name
+        for pk, room_id, name in Membership.objects.filter(
+            pk__in={entry.author_id for entry in valid}
+        ).values_list("id", "room_id", "display_name")
+    }
+
+
+def _originals(*, keys: list[tuple[int, int, str]]) -> dict[tuple[int, int, str], MessageDict]:
+    """The messages already written under these (room, author, client id) keys."""
+    resent = _resent_ids(keys=keys)
+    if not resent:
+        return {}
+    return {
+        (m.room_id, m.author_id, m.client_id): message_dict(m)
+        for m in Message.objects.select_related("author").filter(pk__in=resent).order_by()
+    }
 
 
 _MENTION_RE = re.compile(r"@([\w.@+-]{1,40})")
