@@ -59,26 +59,18 @@ def retention_prune(*, dry_run: bool = False) -> dict[str, Any]:
     }
 
 
-def _stale_peers(room_id: int, timeout_s: float) -> list[str]:
-    r = sync_redis()
-    secs, micros = r.time()
-    cutoff = secs + micros / 1e6 - timeout_s
-    return [str(p) for p in r.zrangebyscore(f"presence:{room_id}:seen", "-inf", cutoff)]
-
-
 def presence_expire(*, dry_run: bool = False, timeout_s: float | None = None) -> dict[str, Any]:
     """Remove peers whose heartbeats stopped in rooms nobody pings any more
     (the room socket reaps on each ping; an empty room has no pinger)."""
-    from rooms.presence import PRESENCE_TIMEOUT_S
+    from rooms import presence
 
-    timeout = PRESENCE_TIMEOUT_S if timeout_s is None else timeout_s
+    timeout = presence.PRESENCE_TIMEOUT_S if timeout_s is None else timeout_s
     r = sync_redis()
-    room_ids = sorted(
-        int(key.split(":")[1])
-        for key in r.scan_iter(match="presence:*:seen", count=500)
-        if key.split(":")[1].isdigit()
-    )
-    stale = {room_id: _stale_peers(room_id, timeout) for room_id in room_ids}
+    room_ids = presence.presence_room_ids_sync(client=r)
+    stale = {
+        room_id: presence.presence_stale_sync(client=r, room_id=room_id, timeout_s=timeout)
+        for room_id in room_ids
+    }
     stale = {room_id: peers for room_id, peers in stale.items() if peers}
     if dry_run:
         would = {str(room_id): peers for room_id, peers in stale.items()}

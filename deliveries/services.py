@@ -11,6 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from rooms.models import Membership, Room
+from rooms.presence import presence_member_ids_sync
 from videochat.text import text_check
 
 from . import deadletters, pipeline
@@ -112,22 +113,11 @@ def rooms_events_emit(*, events_by_room: dict[int, list[tuple[str, dict]]]) -> i
     return count
 
 
-def _online_member_ids(room_id: int) -> set[int]:
-    states = sync_redis().hvals(f"presence:{int(room_id)}")
-    online = set()
-    for raw in states:
-        try:
-            online.add(int(json.loads(raw)["member_id"]))
-        except (ValueError, KeyError, TypeError):
-            continue
-    return online
-
-
 def notify_offline_members(*, room_id: int, member_ids: list[int], reason: str, text: str) -> int:
     """Email those of ``member_ids`` who are not in the room's call right now
     and have an address; returns how many emails were enqueued."""
     room = Room.objects.get(pk=room_id)
-    online = _online_member_ids(room_id)
+    online = presence_member_ids_sync(client=sync_redis(), room_id=room_id)
     members = (
         Membership.objects.filter(room_id=room_id, id__in=member_ids, user__isnull=False)
         .exclude(id__in=online)

@@ -8,12 +8,21 @@ Signaling needs to reach one peer's socket, and a resumed session has a new
 socket: ``presence:<room>:chan`` maps peer id -> its current channel name
 (absent while the peer is disconnected but inside its resume grace period).
 Signals for a peer in grace wait in ``signal:<room>:<peer>`` until it resumes.
+A resume also writes rooms/keys.py's ``resume_opened_key`` (when the socket
+that last resumed the peer was opened: an older socket's late resume is refused).
+
+The presence keys are this module's alone: other apps use the functions below (the
+``_sync`` ones for workers, commands and metrics, on the caller's client).
 """
 
 import json
-from typing import TypedDict, cast
+from typing import Any, TypedDict, cast
+
+import redis
 
 from videochat.redis import get_redis
+
+from .keys import resume_opened_key
 
 # A peer whose heartbeats stop for this long is removed (sockets that never
 # fire close: a sleeping laptop, a dead NAT mapping). Clients ping every 10 s.
@@ -156,10 +165,14 @@ async def presence_touch(*, room_id: int, peer_id: str) -> bool:
 
 # Change some fields of a peer's state in one step: a read-modify-write from
 # Python could write back an in_call that seat_take just cleared (a second tab
-# taking the seat while the first toggles its microphone): two seats, one member.
+# taking the seat while the first toggles its microphone): two seats, one
+# member; or write back a peer the reaper removed in between, present again
+# with no heartbeat entry, so no reaper would ever remove it. A peer without
+# its heartbeat entry is not updated either.
 _UPDATE = """
 local raw = redis.call('HGET', KEYS[1], ARGV[1])
 if not raw then return nil end
+if not redis.call('ZSCORE', KEYS[2], ARGV[1]) then return nil end
 local state = cjson.decode(raw)
 for k, v in pairs(cjson.decode(ARGV[2])) do state[k] = v end
 raw = cjson.encode(state)
@@ -169,8 +182,8 @@ return raw
 
 
 async def presence_update(*, room_id: int, peer_id: str, **changes: bool | str) -> PeerState | None:
-    key, _ = _keys(room_id)
-    raw = await get_redis().eval(_UPDATE, 1, key, peer_id, json.dumps(changes))
+    """Change some fields of a present peer's state; None when it is not present."""
+    raw = await get_redis().eval(_UPDATE, 2, *_keys(room_id), peer_id, json.dumps(changes))
     return json.loads(raw) if raw else None
 
 
@@ -232,8 +245,7 @@ async def hand_lower(*, room_id: int, peer_id: str) -> tuple[bool, PeerState]:
 
 async def presence_remove(*, room_id: int, peer_id: str) -> bool:
     key, seen = _keys(room_id)
-    redis = get_redis()
-    async with redis.pipeline(transaction=True) as pipe:
+    async with get_redis().pipeline(transaction=True) as pipe:
         pipe.hdel(key, peer_id)
         pipe.zrem(seen, peer_id)
         pipe.hdel(_chan_key(room_id), peer_id)
@@ -267,18 +279,28 @@ async def presence_reap(*, room_id: int, timeout_s: float) -> list[PeerState]:
 
 # --- channels, grace and resume ----------------------------------------------
 
-# Take over a present peer for member ARGV[2] with channel ARGV[3]; returns
-# {state, previous channel or ''} or nil when the peer is gone or not theirs.
+# Take over a present peer for member ARGV[2] with channel ARGV[3], opened at
+# ARGV[4] (seconds); refused for a socket opened before the socket that last
+# resumed the peer (KEYS[4] holds when that one was opened). A reconnect whose
+# hello was delayed (a stalled path) otherwise took the peer back from the
+# newer, live socket and closed it with 4005, which the client treats as
+# final. Returns nil (peer gone or not theirs), or {state, previous channel or
+# '', 1 taken over | 0 refused}.
 _RESUME = """
 local raw = redis.call('HGET', KEYS[1], ARGV[1])
 if not raw then return nil end
 if tonumber(cjson.decode(raw)['member_id']) ~= tonumber(ARGV[2]) then return nil end
 local old = redis.call('HGET', KEYS[3], ARGV[1]) or ''
+local newest = tonumber(redis.call('GET', KEYS[4]) or '0')
+if tonumber(ARGV[4]) < newest then return {raw, old, 0} end
 local t = redis.call('TIME')
 redis.call('ZADD', KEYS[2], tonumber(t[1]) + tonumber(t[2]) / 1e6, ARGV[1])
 redis.call('HSET', KEYS[3], ARGV[1], ARGV[3])
-return {raw, old}
+redis.call('SET', KEYS[4], ARGV[4], 'EX', ARGV[5])
+return {raw, old, 1}
 """
+# Longer than any call; refreshed by every resume.
+_OPENED_TTL_S = 86400
 
 # The socket ARGV[2] of peer ARGV[1] went away without saying goodbye. If it is
 # still the peer's current socket, forget it and backdate the heartbeat so the
@@ -310,21 +332,35 @@ async def presence_is_bound(*, room_id: int, peer_id: str, channel: str) -> bool
     return await presence_channel(room_id=room_id, peer_id=peer_id) == channel
 
 
-async def presence_resume(
-    *, room_id: int, peer_id: str, member_id: int, channel: str
-) -> tuple[PeerState, str | None] | None:
-    """Move a still-present peer of ``member_id`` to ``channel``.
+class Resumed(TypedDict):
+    state: PeerState
+    old_channel: str | None  # the socket that served the peer; None while in grace
+    taken: bool  # False: a newer socket already resumed the peer; nothing changed
 
-    Returns its state and the channel it had (None if it was in grace), or
+
+async def presence_resume(
+    *, room_id: int, peer_id: str, member_id: int, channel: str, opened_at: float
+) -> Resumed | None:
+    """Move a still-present peer of ``member_id`` to ``channel`` (opened at ``opened_at``).
+
     None when the peer was reaped or belongs to someone else.
     """
     found = await get_redis().eval(
-        _RESUME, 3, *_keys(room_id), _chan_key(room_id), peer_id, member_id, channel
+        _RESUME,
+        4,
+        *_keys(room_id),
+        _chan_key(room_id),
+        resume_opened_key(room_id, peer_id),
+        peer_id,
+        member_id,
+        channel,
+        repr(opened_at),
+        _OPENED_TTL_S,
     )
     if not found:
         return None
-    raw, old = found
-    return json.loads(raw), (old or None)
+    raw, old, taken = found
+    return Resumed(state=json.loads(raw), old_channel=old or None, taken=bool(int(taken)))
 
 
 async def presence_unbind(
@@ -358,3 +394,52 @@ async def pending_take(*, room_id: int, peer_id: str) -> list[dict]:
         pipe.delete(key)
         raw, _ = await pipe.execute()
     return [json.loads(r) for r in raw]
+
+
+# --- for workers, commands and metrics (sync, on the caller's client) ---------
+#
+# Celery, rq and the metrics view have their own sync Redis clients (their own
+# timeouts); they read presence through these, never through its keys.
+
+
+def presence_room_ids_sync(*, client: redis.Redis) -> list[int]:
+    """Rooms with peers present (or in grace), in id order."""
+    found = set()
+    for key in client.scan_iter(match="presence:*:seen", count=500):
+        room = str(key).split(":")[1]
+        if room.isdigit():
+            found.add(int(room))
+    return sorted(found)
+
+
+def presence_states_sync(*, client: redis.Redis, room_id: int) -> list[PeerState]:
+    """The room's present peers, in no particular order."""
+    key, _ = _keys(room_id)
+    return [json.loads(raw) for raw in client.hvals(key)]
+
+
+def presence_member_ids_sync(*, client: redis.Redis, room_id: int) -> set[int]:
+    """Members with a peer present in the room (in the call, in preview or in grace)."""
+    key, _ = _keys(room_id)
+    online = set()
+    for raw in client.hvals(key):
+        try:
+            online.add(int(json.loads(raw)["member_id"]))
+        except (ValueError, KeyError, TypeError):
+            continue
+    return online
+
+
+def presence_stale_sync(*, client: redis.Redis, room_id: int, timeout_s: float) -> list[str]:
+    """Peers of the room whose last heartbeat is older than ``timeout_s`` (Redis time)."""
+    _, seen = _keys(room_id)
+    secs, micros = client.time()
+    cutoff = secs + micros / 1e6 - timeout_s
+    return [str(p) for p in client.zrangebyscore(seen, "-inf", cutoff)]
+
+
+def presence_channel_queue(pipe: Any, *, room_id: int, peer_id: str) -> None:
+    """Queue a read of the peer's current channel on ``pipe`` (a pipeline another
+    check shares, so the whole check stays one round trip); its result is the
+    channel name or None, as ``presence_channel``'s."""
+    pipe.hget(_chan_key(room_id), peer_id)

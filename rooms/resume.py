@@ -6,16 +6,14 @@ store, it only works for the member who got it, and only while the peer is
 still present (the reaper ends that after the grace period).
 """
 
-import json
 from typing import Any
 
 from django.utils.crypto import constant_time_compare, salted_hmac
 
 from videochat.closecodes import CloseCode
 from videochat.errors import AppError
-from videochat.redis import get_redis
 
-from . import keys, layer, presence
+from . import layer, presence
 from .session import Session
 
 _SALT = "huddle.rooms.resume"
@@ -39,52 +37,6 @@ class Superseded(AppError):
     close_code = CloseCode.REPLACED
 
 
-# presence_resume's take-over, refused for a socket opened before the socket
-# that last resumed the peer (KEYS[4] holds when that one was opened). A
-# reconnect whose hello was delayed (a stalled path) otherwise took the peer
-# back from the newer, live socket and closed it with 4005, which the client
-# treats as final. Returns nil (peer gone or not theirs), or {state, previous
-# channel or '', 1 taken over | 0 refused}.
-_RESUME_NEWEST = """
-local raw = redis.call('HGET', KEYS[1], ARGV[1])
-if not raw then return nil end
-if tonumber(cjson.decode(raw)['member_id']) ~= tonumber(ARGV[2]) then return nil end
-local old = redis.call('HGET', KEYS[3], ARGV[1]) or ''
-local newest = tonumber(redis.call('GET', KEYS[4]) or '0')
-if tonumber(ARGV[4]) < newest then return {raw, old, 0} end
-local t = redis.call('TIME')
-redis.call('ZADD', KEYS[2], tonumber(t[1]) + tonumber(t[2]) / 1e6, ARGV[1])
-redis.call('HSET', KEYS[3], ARGV[1], ARGV[3])
-redis.call('SET', KEYS[4], ARGV[4], 'EX', ARGV[5])
-return {raw, old, 1}
-"""
-# Longer than any call; refreshed by every resume.
-_OPENED_TTL_S = 86400
-
-
-async def _take_over(
-    *, room_id: int, peer_id: str, member_id: int, channel: str, opened_at: float
-) -> tuple[presence.PeerState, str | None, bool] | None:
-    presence_key, seen_key = presence._keys(room_id)
-    found = await get_redis().eval(
-        _RESUME_NEWEST,
-        4,
-        presence_key,
-        seen_key,
-        presence._chan_key(room_id),
-        keys.resume_opened_key(room_id, peer_id),
-        peer_id,
-        member_id,
-        channel,
-        repr(opened_at),
-        _OPENED_TTL_S,
-    )
-    if not found:
-        return None
-    raw, old, taken = found
-    return json.loads(raw), (old or None), bool(int(taken))
-
-
 async def session_resume(session: Session, claim: Any) -> presence.PeerState | None:
     """Take over the peer named in ``hello.resume``; None means join afresh.
 
@@ -101,7 +53,7 @@ async def session_resume(session: Session, claim: Any) -> presence.PeerState | N
     room_id, member_id = session.room_id, session.member_id
     if not resume_token_valid(room_id=room_id, peer_id=peer_id, member_id=member_id, token=token):
         return None
-    found = await _take_over(
+    found = await presence.presence_resume(
         room_id=room_id,
         peer_id=peer_id,
         member_id=member_id,
@@ -110,9 +62,9 @@ async def session_resume(session: Session, claim: Any) -> presence.PeerState | N
     )
     if found is None:
         return None
-    state, old_channel, taken = found
-    if not taken:
+    if not found["taken"]:
         raise Superseded()
+    state, old_channel = found["state"], found["old_channel"]
     if old_channel and old_channel != session.channel_name:
         # The old socket looked alive to the server (a stalled network never
         # closes): retire it; its disconnect sees it no longer owns the peer.

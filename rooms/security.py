@@ -288,7 +288,7 @@ async def socket_recheck(session: Session) -> None:
     """
     room_id, peer_id, user_id = session.room_id, session.peer_id, session.user_id
     async with get_redis().pipeline(transaction=False) as pipe:
-        pipe.hget(f"presence:{int(room_id)}:chan", peer_id)
+        presence.presence_channel_queue(pipe, room_id=room_id, peer_id=peer_id)
         pipe.get(keys.modrev_key(room_id))
         if user_id is not None:
             pipe.get(keys.authrev_key(user_id))
