@@ -20,6 +20,7 @@ def _state(peer_id: str, member_id: int) -> presence.PeerState:
         video=True,
         screen=False,
         in_call=True,
+        hand_at=None,
     )
 
 
