@@ -53,8 +53,3 @@ def kick_keys(*, room_id: int, member_id: int, guest_address: str | None) -> lis
 def lobby_key(room_id: int) -> str:
     """Hash of knock id -> JSON knock: who waits in the room's lobby."""
     return f"lobby:{int(room_id)}"
-
-
-def resume_opened_key(room_id: int, peer_id: str) -> str:
-    """When the socket that last resumed this peer was opened (the newer claim wins)."""
-    return f"resume:{int(room_id)}:{peer_id}:opened"

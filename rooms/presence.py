@@ -8,10 +8,10 @@ Signaling needs to reach one peer's socket, and a resumed session has a new
 socket: ``presence:<room>:chan`` maps peer id -> its current channel name
 (absent while the peer is disconnected but inside its resume grace period).
 Signals for a peer in grace wait in ``signal:<room>:<peer>`` until it resumes.
-A resume also writes rooms/keys.py's ``resume_opened_key`` (when the socket
-that last resumed the peer was opened: an older socket's late resume is refused).
+``resume:<room>:<peer>:opened`` holds when the socket that last resumed the
+peer was opened (an older socket's late resume is refused).
 
-The presence keys are this module's alone: other apps use the functions below (the
+These keys are this module's alone: other apps use the functions below (the
 ``_sync`` ones for workers, commands and metrics, on the caller's client).
 """
 
@@ -21,8 +21,6 @@ from typing import Any, TypedDict, cast
 import redis
 
 from videochat.redis import get_redis
-
-from .keys import resume_opened_key
 
 # A peer whose heartbeats stop for this long is removed (sockets that never
 # fire close: a sleeping laptop, a dead NAT mapping). Clients ping every 10 s.
@@ -59,6 +57,10 @@ def _chan_key(room_id: int) -> str:
 
 def _pending_key(room_id: int, peer_id: str) -> str:
     return f"signal:{int(room_id)}:{peer_id}"
+
+
+def _opened_key(room_id: int, peer_id: str) -> str:
+    return f"resume:{int(room_id)}:{peer_id}:opened"
 
 
 # Add or refresh a peer. Presence takes no seat: a tab that previews or chats
@@ -350,7 +352,7 @@ async def presence_resume(
         4,
         *_keys(room_id),
         _chan_key(room_id),
-        resume_opened_key(room_id, peer_id),
+        _opened_key(room_id, peer_id),
         peer_id,
         member_id,
         channel,
