@@ -303,6 +303,8 @@ def test_prejoin_preview_lists_devices_and_switches_camera(live_url, new_context
     expect(page.locator("#prejoin")).to_be_visible()
     expect(page.locator("#in-call")).to_be_hidden()
     page.click("#pre-devices")  # the devices live in the More panel
+    # The microphone level meter moves with the fake microphone's beeps.
+    poll_until(page, "document.getElementById('mic-meter').value > 0.01")
     assert page.locator("#camera-select option").count() >= 1
     assert page.locator("#mic-select option").count() >= 1
     poll_until(page, "document.getElementById('preview').videoWidth > 0")

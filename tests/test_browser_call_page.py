@@ -254,6 +254,29 @@ def test_own_screen_share_is_not_mirrored_and_others_see_it_whole(
     assert "matrix(-1" in own.locator("video").evaluate("v => getComputedStyle(v).transform")
 
 
+def test_closed_chat_counts_unread_and_links_open_safely(
+    live_url, new_context, room, owner, member
+):
+    alice = open_room(new_context, live_url, owner)
+    bob = open_room(new_context, live_url, member.user)
+    alice.keyboard.press("c")  # the chat starts open on a wide screen: C closes it
+    expect(alice.locator("#panel-chat")).to_be_hidden()
+    bob.fill("#chat-input", "see https://example.com/x?a=1. not javascript:alert(1)")
+    bob.press("#chat-input", "Enter")
+    bob.fill("#chat-input", "second")
+    bob.press("#chat-input", "Enter")
+    expect(alice.locator("#chat-unread")).to_have_text("2")
+    alice.click("#toggle-chat")
+    expect(alice.locator("#chat-unread")).to_be_hidden()
+    link = alice.locator("#chat-messages .chat-body a")
+    expect(link).to_have_count(1)
+    expect(link).to_have_attribute("href", "https://example.com/x?a=1")
+    expect(link).to_have_attribute("rel", "noopener noreferrer")
+    expect(alice.locator("#chat-messages .chat-body").first).to_have_text(
+        "see https://example.com/x?a=1. not javascript:alert(1)"
+    )
+
+
 def _inside_viewport(page, selector: str) -> None:
     box = page.locator(selector).bounding_box()
     size = page.viewport_size

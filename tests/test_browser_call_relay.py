@@ -2,6 +2,7 @@
 media flows only over relay candidates, and a wrong secret gets no media at all."""
 
 import pytest
+from playwright.sync_api import expect
 
 from tests.call_helpers import coturn_service, join_call, open_room, wait_decoding
 from tests.fixtures.live import daphne_service, run_dir
@@ -27,11 +28,20 @@ def relay_daphne(coturn, secret: str):
     ).start()
 
 
+def check_connectivity(page, says: str) -> None:
+    page.click("#pre-devices")
+    page.click("#net-check")
+    expect(page.locator("#net-check-result")).to_contain_text(says, timeout=20000)
+    page.click("#toggle-more")  # closes the panel
+
+
 def test_relay_only_call_decodes_through_coturn(live_url, coturn, new_context, room, owner, member):
     web = relay_daphne(coturn, SECRET)
     try:
         base = f"http://127.0.0.1:{web.port}"
         alice = open_room(new_context, base, owner)
+        # The pre-join connectivity check proves TURN reachable (a relay candidate).
+        check_connectivity(alice, "The TURN relay is reachable (relay candidates).")
         bob = open_room(new_context, base, member.user)
         join_call(alice)
         join_call(bob)
@@ -56,6 +66,7 @@ def test_relay_only_with_a_wrong_secret_gets_no_media(
     try:
         base = f"http://127.0.0.1:{web.port}"
         alice = open_room(new_context, base, owner)
+        check_connectivity(alice, "The TURN relay is not reachable")
         bob = open_room(new_context, base, member.user)
         join_call(alice)
         join_call(bob)
