@@ -10,6 +10,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest
 
 from rooms.models import AuditLog, Ban, Invite, Membership, Role, Room
+from videochat.adminaccess import NamedInlineControls
 
 from . import services
 
@@ -50,14 +51,14 @@ class OwnerOnlyForSuperusers(_AdminBase):
         return super().has_change_permission(request, obj)
 
 
-class MembershipInline(OwnerOnlyForSuperusers, admin.TabularInline):
+class MembershipInline(NamedInlineControls, OwnerOnlyForSuperusers, admin.TabularInline):
     model = Membership
     extra = 0
     fields = ("display_name", "user", "role", "joined_at")
     raw_id_fields = ("user",)
 
 
-class InviteInline(admin.TabularInline):
+class InviteInline(NamedInlineControls, admin.TabularInline):
     model = Invite
     extra = 0
     fields = ("token", "created_by", "created_at", "expires_at", "revoked_at")
