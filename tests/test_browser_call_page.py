@@ -11,7 +11,15 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.a11y import assert_accessible
-from tests.call_helpers import frames, join_call, open_room, self_id, wait_decoding
+from tests.call_helpers import (
+    WATCH_LEAVES,
+    frames,
+    join_call,
+    open_room,
+    self_id,
+    wait_decoding,
+)
+from tests.fixtures.live import daphne_service
 
 pytestmark = [pytest.mark.browser, pytest.mark.live]
 
@@ -131,6 +139,7 @@ def test_offline_is_said_at_once_and_back_online_reconnects_within_2_s(
     online_at = next(t for s, t in log if s == "online-event")
     open_at = next(t for s, t in log if s == "open" and t >= online_at)
     assert open_at - online_at < 2000, f"reconnected {open_at - online_at} ms after online: {log}"
+    print(f"reconnected {open_at - online_at} ms after the online event")
     expect(alice.locator("#chat-messages .chat-body")).to_have_text(["typed offline"])
     wait_decoding(alice, 1, above=frames(alice))
     expect(alice.locator("#video-grid .tile")).to_have_count(2)
@@ -160,9 +169,62 @@ def test_a_dead_socket_is_noticed_within_5_s(live_url, new_context, room, owner,
     log = bob.evaluate("window.netlog")
     noticed = next(t for s, t in log if s == "reconnecting")
     assert noticed - stalled_at < 5000, f"noticed after {noticed - stalled_at} ms: {log}"
+    print(f"dead socket noticed {noticed - stalled_at} ms after the stall")
     expect(bob.locator("#connection-state")).to_have_text("Connected", timeout=20000)
     assert self_id(bob) == bob_id
     wait_decoding(alice, 1, above=frames(alice))
+
+
+def test_a_peer_the_server_lost_keeps_its_tile_while_its_media_flows(
+    live_url, new_context, room, owner, member
+):
+    """Bob's socket is cut and kept out past the resume grace (3 s on this server): the
+    server says he timed out, but his video still arrives peer to peer, so alice keeps
+    his tile. When he is back under a new peer id, the old tile goes and the new one
+    connects."""
+    web = daphne_service(CALL_RESUME_GRACE_S="3").start()
+    outage: dict = {"on": False, "routes": []}
+
+    def route(ws):
+        if outage["on"]:
+            ws.close(code=4000, reason="test outage")
+            return
+        outage["routes"].append(ws.connect_to_server())
+
+    try:
+        base = f"http://127.0.0.1:{web.port}"
+        alice = open_room(new_context, base, owner)
+        alice.evaluate(WATCH_LEAVES)
+        bob = open_room(new_context, base, member.user, route=route)
+        join_call(alice)
+        join_call(bob)
+        before = wait_decoding(alice, 1)
+        bob_id = self_id(bob)
+        outage["on"] = True
+        outage["routes"][-1].close(code=4000, reason="test cut")
+        deadline = time.monotonic() + 30
+        while not alice.evaluate("window.leaves.length"):
+            assert time.monotonic() < deadline, "the server never gave up on bob"
+            alice.wait_for_timeout(200)
+        assert alice.evaluate("window.leaves") == [
+            {"type": "presence.leave", "peer_id": bob_id, "reason": "timeout"}
+        ]
+        old_tile = alice.locator(f'#video-grid [data-peer-id="{bob_id}"]')
+        during = wait_decoding(alice, 1, above=before)
+        wait_decoding(alice, 1, above=during)  # across more than one stats sample
+        expect(old_tile).to_have_count(1)
+        assert alice.evaluate("window.huddleCall.state.lingering.size") == 1
+
+        outage["on"] = False
+        expect(bob.locator("#connection-state")).to_have_text("Connected", timeout=30000)
+        new_id = self_id(bob)
+        assert new_id != bob_id, "the session was over: a new peer id"
+        expect(old_tile).to_have_count(0)
+        wait_decoding(alice, 1, timeout=30)
+        assert set(frames(alice)) == {new_id}
+        expect(alice.locator("#video-grid .tile")).to_have_count(2)
+    finally:
+        web.stop()
 
 
 def test_lobby_guest_waits_with_join_disabled_and_the_owner_admits_from_a_toast(
