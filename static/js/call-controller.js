@@ -847,7 +847,8 @@ export class CallController {
     const s = this.state;
     if (s.ended) return;
     if (st === "closed") {
-      if (this.socket.stopped && !detail.code) return;
+      // We stopped it ourselves (the password prompt restarts it): not an end.
+      if (this.socket.stopped && !s.notice) return;
       const text = endSentence(s.notice, detail.code);
       if (text) this.end(text);
       return;

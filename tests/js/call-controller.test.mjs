@@ -238,3 +238,14 @@ test("a new camera replaces the track on every connection without renegotiating"
   assert.ok(opened[0].tracks.every((t) => t.stopped), "the old camera is released");
   assert.equal(c.state.local, opened[1]);
 });
+
+test("a socket we stopped ourselves (the password prompt) does not end the call page", async () => {
+  const { socket, c, calls } = await setup();
+  socket.stopped = true;
+  socket.setState("closed", { code: 1000 });
+  assert.equal(c.state.ended, false);
+  assert.ok(!calls.some((x) => x[0] === "showEnded"));
+  socket.stopped = false;
+  socket.setState("closed", { code: 4404 });
+  assert.equal(c.state.ended, true);
+});
