@@ -1,5 +1,6 @@
 """axe-core on the server pages (tests/a11y.py): no serious or critical WCAG 2.1 AA violation
-on the landing, log-in, sign-up, join, invite, room list, room settings and pre-join pages, and
+on the landing, log-in, sign-up, join, invite, room list, room settings, webhooks, password
+and pre-join pages, and
 on the Django admin's changelist and change pages. The call page's own check is in the call
 browser tests."""
 
@@ -42,15 +43,26 @@ def test_pages_for_visitors_pass_axe(live_url, new_context, room, invite):
     assert_accessible(page, "sign-up with errors")
 
 
-def test_pages_for_members_pass_axe(live_url, new_context, room, owner, member):
+def test_pages_for_members_pass_axe(live_url, new_context, room, owner, member, outsider):
     page = new_context().new_page()
     log_in(page, live_url, "olivia")
     assert_accessible(page, "room list")
     page.goto(f"{live_url}/r/{room.slug}/settings/")
     expect(page.locator("h1")).to_contain_text("Settings")
     assert_accessible(page, "room settings")
-    page.goto(f"{live_url}/rooms/new/")
-    assert_accessible(page, "new room")
+    for path, where in [
+        ("/rooms/new/", "new room"),
+        (f"/r/{room.slug}/webhooks/", "webhooks"),
+        ("/accounts/password/", "password change"),
+        ("/i/no-such-invite/", "invite not valid"),
+    ]:
+        page.goto(live_url + path)
+        assert_accessible(page, where)
+    other = new_context().new_page()
+    log_in(other, live_url, "oscar")
+    other.goto(f"{live_url}/i/{room.invites.first().token}/")
+    expect(other.locator("#invite-join")).to_be_visible()
+    assert_accessible(other, "join confirmation")
     page.goto(f"{live_url}/r/{room.slug}/")
     assert_accessible(page, "pre-join (lobby)")
 
