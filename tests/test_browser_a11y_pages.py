@@ -1,8 +1,7 @@
 """axe-core on the server pages (tests/a11y.py): no serious or critical WCAG 2.1 AA violation
 on the landing, log-in, sign-up, join, invite, room list, room settings, webhooks, password
-and pre-join pages, and
-on the Django admin's changelist and change pages. The call page's own check is in the call
-browser tests."""
+and pre-join pages, nor on the Django admin's log-in, index, changelist, change and add
+pages. The call page's own check is in the call browser tests."""
 
 import pytest
 from playwright.sync_api import expect
