@@ -280,11 +280,19 @@ def test_raised_hand_and_reactions_are_seen_by_the_others(
     live_url, new_context, room, owner, member
 ):
     alice, bob = in_call_pair(new_context, live_url, owner, member)
-    bob.keyboard.press("h")  # the shortcut
+    # Keyboard shortcuts: M microphone, V camera, H hand.
+    bob.keyboard.press("m")
+    expect(bob.locator("#toggle-mic")).to_have_attribute("aria-pressed", "true")
+    bob.keyboard.press("v")
+    expect(bob.locator("#toggle-cam")).to_have_attribute("aria-pressed", "true")
+    tile = alice.locator(f'#video-grid [data-peer-id="{self_id(bob)}"]')
+    expect(tile).to_have_attribute("data-audio", "false")
+    expect(tile.locator(".tile-initials")).to_be_visible()  # camera off: initials
+    expect(tile.locator(".tile-initials")).to_have_text("M")
+    bob.keyboard.press("h")
     expect(bob.locator("#toggle-hand")).to_have_attribute("aria-pressed", "true")
     expect(alice.locator("#hand-queue li > span")).to_have_text(["marco"])
     expect(bob.locator("#hand-queue li > span")).to_have_text(["marco (you)"])
-    tile = alice.locator(f'#video-grid [data-peer-id="{self_id(bob)}"]')
     expect(tile.locator(".tile-hand")).to_be_visible()
     # The owner lowers it from the queue.
     alice.click("#toggle-people")
