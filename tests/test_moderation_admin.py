@@ -1,5 +1,7 @@
 """The Django admin for moderators: a staff group with only what it needs, live effects."""
 
+from html.parser import HTMLParser
+
 import pytest
 from asgiref.sync import sync_to_async
 from django.contrib.auth.models import Group
@@ -179,3 +181,67 @@ async def test_locking_a_room_in_the_admin_is_audited_and_seen_live(staff_modera
         assert access["locked"] is True and access["by"] == "sam"
     log = await AuditLog.objects.aget()
     assert (log.action, log.detail) == ("lock", {"via": "admin"})
+
+
+class _FormFields(HTMLParser):
+    """The values a browser would post from the admin change form (no JavaScript)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.data: dict[str, str] = {}
+        self._select: str | None = None
+        self._textarea: str | None = None
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        name = a.get("name")
+        if tag == "input" and name and a.get("type") not in ("submit", "button"):
+            if a.get("type") == "checkbox":
+                if "checked" in a:
+                    self.data[name] = a.get("value") or "on"
+            else:
+                self.data[name] = a.get("value") or ""
+        elif tag == "select" and name:
+            self._select = name
+        elif tag == "option" and self._select:
+            if "selected" in a or self._select not in self.data:
+                self.data[self._select] = a.get("value") or ""
+        elif tag == "textarea" and name:
+            self._textarea = name
+            self.data[name] = ""
+
+    def handle_endtag(self, tag):
+        if tag == "select":
+            self._select = None
+        elif tag == "textarea":
+            self._textarea = None
+
+    def handle_data(self, data):
+        if self._textarea:
+            self.data[self._textarea] += data
+
+
+async def test_a_role_changed_in_the_rooms_members_inline_goes_through_the_service(
+    django_user_model, member, room
+):
+    boss = await sync_to_async(make_user)(django_user_model, "boss", is_staff=True)
+    boss.is_superuser = True
+    await boss.asave()
+    client = await sync_to_async(admin_client)(boss)
+    url = f"/admin/rooms/room/{room.pk}/change/"
+    page = await sync_to_async(client.get)(url)
+    form = _FormFields()
+    form.feed(page.content.decode())
+    data = {k: v for k, v in form.data.items() if "__prefix__" not in k}
+    row = next(
+        k[: -len("-id")] for k, v in data.items() if k.endswith("-id") and v == str(member.pk)
+    )
+    assert data[f"{row}-role"] == Role.PARTICIPANT
+    data[f"{row}-role"] = Role.MODERATOR
+    async with joined(member.user) as (comm, _):
+        response = await sync_to_async(client.post)(url, data)
+        assert response.status_code == 302, response.content[:3000]
+        assert (await receive_until(comm, "member.you"))["role"] == "moderator"
+    assert (await Membership.objects.aget(pk=member.pk)).role == Role.MODERATOR
+    log = await AuditLog.objects.aget(action="role")
+    assert log.detail == {"from": "participant", "to": "moderator", "via": "admin"}
