@@ -8,6 +8,7 @@ from django.contrib.sessions.backends.base import SessionBase
 from django.db.models import Q
 from django.utils import timezone
 
+from . import roles
 from .models import Ban, Membership, Room
 
 GUEST_SESSION_KEY = "guest_memberships"
@@ -22,6 +23,15 @@ class MemberRow(TypedDict):
 
 def rooms_for_user(*, user: User) -> list[Room]:
     return list(Room.objects.filter(memberships__user=user).select_related("owner").distinct())
+
+
+def rooms_moderated_by(*, user: User) -> set[int]:
+    """Ids of the rooms where ``user`` is owner or moderator (their settings page is open)."""
+    return set(
+        Membership.objects.filter(user=user, role__in=roles.MODERATING).values_list(
+            "room_id", flat=True
+        )
+    )
 
 
 def membership_for(

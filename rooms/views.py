@@ -27,7 +27,8 @@ def home(request: HttpRequest) -> HttpResponse:
     if not isinstance(request.user, User):  # anonymous
         return render(request, "rooms/landing.html", {"join_form": JoinLinkForm()})
     rooms = selectors.rooms_for_user(user=request.user)
-    return render(request, "rooms/home.html", {"rooms": rooms})
+    moderated = selectors.rooms_moderated_by(user=request.user)
+    return render(request, "rooms/home.html", {"rooms": rooms, "moderated": moderated})
 
 
 def join_link(request: HttpRequest) -> HttpResponse:

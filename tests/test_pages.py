@@ -35,6 +35,14 @@ def test_a_logged_in_user_keeps_the_room_list(client, owner, room):
     response = client.get("/")
     assert response.templates[0].name == "rooms/home.html"
     assert [r.slug for r in response.context["rooms"]] == ["standup"]
+    assert f'href="{reverse("room_settings", args=["standup"])}"' in response.content.decode()
+
+
+def test_the_room_list_links_settings_only_where_you_moderate(client, room, member):
+    client.force_login(member.user)
+    page = client.get("/").content.decode()
+    assert reverse("room", args=["standup"]) in page
+    assert reverse("room_settings", args=["standup"]) not in page
 
 
 # --- /join/ --------------------------------------------------------------------
