@@ -76,11 +76,30 @@ class CountedConnection(redis.Connection):
 class CountedAsyncSentinelConnection(
     CountedAsyncConnection, redis.asyncio.sentinel.SentinelManagedConnection
 ):
-    """Counted, and asks the sentinels for the primary on every (re)connect."""
+    """Counted, and asks the sentinels for the primary on every (re)connect.
+
+    redis-py 8 reconnects a dropped connection inside ``send_packed_command``
+    through ``connect_check_health``, which skips the Sentinel-managed
+    ``connect()`` and dials the address the connection last had: after a
+    failover, a pipeline's retry (the rate limiter's, for one) kept dialling the
+    dead primary for over a minute (tests/test_sentinel.py). Reconnect through
+    ``connect()``, which asks the sentinels first.
+    """
+
+    async def send_packed_command(self, *args: Any, **kwargs: Any) -> None:
+        if not self.is_connected:
+            await self.connect()
+        await super().send_packed_command(*args, **kwargs)
 
 
 class CountedSentinelConnection(CountedConnection, redis.sentinel.SentinelManagedConnection):
-    """Counted, and asks the sentinels for the primary on every (re)connect."""
+    """Counted, and asks the sentinels for the primary on every (re)connect
+    (the same redis-py 8 bypass as the asyncio class above)."""
+
+    def send_packed_command(self, *args: Any, **kwargs: Any) -> None:
+        if self._sock is None:
+            self.connect()
+        super().send_packed_command(*args, **kwargs)
 
 
 def _count_query_errors(
