@@ -51,7 +51,10 @@ pytestmark = [pytest.mark.live, pytest.mark.fault, pytest.mark.django_db(transac
 # the limit, not the failover.
 WEB_ENV = {**DAPHNE_ENV, "CONNECT_RATE_IP_PER_S": "1000", "CONNECT_RATE_IP_BURST": "1000"}
 PROMOTED_WITHIN_S = 15.0
-BACK_WITHIN_S = 20.0
+# Loose on purpose: live delivery came back 3-5 s after the kill in most runs but after
+# 18-89 s in others (bench/RESULTS.md, "Redis Sentinel failover": an open redis-py issue).
+# Nothing acknowledged is lost either way; this bound only says the service returns.
+BACK_WITHIN_S = 120.0
 
 
 @pytest.fixture
