@@ -14,9 +14,9 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 
-from rooms import keys, selectors
+from rooms import keys, roles, selectors
 from rooms.forms import RoomSettingsForm
-from rooms.models import Role, Room
+from rooms.models import Room
 from rooms.views import SignedInRequest
 from videochat.errors import AppError
 
@@ -51,7 +51,7 @@ def room_settings(request: SignedInRequest, slug: str) -> HttpResponse:
     """Name, guest access, lock, lobby, password, invite link and members: owner and moderators."""
     room = get_object_or_404(Room, slug=slug)
     membership = selectors.membership_for(room=room, user=request.user, session=None)
-    if membership is None or membership.role not in (Role.OWNER, Role.MODERATOR):
+    if membership is None or not roles.moderates(membership.role):
         raise Http404("No such room")  # others learn nothing
     initial = {
         "name": room.name,

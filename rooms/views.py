@@ -10,10 +10,10 @@ from django.views.decorators.http import require_POST
 from videochat.addresslimit import address_limit_hit, client_address
 from videochat.errors import AppError, InviteInvalid, RateLimited
 
-from . import invites, selectors, services
+from . import invites, roles, selectors, services
 from .admission import Banned
 from .forms import GuestJoinForm, JoinLinkForm, RoomForm
-from .models import Invite, Role, Room
+from .models import Invite, Room
 
 
 class SignedInRequest(HttpRequest):
@@ -62,7 +62,7 @@ def room_detail(request: HttpRequest, slug: str) -> HttpResponse:
         # Same answer as a missing room: a non-member learns nothing about it.
         raise Http404("No such room")
     invite = None
-    if membership.role in (Role.OWNER, Role.MODERATOR):
+    if roles.moderates(membership.role):
         invite = selectors.room_active_invite(room=room)
     return render(
         request,
@@ -83,7 +83,7 @@ def room_detail(request: HttpRequest, slug: str) -> HttpResponse:
 def invite_rotate(request: SignedInRequest, slug: str) -> HttpResponse:
     room = get_object_or_404(Room, slug=slug)
     membership = selectors.membership_for(room=room, user=request.user, session=None)
-    if membership is None or membership.role not in (Role.OWNER, Role.MODERATOR):
+    if membership is None or not roles.moderates(membership.role):
         raise Http404("No such room")
     for invite in room.invites.filter(revoked_at__isnull=True):
         services.invite_revoke(invite=invite)
