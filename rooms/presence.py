@@ -414,6 +414,20 @@ def presence_room_ids_sync(*, client: redis.Redis) -> list[int]:
     return sorted(found)
 
 
+def presence_counts_sync(*, client: redis.Redis) -> dict[int, int]:
+    """Peers present per room id, for every room with anyone present (one scan, one pipeline)."""
+    room_ids = []
+    for key in map(str, client.scan_iter(match="presence:*", count=1000)):
+        parts = key.split(":")
+        if len(parts) == 2 and parts[1].isdigit():  # not :seen / :chan
+            room_ids.append(int(parts[1]))
+    with client.pipeline(transaction=False) as pipe:
+        for room_id in room_ids:
+            pipe.hlen(_keys(room_id)[0])
+        counts = pipe.execute()
+    return {room_id: int(n) for room_id, n in zip(room_ids, counts, strict=True) if int(n)}
+
+
 def presence_states_sync(*, client: redis.Redis, room_id: int) -> list[PeerState]:
     """The room's present peers, in no particular order."""
     key, _ = _keys(room_id)

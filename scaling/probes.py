@@ -6,7 +6,6 @@ presence hashes (rooms/presence.py), deliveries from the hourly counters the
 delivery pipeline keeps (``dlv:stats:<YYYYMMDDHH>``, deliveries/pipeline.py).
 """
 
-import json
 import os
 from datetime import datetime
 from typing import Any, TypedDict
@@ -14,6 +13,7 @@ from typing import Any, TypedDict
 import psutil
 
 from deliveries.connections import sync_redis
+from rooms.presence import presence_counts_sync, presence_states_sync
 
 # Attempt outcomes counted per hour by deliveries/pipeline.py (``dead`` is a verdict
 # on an attempt already counted as failed, so not an attempt of its own).
@@ -53,16 +53,13 @@ def cluster_presence() -> ClusterLoad:
     """Peers in presence (sockets past the hello, in grace included) and in calls."""
     r = sync_redis()
     present = in_call = rooms = 0
-    for key in r.scan_iter(match="presence:*", count=500):
-        room = key.split(":", 1)[1]
-        if not room.isdigit():  # presence:<room>:seen / :chan
-            continue
-        states = r.hvals(key)
-        if not states:
+    for room_id in presence_counts_sync(client=r):
+        states = presence_states_sync(client=r, room_id=room_id)
+        if not states:  # left since the count
             continue
         rooms += 1
         present += len(states)
-        in_call += sum(1 for s in states if json.loads(s).get("in_call"))
+        in_call += sum(1 for s in states if s.get("in_call"))
     return {"present": present, "in_call": in_call, "rooms": rooms}
 
 

@@ -100,6 +100,7 @@ async def test_the_sync_api_reads_rooms_members_and_stale_peers(client):
     client.zadd("presence:31:seen", {"b": secs + micros / 1e6 - 60})
 
     assert presence.presence_room_ids_sync(client=client) == [5, 31]
+    assert presence.presence_counts_sync(client=client) == {5: 1, 31: 2}
     assert presence.presence_member_ids_sync(client=client, room_id=31) == {7, 8}
     assert presence.presence_stale_sync(client=client, room_id=31, timeout_s=30) == ["b"]
     assert presence.presence_stale_sync(client=client, room_id=5, timeout_s=30) == []

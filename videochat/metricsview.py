@@ -23,6 +23,7 @@ from prometheus_client.multiprocess import MultiProcessCollector, mark_process_d
 from prometheus_client.registry import Collector
 
 from deliveries import breaker, deadletters
+from rooms.presence import presence_counts_sync
 
 from . import metricsdir
 from .redis import sync_client
@@ -145,41 +146,34 @@ class StoreCollector(Collector):
             socket_timeout=SCRAPE_TIMEOUT_S,
         )
         try:
-            rooms = [
-                k
-                for k in _redis_scan("presence:*", client)
-                if k.count(":") == 1 and k.split(":")[1].isdigit()
-            ]
+            present = presence_counts_sync(client=client)
             breakers = _redis_scan(breaker.KEY_PREFIX + "*", client)
             with client.pipeline(transaction=False) as pipe:
-                for key in rooms:
-                    pipe.hlen(key)
                 for key in breakers:
                     pipe.hget(key, "state")
                 results = pipe.execute()
         finally:
             client.close()
-        counts = sorted(zip(rooms, results[: len(rooms)], strict=True), key=lambda kv: -int(kv[1]))
+        counts = sorted(present.items(), key=lambda kv: -kv[1])
         peers = GaugeMetricFamily(
             "huddle_presence_peers",
             f"Peers present per room id (Redis presence; the {PRESENCE_ROOMS_MAX} busiest rooms)",
             labels=["room"],
         )
-        for key, count in counts[:PRESENCE_ROOMS_MAX]:
-            if int(count):
-                peers.add_metric([key.split(":")[1]], float(count))
+        for room_id, count in counts[:PRESENCE_ROOMS_MAX]:
+            peers.add_metric([str(room_id)], float(count))
         yield peers
         yield GaugeMetricFamily(
             "huddle_presence_rooms",
             "Rooms with at least one peer present",
-            value=float(sum(1 for _, c in counts if int(c))),
+            value=float(len(counts)),
         )
         states = GaugeMetricFamily(
             "huddle_breaker_state",
             "Circuit breaker per delivery target: 1 for its current state",
             labels=["target", "state"],
         )
-        for key, state in zip(breakers, results[len(rooms) :], strict=True):
+        for key, state in zip(breakers, results, strict=True):
             current = state or "closed"
             for name in ("closed", "open", "half_open"):
                 states.add_metric(
