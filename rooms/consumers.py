@@ -9,7 +9,6 @@ with 4500 through the normal close path, so its peer is cleaned up.
 
 import asyncio
 import json
-import random
 import secrets
 import time
 from typing import Any
@@ -26,7 +25,7 @@ from videochat import metrics, node, requestid
 from videochat.closecodes import DELIBERATE, CloseCode
 from videochat.errors import AppError, BadRequest, RoomFull
 
-from . import admission, calls, layer, presence, resume, security, selectors, turn
+from . import admission, calls, layer, presence, resume, security, selectors, sweep, turn
 from .protocol import HANDLERS, PROTOCOL_VERSION
 from .session import Session
 
@@ -236,13 +235,12 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
 
     async def disconnect(self, code: int) -> None:
         node.socket_closed(self.drain)
-        for task_name in ("handshake_timer", "watchdog"):
-            task = getattr(self, task_name, None)
-            if task:
-                task.cancel()
+        if task := getattr(self, "handshake_timer", None):
+            task.cancel()
         session = self.session
         if session is None:
             return  # refused at connect: never joined anything
+        sweep.unwatch(session)
         await security.socket_closed(session)
         if not session.ready:
             return
@@ -437,27 +435,6 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
             await self.send_json(held)
         self.log.info("room.resumed", peer=session.peer_id)
 
-    def start_watchdog(self, session: Session) -> None:
-        if getattr(self, "watchdog", None) is None:
-            self.watchdog = asyncio.create_task(self._watch(session))
-
-    async def _watch(self, session: Session) -> None:
-        """Close this socket if it should be gone (security.socket_recheck).
-
-        A reaped peer's socket kept receiving chat, a socket of a session
-        ended by a password change kept working, a silent banned member kept
-        receiving: none of them sends a frame that would be checked.
-        """
-        while session.ready:
-            # Spread out, so sockets that joined together do not check together.
-            await asyncio.sleep(settings.SOCKET_CHECK_INTERVAL_S * random.uniform(0.75, 1.25))
-            if not session.ready:
-                return
-            try:
-                await security.socket_recheck(session)
-            except Exception:  # noqa: BLE001 - Redis or the database away: next time
-                self.log.warning("room.recheck_failed", exc_info=True)
-
     async def send_welcome(self, session: Session, *, resumed: bool) -> None:
         room_id, peer_id = session.room_id, session.peer_id
         await self.send_json(
@@ -478,7 +455,8 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
                 "ice": turn.ice_config_for(user_key=session.rate_key),
             }
         )
-        self.start_watchdog(session)
+        # Re-checked every SOCKET_CHECK_INTERVAL_S until it closes (rooms/sweep.py).
+        sweep.watch(session)
 
     async def start_grace(self, session: Session) -> None:
         """The socket dropped without a goodbye: hold the peer for a resume."""

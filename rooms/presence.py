@@ -55,6 +55,11 @@ def _chan_key(room_id: int) -> str:
     return f"presence:{int(room_id)}:chan"
 
 
+def channel_key(room_id: int) -> str:
+    """The hash of peer id -> the channel name of its socket (read by security.sockets_recheck)."""
+    return _chan_key(room_id)
+
+
 def _pending_key(room_id: int, peer_id: str) -> str:
     return f"signal:{int(room_id)}:{peer_id}"
 

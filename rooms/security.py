@@ -15,9 +15,11 @@
 """
 
 import asyncio
+from collections.abc import Sequence
 from importlib import import_module
 from typing import Any, Literal, cast
 
+import structlog
 from channels.db import database_sync_to_async
 from django.conf import settings
 from django.contrib.auth import HASH_SESSION_KEY, SESSION_KEY, get_user_model
@@ -32,6 +34,8 @@ from . import admission, keys, layer, presence, roles, selectors
 from .models import Role
 from .protocol import HANDLER_LIMITS, Frame
 from .session import Session
+
+log = structlog.get_logger(__name__)
 
 IP_FRAME_LIMIT = ratelimit.Limit(
     "frames-ip", rate=settings.FRAME_RATE_IP_PER_S, burst=settings.FRAME_RATE_IP_BURST
@@ -277,22 +281,65 @@ def on_user_logged_out(sender: Any, request: Any, user: Any, **kwargs: Any) -> N
 # --- sockets that should be gone -------------------------------------------------
 
 
-async def socket_recheck(session: Session) -> None:
-    """Close a ready socket that should no longer be open.
+async def sockets_recheck(sessions: Sequence[Session]) -> None:
+    """Close those of these ready sockets that should no longer be open.
 
-    Run every SOCKET_CHECK_INTERVAL_S (and never relied on alone: each case
-    has a faster notice, which may be lost). One Redis round trip: the
-    socket still serves its peer (not reaped for missing heartbeats, not
-    taken over by a resume), the room's moderation revision (bans, removal,
-    role), and the account's password revision.
+    Run every SOCKET_CHECK_INTERVAL_S for every socket (rooms/sweep.py; never
+    relied on alone: each case has a faster notice, which may be lost). One
+    Redis round trip for all of them: each socket still serves its peer (not
+    reaped for missing heartbeats, not taken over by a resume), its room's
+    moderation revision (bans, removal, role), and its account's password
+    revision.
     """
-    room_id, peer_id, user_id = session.room_id, session.peer_id, session.user_id
+    peers: dict[int, list[str]] = {}
+    revision_keys: dict[str, None] = {}  # ordered and unique
+    for session in sessions:
+        peers.setdefault(session.room_id, []).append(session.peer_id)
+        revision_keys[keys.modrev_key(session.room_id)] = None
+        if session.user_id is not None:
+            revision_keys[keys.authrev_key(session.user_id)] = None
     async with get_redis().pipeline(transaction=False) as pipe:
-        presence.presence_channel_queue(pipe, room_id=room_id, peer_id=peer_id)
-        pipe.get(keys.modrev_key(room_id))
-        if user_id is not None:
-            pipe.get(keys.authrev_key(user_id))
-        channel, revision, *auth = await pipe.execute()
+        for room_id, peer_ids in peers.items():
+            pipe.hmget(presence.channel_key(room_id), peer_ids)
+        pipe.mget(list(revision_keys))
+        *channels_by_room, revisions = await pipe.execute()
+    channel_of = {
+        (room_id, peer_id): channel
+        for (room_id, peer_ids), channels in zip(peers.items(), channels_by_room, strict=True)
+        for peer_id, channel in zip(peer_ids, channels, strict=True)
+    }
+    revision_of = dict(zip(revision_keys, revisions, strict=True))
+    results = await asyncio.gather(
+        *(
+            _recheck(
+                session,
+                channel=channel_of[session.room_id, session.peer_id],
+                revision=revision_of[keys.modrev_key(session.room_id)],
+                auth=(
+                    [revision_of[keys.authrev_key(session.user_id)]]
+                    if session.user_id is not None
+                    else []
+                ),
+            )
+            for session in sessions
+        ),
+        return_exceptions=True,
+    )
+    for session, result in zip(sessions, results, strict=True):
+        if isinstance(result, Exception):  # Redis or the database away: next time
+            log.warning(
+                "room.recheck_failed",
+                room=session.room_id,
+                peer=session.peer_id,
+                exc_info=result,
+            )
+
+
+async def _recheck(
+    session: Session, *, channel: str | None, revision: str | None, auth: list
+) -> None:
+    if not session.ready:
+        return  # gone while the others were looked up
     if channel != session.channel_name:
         # Reaped (the room saw it leave) or resumed elsewhere (the 4005 was lost).
         await session.close(CloseCode.REPLACED if channel else CloseCode.GONE)
