@@ -1,15 +1,19 @@
 """Capacity of one web process: idle sockets and their memory, and a join storm.
 
-    .venv/bin/python bench/capacity.py [--sockets 5000] [--addresses 20]
+    .venv/bin/python bench/capacity.py [--sockets 5000] [--addresses 20] [--rooms 100]
         [--storm 500] [--storm-seconds 10] [--hold 35]
 
 1. Idle sockets: ``--sockets`` room sockets are opened on one daphne process
    from ``--addresses`` loopback source addresses (127.0.2.N, as that many
-   households would), each says hello and is welcomed, then they sit idle for
+   households would) into ``--rooms`` rooms of 10 members (5,000 sockets in 100
+   rooms: each member has 5 tabs open, 50 peers a room), each says hello and
+   is welcomed, then they sit idle for
    ``--hold`` seconds, pinging every 10 s as the browser does (past the 30 s
    presence timeout, so the server's reaping runs). Reports the sockets still
-   open and answering at the end, and the server's resident memory per socket
-   (RSS after minus RSS before, over the sockets).
+   open and answering at the end, the server's resident memory per socket
+   (RSS after minus RSS before, over the sockets), and the server's CPU while
+   they idle as a share of one core (a process serves sockets until that
+   reaches 1).
 2. Join storm: ``--storm`` sockets join within ``--storm-seconds`` (a steady
    arrival rate; each connects, says hello and waits for welcome), on a fresh
    server, with the product's default per-address limits and the joins spread
@@ -42,7 +46,7 @@ from websockets.asyncio.client import connect
 BASE = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(BASE))
 
-from bench.chat_fanout import _huddle_setup, pct, stores  # noqa: E402
+from bench.chat_fanout import _huddle_setup, cpu_seconds, pct, stores  # noqa: E402
 from videochat.devstack import Service, daphne_service, free_port  # noqa: E402
 
 PING_EVERY_S = 10.0
@@ -93,11 +97,19 @@ async def reader(ws, answered: dict, key: int) -> None:
         pass
 
 
-async def idle_sockets(port: int, cookies: list[str], slugs: list[str], args) -> dict:
+async def idle_sockets(
+    port: int, cookies: list[str], slugs: list[str], args, server_pid: int
+) -> dict:
     url_of = [f"ws://127.0.0.1:{port}/ws/rooms/{slug}/" for slug in slugs]
     origin = f"http://127.0.0.1:{port}"
-    sockets = []
+    sockets: list = []
     failures: dict[str, int] = {}
+    answered: dict[int, float] = {}
+    # Each socket is read and pings from the moment it is welcomed: the presence
+    # news of the later joins would otherwise fill its buffers and stall the
+    # server, and a socket silent for 30 s while the others open is reaped.
+    tasks: list[asyncio.Task] = []
+    stop = asyncio.Event()
     started = time.monotonic()
     for batch in range(0, args.sockets, 200):
         results = await asyncio.gather(
@@ -116,13 +128,15 @@ async def idle_sockets(port: int, cookies: list[str], slugs: list[str], args) ->
             if isinstance(r, BaseException):
                 failures[str(r)[:60]] = failures.get(str(r)[:60], 0) + 1
             else:
+                tasks.append(asyncio.create_task(reader(r, answered, len(sockets))))
+                tasks.append(asyncio.create_task(keep_alive(r, stop, answered)))
                 sockets.append(r)
     opened_s = time.monotonic() - started
-    stop = asyncio.Event()
-    answered: dict[int, float] = {}
-    tasks = [asyncio.create_task(reader(ws, answered, i)) for i, ws in enumerate(sockets)]
-    tasks += [asyncio.create_task(keep_alive(ws, stop, answered)) for ws in sockets]
+    cpu0, held_from = cpu_seconds([server_pid]), time.monotonic()
     await asyncio.sleep(args.hold)
+    # The server's CPU while the sockets idle (pings, re-checks): the share of one
+    # core it needs for this many idle sockets, which holds on a noisy machine.
+    cpu_share = (cpu_seconds([server_pid]) - cpu0) / (time.monotonic() - held_from)
     check_from = time.monotonic()
     await asyncio.sleep(PING_EVERY_S + 2)  # every socket pinged once more since check_from
     alive = sum(1 for t in answered.values() if t >= check_from)
@@ -132,6 +146,7 @@ async def idle_sockets(port: int, cookies: list[str], slugs: list[str], args) ->
         "open_failures": failures,
         "open_seconds": round(opened_s, 1),
         "alive_after_hold": alive,
+        "server_cpu_share_while_idle": round(cpu_share, 3),
         "_sockets": sockets,
         "_tasks": tasks,
     }
@@ -189,12 +204,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench/capacity.py")
     parser.add_argument("--sockets", type=int, default=5000)
     parser.add_argument("--addresses", type=int, default=20)
+    parser.add_argument(
+        "--rooms", type=int, default=100, help="rooms of 10 members; the sockets spread over them"
+    )
     parser.add_argument("--hold", type=float, default=35.0)
     parser.add_argument("--storm", type=int, default=500)
     parser.add_argument("--storm-seconds", type=float, default=10.0)
     args = parser.parse_args(argv)
     if not (1 <= args.sockets <= 20000 and 1 <= args.addresses <= 250):
         parser.error("--sockets must be from 1 to 20000 and --addresses from 1 to 250")
+    if not 1 <= args.rooms <= 1000:
+        parser.error("--rooms must be from 1 to 1000")
     if not (1 <= args.storm <= 5000 and args.storm_seconds > 0):
         parser.error("--storm must be from 1 to 5000 and --storm-seconds positive")
     run = Path(tempfile.mkdtemp(prefix="capacity-"))
@@ -204,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
         env, cookies, slugs = _huddle_setup(
             run,
             f"redis://127.0.0.1:{redis.port}/0",
-            rooms=10,
+            rooms=args.rooms,
             per_room=10,
             mongodb_uri=f"mongodb://127.0.0.1:{mongo.port}/",
         )
@@ -243,7 +263,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 async def _idle_then_measure(server: Service, cookies, slugs, args, before: int) -> dict:
-    result = await idle_sockets(server.port, cookies, slugs, args)
+    result = await idle_sockets(server.port, cookies, slugs, args, server.proc.pid)
     sockets, tasks = result.pop("_sockets"), result.pop("_tasks")
     after = rss(server.proc.pid)
     result["server_rss_before_mib"] = round(before / 2**20, 1)
