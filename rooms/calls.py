@@ -132,13 +132,19 @@ async def reap_and_announce(
     """Drop peers whose heartbeats stopped (or whose resume grace ran out) and
     announce each leave to the room and its webhooks; returns those dropped.
 
-    The one reaper: every peer's ping, a grace timer, a refused seat and the
-    ``presence_expire`` maintenance job (rooms nobody pings) all call this.
+    The one reaper: every peer's ping (with its heartbeat, handlers.ping), a
+    grace timer, a refused seat and the ``presence_expire`` maintenance job
+    (rooms nobody pings) all call this.
     """
     gone = await presence.presence_reap(room_id=room_id, timeout_s=timeout_s)
+    await announce_reaped(room_id, gone)
+    return gone
+
+
+async def announce_reaped(room_id: int, gone: list[presence.PeerState]) -> None:
+    """Announce the leaves of peers a reap dropped (reap_and_announce, a ping's reap)."""
     for peer in gone:
         await announce_leave(room_id, peer, peer_id=peer["peer_id"], reason="timeout")
-    return gone
 
 
 async def call_enter(session: Session) -> presence.PeerState | None:

@@ -13,9 +13,13 @@ PRESENCE_TIMEOUT_S = presence.PRESENCE_TIMEOUT_S
 @handles("ping")
 async def ping(session: Session, frame: Frame) -> None:
     room_id = session.room_id
-    alive = await presence.presence_touch(room_id=room_id, peer_id=session.peer_id)
+    # The heartbeat, then the room's reap (peers whose heartbeats stopped), in one
+    # round trip.
+    alive, gone = await presence.presence_touch_and_reap(
+        room_id=room_id, peer_id=session.peer_id, timeout_s=presence.PRESENCE_TIMEOUT_S
+    )
     await session.reply({"type": "pong", "t": frame.get("t"), "present": alive})
-    await calls.reap_and_announce(room_id)
+    await calls.announce_reaped(room_id, gone)
 
 
 @handles("presence.update")

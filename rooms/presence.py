@@ -165,9 +165,18 @@ async def seat_take(*, room_id: int, peer_id: str, capacity: int, always: bool) 
     return SeatTaken(state=json.loads(raw), replaced=json.loads(was) if was else None)
 
 
-async def presence_touch(*, room_id: int, peer_id: str) -> bool:
-    """Record a heartbeat; False when the peer is no longer present."""
-    return bool(await get_redis().eval(_TOUCH, 2, *_keys(room_id), peer_id))
+async def presence_touch_and_reap(
+    *, room_id: int, peer_id: str, timeout_s: float
+) -> tuple[bool, list[PeerState]]:
+    """A heartbeat (False: the peer is no longer present), then the room's reap
+    (presence_reap), in one round trip: every socket pings every 10 s, and two
+    round trips a ping were most of an idle socket's cost (bench/RESULTS.md)."""
+    key, seen = _keys(room_id)
+    async with get_redis().pipeline(transaction=False) as pipe:
+        pipe.eval(_TOUCH, 2, key, seen, peer_id)
+        pipe.eval(_REAP, 3, key, seen, _chan_key(room_id), timeout_s)
+        alive, gone = await pipe.execute()
+    return bool(alive), [json.loads(g) for g in gone]
 
 
 # Change some fields of a peer's state in one step: a read-modify-write from
