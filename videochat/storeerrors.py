@@ -91,6 +91,12 @@ class CountedAsyncSentinelConnection(
             await self.connect()
         await super().send_packed_command(*args, **kwargs)
 
+    async def disconnect(self, nowait: bool = False, *args: Any, **kwargs: Any) -> None:
+        # Never wait for the close handshake (redis-py waits up to socket_connect_timeout
+        # and then raises TimeoutError in place of the command's own error): after a
+        # failover the peer is a dead primary, and joins failed one by one on it.
+        await super().disconnect(True, *args, **kwargs)
+
 
 class CountedSentinelConnection(CountedConnection, redis.sentinel.SentinelManagedConnection):
     """Counted, and asks the sentinels for the primary on every (re)connect
