@@ -16,7 +16,7 @@ from videochat.envvars import env
 
 # Sockets one node (one daphne process per core) carries at 100 %: see
 # docs/scaling.md "Capacity" for where 2,000 comes from (bench/RESULTS.md, "Capacity of
-# one process": about 0.39 of a core for 2,000 idle sockets).
+# one process": about 0.37 of a core for 2,000 idle sockets).
 DEFAULT_CAPACITY_SOCKETS = 2000.0
 
 
