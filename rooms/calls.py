@@ -216,7 +216,7 @@ async def peer_leave(session: Session, *, reason: str) -> None:
     state = await presence.presence_get(room_id=room_id, peer_id=peer_id)
     if await presence.presence_remove(room_id=room_id, peer_id=peer_id):
         await announce_leave(room_id, state, peer_id=peer_id, reason=reason)
-    log.info("room.left", room=room_id, peer=peer_id, reason=reason)
+    log.info("room.left", room=session.room["slug"], peer=peer_id, reason=reason)
 
 
 async def drop_member_peers(room_id: int, *, member_ids: set[int], reason: str) -> None:
