@@ -56,6 +56,7 @@ INSTALLED_APPS = [
     "deliveries",
     "videochat",
     "scaling",
+    "netlab",
 ]
 
 MIDDLEWARE = [

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class NetlabConfig(AppConfig):
+    name = "netlab"
+    verbose_name = "Network lab"
