@@ -113,6 +113,15 @@ def parse_frame(text: str) -> dict[str, Any]:
     return frame
 
 
+def decode_frame(text: str | None) -> dict[str, Any]:
+    """A text frame within daphne's size bound, parsed (parse_frame), or the AppError to answer."""
+    if text is None:
+        raise BadJson("Binary frames are not accepted.")
+    if len(text) > settings.WS_MAX_MESSAGE_BYTES:
+        raise TooLarge(limit=settings.WS_MAX_MESSAGE_BYTES)
+    return parse_frame(text)
+
+
 def _encodable(frame: dict[str, Any]) -> bool:
     try:
         json.dumps(frame, ensure_ascii=False).encode()
@@ -315,24 +324,32 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
         ref = None
         session = self.session
         try:
-            # Every frame costs its address a token before any work is spent
-            # on it: a flood of invalid frames is limited like valid ones.
             gate = getattr(self, "gate", None)
             if gate is None or session is None:
                 return  # refused at connect; a frame raced the close
-            admitted, revision = await gate.charge(user=session.rate_key if session.ready else None)
-            if not admitted:
-                return
-            if text_data is None:
-                raise BadJson("Binary frames are not accepted.")
-            if len(text_data) > settings.WS_MAX_MESSAGE_BYTES:
-                raise TooLarge(limit=settings.WS_MAX_MESSAGE_BYTES)
-            frame = parse_frame(text_data)
+            if not gate.admits():
+                return  # inside a refusal already answered: dropped unparsed
+            # Every frame costs its address a token before any handler runs or
+            # any error is answered: a flood of invalid frames is limited like
+            # valid ones. Parsed first, so its type's own limit (chat.send)
+            # rides in the same Redis round trip (one per frame).
+            invalid: AppError | None = None
+            frame: dict[str, Any] = {}
+            try:
+                frame = decode_frame(text_data)
+            except AppError as exc:
+                invalid = exc
+            own = None if invalid else security.own_limit(session, frame, size=len(text_data or ""))
+            revision, refused = await gate.charge(
+                user=session.rate_key if session.ready else None, own=own
+            )
+            if invalid is not None:
+                raise invalid
             metrics.frame_in(frame.get("type"))
             ref = frame.get("ref") if isinstance(frame.get("ref"), (str, int)) else None
-            # Per-type size, per-user rate, and the sender's current role and bans.
+            # Per-type size and own limit, and the sender's current role and bans.
             if not await security.check_frame(
-                session, frame, size=len(text_data), revision=revision
+                session, frame, size=len(text_data or ""), revision=revision, refused=refused
             ):
                 return
             await self.dispatch_frame(session, frame)
@@ -356,7 +373,7 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
         handler = HANDLERS.get(frame_type)
         if handler is None:
             raise UnknownType(frame_type=frame_type[:64])
-        # Rate limits were spent before parsing (AddressGate) and in check_frame.
+        # Rate limits were spent in the frame's charge (AddressGate.charge).
         await handler(session, frame)
 
     async def hello(self, session: Session, frame: dict[str, Any]) -> None:

@@ -21,9 +21,9 @@ Frame = dict[str, Any]
 Handler = Callable[["Session", Frame], Awaitable[None]]
 
 HANDLERS: dict[str, Handler] = {}
-# A type's own rate limit (per user), checked once the frame is parsed, before
-# the handler runs (rooms.security.check_frame); the address and user buckets
-# were charged before parsing (rooms.security.AddressGate).
+# A type's own rate limit (per user), charged before the handler runs in the
+# same Redis round trip as the frame's address and user buckets
+# (rooms.security.AddressGate.charge), only when those were.
 HANDLER_LIMITS: dict[str, "Limit"] = {}
 
 

@@ -78,15 +78,17 @@ class Flooding(RateLimited):
 
 
 class AddressGate:
-    """Charges every frame of one socket to its client address, before parsing.
+    """Charges every frame of one socket to its client address, before any answer.
 
     Valid or not (too large, bad JSON, binary, unknown type), each frame costs
     a token of the address' bucket (shared by every server through Redis),
-    and after hello one of the user's, before any work is spent on it. The
-    first refusal is answered with ``rate_limited`` and ``retry_after``; until
-    then later frames are dropped here without asking Redis or answering (a
-    flood costs neither Redis nor output); ``FLOOD_STRIKES`` refusals in a
-    row close the socket.
+    and after hello one of the user's, before any handler runs or any error
+    is answered; a frame type's own limit (chat.send) rides in the same
+    script call, so a frame costs one Redis round trip before its handler.
+    The first refusal is answered with ``rate_limited`` and ``retry_after``;
+    until then later frames are dropped unparsed (``admits``) without asking
+    Redis or answering (a flood costs neither Redis nor output);
+    ``FLOOD_STRIKES`` refusals in a row close the socket.
     """
 
     def __init__(self, *, address: str, room_id: int) -> None:
@@ -95,35 +97,59 @@ class AddressGate:
         self.refused_until = 0.0
         self.strikes = 0
 
-    async def charge(self, *, user: str | None) -> tuple[bool, str | None]:
-        """(admitted, the room's moderation revision read in the same round trip).
+    def admits(self) -> bool:
+        """False for a frame inside a refusal already answered: drop it, unparsed.
 
-        ``user``: the sender's rate key once it said hello; its bucket is
-        charged in the same call. Not admitted: a frame inside a refusal
-        already answered; drop it. Raises RateLimited (answer it) or
-        Flooding (answer and close).
+        Raises Flooding (answer and close) at ``FLOOD_STRIKES`` in a row.
         """
         now = asyncio.get_running_loop().time()
         if now < self.refused_until:
             self._strike(self.refused_until - now)
-            return False, None
+            return False
+        return True
+
+    async def charge(
+        self, *, user: str | None, own: tuple[ratelimit.Limit, str] | None = None
+    ) -> tuple[str | None, RateLimited | None]:
+        """(The room's moderation revision, the refusal of ``own`` or None).
+
+        ``user``: the sender's rate key once it said hello; its bucket is
+        charged in the same call. ``own``: the frame type's own bucket
+        (``own_limit``), charged only when the address and user buckets were;
+        its refusal is the frame's answer and no strike against the address.
+        Raises RateLimited (answer it) or Flooding (answer and close).
+        """
         buckets = [(IP_FRAME_LIMIT, self.address)]
         if user is not None:
             buckets.append((USER_FRAME_LIMIT, user))
         try:
-            revision = await ratelimit.hit_many(buckets, read=self.revision_key)
+            revision, refused = await ratelimit.hit_then(
+                buckets, [own] if own is not None else [], read=self.revision_key
+            )
         except RateLimited as exc:
             retry_after = float(exc.data["retry_after"])
-            self.refused_until = now + retry_after
+            self.refused_until = asyncio.get_running_loop().time() + retry_after
             self._strike(retry_after)
             raise
         self.strikes = 0
-        return True, revision
+        return revision, refused
 
     def _strike(self, retry_after: float) -> None:
         self.strikes += 1
         if self.strikes >= FLOOD_STRIKES:
             raise Flooding(retry_after, "Too many frames from this address; closing.")
+
+
+def own_limit(session: Session, frame: Frame, *, size: int) -> tuple[ratelimit.Limit, str] | None:
+    """The frame type's own bucket (``@handles(..., limit=...)``) to charge with
+    its address (AddressGate.charge), after hello; None when the type has none
+    or the frame is refused for its size anyway (which spends none of it)."""
+    frame_type = frame.get("type")
+    if not session.ready or not isinstance(frame_type, str) or frame_type not in HANDLER_LIMITS:
+        return None
+    if size > frame_limit(frame_type):
+        return None
+    return HANDLER_LIMITS[frame_type], session.rate_key
 
 
 class FrameTooLarge(AppError):
@@ -179,21 +205,25 @@ async def socket_closed(session: Session) -> None:
             )
 
 
-async def check_frame(session: Session, frame: Frame, *, size: int, revision: str | None) -> bool:
+async def check_frame(
+    session: Session,
+    frame: Frame,
+    *,
+    size: int,
+    revision: str | None,
+    refused: RateLimited | None = None,
+) -> bool:
     """Raise for a frame to refuse with an error; False when the socket was closed.
 
-    ``revision`` is the room's moderation revision, read when the frame was
-    charged to its address (AddressGate).
+    ``revision`` is the room's moderation revision and ``refused`` the refusal
+    of the type's own limit, both from the frame's charge (AddressGate.charge).
     """
     limit = frame_limit(frame.get("type"))
     if size > limit:
         raise FrameTooLarge(limit=limit)
-    # A type's own limit (chat.send) after hello; address and user buckets
-    # were charged before parsing (AddressGate).
-    frame_type = frame.get("type")
-    if session.ready and isinstance(frame_type, str) and frame_type in HANDLER_LIMITS:
-        await ratelimit.hit(HANDLER_LIMITS[frame_type], session.rate_key)
-    if frame_type == "hello" and session.lobby_knock_id:
+    if refused is not None:
+        raise refused  # over its type's own limit (chat.send)
+    if frame.get("type") == "hello" and session.lobby_knock_id:
         if not session.ready:
             # One knock per socket: another hello would queue a second one.
             raise BadRequest("Already waiting in the lobby.")

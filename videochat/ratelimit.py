@@ -23,44 +23,56 @@ from videochat.errors import RateLimited
 from videochat.loops import per_loop
 from videochat.redis import get_redis
 
-# KEYS[1..n] buckets, KEYS[n+1] (optional) a key to GET; ARGV[1] = n, then
-# rate (tokens/s), burst, cost per bucket. All or nothing: tokens are spent
-# only when every bucket has enough. Redis' own clock keeps instances
-# consistent. Returns {allowed, retry_after_ms, value}.
+# KEYS[1..n] buckets, KEYS[n+1] (optional) a key to GET; ARGV[1] = n,
+# ARGV[2] = m, then rate (tokens/s), burst, cost per bucket. The first m
+# buckets are all or nothing: tokens are spent only when every one has
+# enough. The other n - m (a frame type's own limit) are charged the same way
+# only when the first m were, and their refusal leaves the first m spent.
+# Redis' own clock keeps instances consistent. Returns {allowed,
+# retry_after_ms, value, then_allowed, then_retry_after_ms}.
 _BUCKETS = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local n = tonumber(ARGV[1])
-local state = {}
-local wait = 0
-local refused = false
-for i = 1, n do
-  local rate = tonumber(ARGV[3 * i - 1]) / 1000
-  local burst = tonumber(ARGV[3 * i])
-  local cost = tonumber(ARGV[3 * i + 1])
-  local saved = redis.call('HMGET', KEYS[i], 'tokens', 'ts')
-  local tokens = tonumber(saved[1]) or burst
-  local ts = tonumber(saved[2]) or now
-  tokens = math.min(burst, tokens + math.max(0, now - ts) * rate)
-  if tokens < cost then
-    local w = math.ceil((cost - tokens) / rate)
-    wait = math.max(wait, w)
-    refused = true
+local m = tonumber(ARGV[2])
+local function charge(first, last)
+  local state = {}
+  local wait = 0
+  local refused = false
+  for i = first, last do
+    local rate = tonumber(ARGV[3 * i]) / 1000
+    local burst = tonumber(ARGV[3 * i + 1])
+    local cost = tonumber(ARGV[3 * i + 2])
+    local saved = redis.call('HMGET', KEYS[i], 'tokens', 'ts')
+    local tokens = tonumber(saved[1]) or burst
+    local ts = tonumber(saved[2]) or now
+    tokens = math.min(burst, tokens + math.max(0, now - ts) * rate)
+    if tokens < cost then
+      local w = math.ceil((cost - tokens) / rate)
+      wait = math.max(wait, w)
+      refused = true
+    end
+    state[i] = {tokens, rate, burst, cost}
   end
-  state[i] = {tokens, rate, burst, cost}
+  if not refused then
+    for i = first, last do
+      local s = state[i]
+      redis.call('HSET', KEYS[i], 'tokens', s[1] - s[4], 'ts', now)
+      redis.call('PEXPIRE', KEYS[i], math.ceil(s[3] / s[2]) + 1000)
+    end
+  end
+  return refused, wait
 end
-if not refused then
-  for i = 1, n do
-    local s = state[i]
-    redis.call('HSET', KEYS[i], 'tokens', s[1] - s[4], 'ts', now)
-    redis.call('PEXPIRE', KEYS[i], math.ceil(s[3] / s[2]) + 1000)
-  end
+local refused, wait = charge(1, m)
+local then_refused, then_wait = false, 0
+if not refused and m < n then
+  then_refused, then_wait = charge(m + 1, n)
 end
 local value = false
 if #KEYS > n then
   value = redis.call('GET', KEYS[n + 1])
 end
-return {refused and 0 or 1, wait, value}
+return {refused and 0 or 1, wait, value, then_refused and 0 or 1, then_wait}
 """
 _BUCKETS_SHA = hashlib.sha1(_BUCKETS.encode()).hexdigest()  # noqa: S324 - Redis' script id
 
@@ -80,16 +92,36 @@ async def hit_many(
     Returns the value of the key ``read`` (None if unset or not asked),
     fetched in the same round trip.
     """
-    keys = [f"rl:{limit.name}:{key}" for limit, key in buckets]
+    value, _ = await hit_then(buckets, cost=cost, read=read)
+    return value
+
+
+async def hit_then(
+    buckets: Sequence[tuple[Limit, str]],
+    then: Sequence[tuple[Limit, str]] = (),
+    *,
+    cost: int = 1,
+    read: str | None = None,
+) -> tuple[str | None, RateLimited | None]:
+    """``hit_many(buckets)``, and once those are spent, ``then``'s buckets alike.
+
+    One round trip. Raises RateLimited when ``buckets`` refuse (nothing
+    spent); returns (the value of ``read``, the refusal of ``then`` or None).
+    A refused ``then`` leaves ``buckets`` spent: a frame over its type's own
+    limit still counted against its address.
+    """
+    limits = [*buckets, *then]
+    keys = [f"rl:{limit.name}:{key}" for limit, key in limits]
     if read is not None:
         keys.append(read)
-    args: list[float | int] = [len(buckets)]
-    for limit, _ in buckets:
+    args: list[float | int] = [len(limits), len(buckets)]
+    for limit, _ in limits:
         args += [limit.rate, limit.burst, cost]
-    allowed, wait_ms, value = await _batcher().submit(keys, args)
+    allowed, wait_ms, value, then_allowed, then_wait_ms = await _batcher().submit(keys, args)
     if not int(allowed):
         raise RateLimited(retry_after=int(wait_ms) / 1000)
-    return value
+    refused = None if int(then_allowed) else RateLimited(retry_after=int(then_wait_ms) / 1000)
+    return value, refused
 
 
 class _Batcher:
