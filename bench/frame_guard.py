@@ -95,7 +95,7 @@ async def main(n: int, rounds: int) -> None:
     security.IP_CONNECT_LIMIT = big
     shipped = security.check_frame
 
-    async def no_guard(consumer, frame, *, size):
+    async def no_guard(session, frame, **_):
         return True
 
     results: dict[str, list[float]] = {"guard": [], "no-guard": []}
