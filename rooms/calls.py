@@ -20,8 +20,9 @@ from django.conf import settings
 
 from deliveries.services import room_events_emit
 from videochat.errors import RoomFull
+from videochat.redis import get_redis
 
-from . import layer, presence, roles
+from . import keys, layer, presence, roles
 from .session import Session
 
 log = structlog.get_logger(__name__)
@@ -67,6 +68,8 @@ async def _left_call(
     events: list[tuple[str, dict[str, Any]]] = [("participant.left", {**who, "reason": reason})]
     if not moved and await _in_call_count(room_id) == 0:
         events.append(("call.ended", {"reason": reason}))
+        # The next call's telemetry gets a call id of its own (rooms/telemetry.py).
+        await get_redis().delete(keys.call_key(room_id))
     await _tell_webhooks(room_id, events)
 
 

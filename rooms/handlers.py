@@ -1,9 +1,9 @@
-"""Handlers for presence frames: heartbeats and media state."""
+"""Handlers for presence frames: heartbeats, media state, call telemetry."""
 
 from videochat.closecodes import CloseCode
-from videochat.errors import BadRequest
+from videochat.errors import BadRequest, RateLimited
 
-from . import calls, presence
+from . import calls, presence, telemetry
 from .protocol import Frame, handles
 from .session import Session
 
@@ -49,3 +49,25 @@ async def leave(session: Session, frame: Frame) -> None:
     """The user left on purpose: the others see it now, with no resume grace."""
     await calls.peer_leave(session, reason="left")
     await session.close(CloseCode.NORMAL)
+
+
+@handles("call.stats")
+async def call_stats(session: Session, frame: Frame) -> None:
+    """Quality samples of this peer's links (docs/protocol.md, "Call telemetry").
+
+    No reply when accepted: the samples are queued for MongoDB (rooms/telemetry.py).
+    """
+    if session.stats_bucket is None:
+        session.stats_bucket = telemetry.FrameBucket()
+    wait = session.stats_bucket.take()
+    if wait:
+        raise RateLimited(wait, f"At most one call.stats frame per {telemetry.RATE_INTERVAL_S} s.")
+    samples = telemetry.samples_parse(frame)
+    foreign = await telemetry.samples_accept(
+        room_id=session.room_id,
+        room_slug=session.room["slug"],
+        from_peer=session.peer_id,
+        samples=samples,
+    )
+    if foreign:
+        raise telemetry.StatsPeerUnknown(peers=foreign)

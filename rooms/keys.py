@@ -53,3 +53,9 @@ def kick_keys(*, room_id: int, member_id: int, guest_address: str | None) -> lis
 def lobby_key(room_id: int) -> str:
     """Hash of knock id -> JSON knock: who waits in the room's lobby."""
     return f"lobby:{int(room_id)}"
+
+
+def call_key(room_id: int) -> str:
+    """The id of the room's current call, for its telemetry (rooms/telemetry.py):
+    set by the call's first sample, deleted when the call ends (rooms/calls.py)."""
+    return f"call:{int(room_id)}"

@@ -61,6 +61,7 @@ MAX_FRAME_CHARS = {
     "mod": 2048,
     "chat": 32768,  # 4000 characters of body even when every one is \u-escaped twice
     "signal": 65536,  # SDP offers with many candidates are large
+    "call.stats": 16384,  # 16 samples (rooms.telemetry.MAX_FRAME_CHARS)
 }
 DEFAULT_MAX_FRAME_CHARS = 4096
 

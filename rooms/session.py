@@ -49,6 +49,8 @@ class Session:
     lobby_knock_id: str | None = None
     lobby_frame: Frame | None = None
     lobby_admitted: bool = False
+    # The rate of this socket's call.stats frames (a rooms.telemetry.FrameBucket).
+    stats_bucket: Any = None
 
     @property
     def room_id(self) -> int:

@@ -62,6 +62,13 @@ DELIVERIES = Counter(
 DEAD_LETTERS_WRITTEN = Counter(
     "huddle_dead_letters_written_total", "Deliveries given up and dead-lettered", ["kind"]
 )
+CALL_STATS_SAMPLES = Counter(
+    "huddle_call_stats_samples_total",
+    "call.stats samples by outcome: stored (in MongoDB), failed (the write failed), dropped "
+    "(the writer's queue was full), refused (malformed frame), foreign (about a peer not in "
+    "the call)",
+    ["outcome"],
+)
 STORE_ERRORS = Counter(
     "huddle_store_errors_total",
     "Errors talking to a store (redis, database), by exception class",
@@ -139,6 +146,10 @@ def delivery_outcome(*, kind: str, outcome: str) -> None:
 
 def dead_letter_written(*, kind: str) -> None:
     DEAD_LETTERS_WRITTEN.labels(kind).inc()
+
+
+def call_stats_samples(outcome: str, n: int = 1) -> None:
+    CALL_STATS_SAMPLES.labels(outcome).inc(n)
 
 
 def store_error(store: str, exc: BaseException) -> None:

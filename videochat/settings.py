@@ -406,6 +406,10 @@ if DELIVERY_BREAKER_WAIT_MAX_S <= 0:
     raise ImproperlyConfigured("DELIVERY_BREAKER_WAIT_MAX_S must be > 0")
 if DEADLETTER_TTL_DAYS < 1 or CHAT_RETENTION_DAYS < 1:
     raise ImproperlyConfigured("DEADLETTER_TTL_DAYS and CHAT_RETENTION_DAYS must be >= 1 day")
+# Call-quality telemetry (rooms/telemetry.py): days each call.stats sample is kept.
+CALL_STATS_TTL_DAYS = env.int("CALL_STATS_TTL_DAYS", default=7)
+if not 1 <= CALL_STATS_TTL_DAYS <= 3650:
+    raise ImproperlyConfigured("CALL_STATS_TTL_DAYS must be between 1 and 3650 days")
 # How often a worker sweeps for tasks of dead workers (unacknowledged past the
 # visibility timeout); kombu's defaults, a sweep about every 100 s.
 CELERY_BROKER_TRANSPORT_OPTIONS["unacked_restore_interval"] = env.int(
