@@ -49,6 +49,7 @@ from tests.fault.check import check_logs  # noqa: E402
 from tests.fault.client import ChatClient, room_heads, stop_clients  # noqa: E402
 from videochat import cluster  # noqa: E402
 from videochat.devstack import Service, redis_service  # noqa: E402
+from videochat.svgchart import svg_chart  # noqa: E402
 
 SETTLE_S = 60.0
 
@@ -155,51 +156,6 @@ def series(run: Run) -> dict[str, list[tuple[float, float]]]:
         "reconnects": [(s, reconnects[s]) for s in range(span)],
         "unacked": [(t, float(n)) for t, n in run.outstanding],
     }
-
-
-def svg_chart(
-    title: str, lines: dict[str, list[tuple[float, float]]], *, unit: str, mark: float | None
-) -> str:
-    """A small line chart as inline SVG (no plotting library needed to read a report)."""
-    width, height, pad = 720, 220, 44
-    points = [p for line in lines.values() for p in line]
-    x_max = max((x for x, _ in points), default=1) or 1
-    y_max = max((y for _, y in points), default=1) or 1
-    colours = ["#1f6feb", "#d1242f", "#1a7f37", "#9a6700"]
-
-    def sx(x: float) -> float:
-        return pad + (width - 2 * pad) * x / x_max
-
-    def sy(y: float) -> float:
-        return height - pad + (2 * pad - height) * y / y_max
-
-    parts = [
-        f'<svg width="{width}" height="{height}" role="img" aria-label="{html.escape(title)}">',
-        f'<text x="{pad}" y="18" font-weight="bold">{html.escape(title)}</text>',
-        f'<line x1="{pad}" y1="{height - pad}" x2="{width - pad}" y2="{height - pad}" '
-        'stroke="#888"/>',
-        f'<line x1="{pad}" y1="{pad}" x2="{pad}" y2="{height - pad}" stroke="#888"/>',
-        f'<text x="4" y="{pad + 4}" font-size="11">{y_max:.0f} {html.escape(unit)}</text>',
-        f'<text x="{width - pad - 20}" y="{height - pad + 16}" font-size="11">{x_max:.0f} s</text>',
-    ]
-    if mark is not None:
-        parts.append(
-            f'<line x1="{sx(mark):.1f}" y1="{pad}" x2="{sx(mark):.1f}" y2="{height - pad}" '
-            'stroke="#000" stroke-dasharray="4 3"/>'
-            f'<text x="{sx(mark) + 4:.1f}" y="{pad + 10}" font-size="11">kill</text>'
-        )
-    for i, (name, line) in enumerate(lines.items()):
-        colour = colours[i % len(colours)]
-        path = " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in line)
-        parts.append(
-            f'<polyline fill="none" stroke="{colour}" stroke-width="1.5" points="{path}"/>'
-        )
-        parts.append(
-            f'<text x="{width - pad - 120}" y="{pad + 14 * i}" font-size="11" fill="{colour}">'
-            f"{html.escape(name)}</text>"
-        )
-    parts.append("</svg>")
-    return "".join(parts)
 
 
 def summarise(run: Run, contract: str, args: argparse.Namespace) -> dict:

@@ -1,14 +1,14 @@
 """Shared by the call browser tests and bench/call_*: log people in, join the call,
 read getStats from the page, run a private coturn."""
 
-import shutil
 import time
-from pathlib import Path
 
 from django.test import Client
 from playwright.sync_api import expect
 
-from videochat.devstack import Service, free_port
+from videochat.devstack import coturn_service
+
+__all__ = ["coturn_service"]  # moved to videochat.devstack (the network lab starts it too)
 
 
 def login_cookie(user) -> str:
@@ -107,34 +107,3 @@ def assert_resumed_unseen(pages, ids: dict, above: dict) -> None:
 
 def self_id(page) -> str:
     return page.evaluate("window.huddleCall.state.selfId")
-
-
-def coturn_service(run_dir: Path, secret: str) -> Service:
-    exe = shutil.which("turnserver")
-    if exe is None:
-        raise RuntimeError("turnserver (coturn) is missing: run bin/bootstrap --test")
-    port = free_port()
-    relay_min = 49152 + (port % 1000) * 10
-    argv = [
-        exe,
-        "-n",
-        "--listening-ip=127.0.0.1",
-        "--relay-ip=127.0.0.1",
-        f"--listening-port={port}",
-        f"--min-port={relay_min}",
-        f"--max-port={relay_min + 9}",
-        "--use-auth-secret",
-        f"--static-auth-secret={secret}",
-        "--realm=huddle.test",
-        "--allow-loopback-peers",
-        "--no-cli",
-        "--no-tls",
-        "--no-dtls",
-        "--fingerprint",
-        "--log-file=stdout",
-        "--simple-log",
-        # Keep its state in our run folder, not /var (parallel runs, no root).
-        f"--pidfile={run_dir / f'coturn-{port}.pid'}",
-        f"--userdb={run_dir / f'coturn-{port}.sqlite'}",
-    ]
-    return Service("coturn", port, argv, run_dir / f"coturn-{port}.log")

@@ -690,6 +690,56 @@ def daphne_service(
     return service
 
 
+def coturn_service(run_dir: Path, secret: str) -> Service:
+    """coturn on loopback with TURN REST credentials (``--use-auth-secret``), UDP only,
+    relaying between loopback peers; for the relay-only call tests and the network lab."""
+    exe = shutil.which("turnserver")
+    if exe is None:
+        raise RuntimeError("turnserver (coturn) is missing: run bin/bootstrap --test")
+    port = free_port()
+    relay_min = 49152 + (port % 1000) * 10
+    argv = [
+        exe,
+        "-n",
+        "--listening-ip=127.0.0.1",
+        "--relay-ip=127.0.0.1",
+        f"--listening-port={port}",
+        f"--min-port={relay_min}",
+        f"--max-port={relay_min + 9}",
+        "--use-auth-secret",
+        f"--static-auth-secret={secret}",
+        "--realm=huddle.test",
+        "--allow-loopback-peers",
+        "--no-cli",
+        "--no-tls",
+        "--no-dtls",
+        "--fingerprint",
+        "--log-file=stdout",
+        "--simple-log",
+        # Keep its state in our run folder, not /var (parallel runs, no root).
+        f"--pidfile={run_dir / f'coturn-{port}.pid'}",
+        f"--userdb={run_dir / f'coturn-{port}.sqlite'}",
+    ]
+    return Service("coturn", port, argv, run_dir / f"coturn-{port}.log")
+
+
+# Headless Chromium as the browser tests and the network lab launch it (fake media).
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--use-fake-ui-for-media-stream",
+    "--use-fake-device-for-media-stream",
+    "--autoplay-policy=no-user-gesture-required",
+]
+
+
 # --- the stack -------------------------------------------------------------------------
 
 
