@@ -8,7 +8,16 @@ from pathlib import Path
 
 from videochat.devstack import BASE_DIR
 
-PACKAGES = ("rooms", "moderation", "messaging", "deliveries", "videochat", "scaling")
+PACKAGES = (
+    "rooms",
+    "moderation",
+    "messaging",
+    "deliveries",
+    "videochat",
+    "scaling",
+    "netlab",
+    "quality",
+)
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
 
 

@@ -57,6 +57,7 @@ INSTALLED_APPS = [
     "videochat",
     "scaling",
     "netlab",
+    "quality",
 ]
 
 MIDDLEWARE = [

@@ -1,0 +1,154 @@
+"""Alarms against freezes: precision, recall, lead time and false alarms of a
+predictor on recorded links, and the reactive ladder's own rules as a predictor
+beside it (what the ladder would have stepped down on, sample by sample).
+
+Definitions (docs/adaptation.md, "Prediction"):
+- an alarm is a counted sample (quality/dataset.py ``use``) where the predictor fires;
+  it is true when a freeze of that link starts within the horizon after it, else false;
+- a freeze is caught when an alarm came within the horizon before its onset; its
+  lead time is the onset minus the first such alarm;
+- precision = true alarms / alarms; false-alarm share = 1 - precision; false alarms
+  per minute of counted link time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from statistics import median
+from typing import Any
+
+from .dataset import HORIZON_MS, LinkSeries
+from .features import probability
+
+# The reactive ladder (static/js/call-quality.js SendLadder) steps down after
+# DOWN_AFTER poor samples in a row; a sample is poor on any of these.
+REACTIVE_LOSS = 0.08
+REACTIVE_RTT_MS = 600.0
+REACTIVE_HEADROOM = 0.8  # available outgoing bitrate below this share of what is sent
+REACTIVE_DOWN_AFTER = 2
+
+Alarms = list[bool]
+
+
+def reactive_poor(s: Mapping[str, Any]) -> bool:
+    loss, rtt = s.get("loss_out"), s.get("rtt")
+    bw, send = s.get("bw_out"), s.get("send_kbps")
+    return bool(
+        (isinstance(loss, int | float) and loss > REACTIVE_LOSS)
+        or (isinstance(rtt, int | float) and rtt > REACTIVE_RTT_MS)
+        or (
+            isinstance(bw, int | float)
+            and isinstance(send, int | float)
+            and send > 50
+            and bw < REACTIVE_HEADROOM * send
+        )
+        or s.get("qlr") in ("bandwidth", "cpu")
+    )
+
+
+def alarms_reactive(ls: LinkSeries) -> Alarms:
+    out, run = [], 0
+    for s in ls.samples:
+        run = run + 1 if reactive_poor(s) else 0
+        out.append(run >= REACTIVE_DOWN_AFTER)
+    return out
+
+
+def alarms_model(
+    ls: LinkSeries, model: Mapping[str, Any], threshold: float | None = None
+) -> Alarms:
+    th = model["threshold"] if threshold is None else threshold
+    return [probability(model, x) >= th for x in ls.x]
+
+
+def score(
+    series: Sequence[LinkSeries], alarms: Sequence[Alarms], *, horizon_ms: float = HORIZON_MS
+) -> dict[str, Any]:
+    true_a = false_a = 0
+    counted_ms = 0.0
+    leads: list[float] = []
+    freezes = 0
+    for ls, al in zip(series, alarms, strict=True):
+        ts = ls.t
+        for i, t in enumerate(ts):
+            if not ls.use[i]:
+                continue
+            if i + 1 < len(ts):
+                counted_ms += min(ts[i + 1] - t, 6_000)
+            if al[i]:
+                if ls.y[i]:
+                    true_a += 1
+                else:
+                    false_a += 1
+        for e in ls.episodes:
+            freezes += 1
+            lo = e.onset - horizon_ms
+            before = [t for i, t in enumerate(ts) if al[i] and ls.use[i] and lo <= t < e.onset]
+            if before:
+                leads.append(e.onset - before[0])
+    n_alarms = true_a + false_a
+    minutes = counted_ms / 60_000
+    return {
+        "freezes": freezes,
+        "caught": len(leads),
+        "caught_2s": sum(1 for d in leads if d >= 2_000),
+        "recall": round(len(leads) / freezes, 3) if freezes else None,
+        "recall_2s": round(sum(1 for d in leads if d >= 2_000) / freezes, 3) if freezes else None,
+        "alarms": n_alarms,
+        "precision": round(true_a / n_alarms, 3) if n_alarms else None,
+        "false_alarm_share": round(false_a / n_alarms, 3) if n_alarms else None,
+        "false_alarms_per_min": round(false_a / minutes, 2) if minutes else None,
+        "lead_s": _dist([d / 1000 for d in leads]),
+        "counted_minutes": round(minutes, 1),
+    }
+
+
+def _dist(xs: list[float]) -> dict[str, float | None]:
+    if not xs:
+        return {"min": None, "median": None, "max": None}
+    xs = sorted(xs)
+    return {"min": round(xs[0], 1), "median": round(median(xs), 1), "max": round(xs[-1], 1)}
+
+
+def threshold_choose(
+    series: Sequence[LinkSeries],
+    prob: Callable[[LinkSeries], list[float]],
+    *,
+    max_false_share: float = 0.2,
+    horizon_ms: float = HORIZON_MS,
+) -> tuple[float, dict[str, Any]]:
+    """The threshold that catches the most freezes 2 s ahead with at most
+    ``max_false_share`` false alarms (ties: fewer false alarms, then higher)."""
+    probs = [prob(ls) for ls in series]
+    best: tuple[tuple[float, float, float], float, dict[str, Any]] | None = None
+    for k in range(5, 100, 5):
+        th = k / 100
+        sc = score(series, [[p >= th for p in ps] for ps in probs], horizon_ms=horizon_ms)
+        share = sc["false_alarm_share"] or 0.0
+        ok = share <= max_false_share
+        key = (float(ok), sc["recall_2s"] or 0.0, -share)
+        if best is None or key > best[0] or (key == best[0] and th > best[1]):
+            best = (key, th, sc)
+    assert best is not None
+    return best[1], best[2]
+
+
+def freeze_totals(series: Sequence[LinkSeries]) -> list[dict[str, Any]]:
+    """Freeze time (reported by the receivers) per profile and mode, per minute of call."""
+    acc: dict[tuple[str, str], dict[str, float]] = {}
+    for ls in series:
+        a = acc.setdefault((ls.profile, ls.mode), {"freeze_ms": 0.0, "episodes": 0, "ms": 0.0})
+        a["freeze_ms"] += ls.freeze_ms
+        a["episodes"] += len(ls.episodes)
+        if len(ls.samples) > 1:
+            a["ms"] += ls.samples[-1]["t"] - ls.samples[0]["t"]
+    return [
+        {
+            "profile": p,
+            "mode": m,
+            "freeze_s": round(a["freeze_ms"] / 1000, 1),
+            "episodes": int(a["episodes"]),
+            "link_minutes": round(a["ms"] / 60_000, 1),
+        }
+        for (p, m), a in sorted(acc.items())
+    ]

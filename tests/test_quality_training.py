@@ -1,0 +1,141 @@
+"""Training and evaluation of the freeze predictor (quality/) and their commands,
+on simulated two-peer runs written as lab run directories (pure logic: the
+shipped model is trained on lab recordings, quality/recordings/)."""
+
+import json
+from io import StringIO
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+from quality.dataset import link_series
+from quality.evaluation import alarms_model, alarms_reactive, score
+from quality.features import FEATURES
+from quality.recordings import run_write_compact, runs_find
+from quality.training import model_fit
+from tests.quality_sim import run_simulate
+
+
+def write_lab_run(root: Path, run) -> Path:
+    """A run directory as bin/lab writes it (docs/lab.md): run.json, samples.jsonl."""
+    d = root / run.id
+    d.mkdir(parents=True)
+    (d / "run.json").write_text(
+        json.dumps({"run": run.id, "profile": {"name": run.profile}, "mode": run.mode})
+    )
+    with (d / "samples.jsonl").open("w") as f:
+        for (sender, receiver), samples in run.links.items():
+            for s in samples:
+                doc = {"room": "lab", "from_peer": sender, "to_peer": receiver, "at": s["t"] + 3}
+                doc.update(s, peer=receiver)
+                f.write(json.dumps(doc) + "\n")
+    return d
+
+
+@pytest.fixture
+def lab(tmp_path):
+    root = tmp_path / "lab"
+    for i in range(6):
+        write_lab_run(root, run_simulate(f"sim-{i}", seed=i, mode="off" if i % 2 else "reactive"))
+    return root
+
+
+def run_cmd(name, *args):
+    out = StringIO()
+    call_command(name, *args, stdout=out)
+    return out.getvalue()
+
+
+def test_a_compact_recording_reads_back_the_same_and_is_byte_stable(lab, tmp_path):
+    (run,) = runs_find([lab / "sim-0"])
+    assert run.profile == "sim" and run.mode == "reactive"
+    a = run_write_compact(run, tmp_path / "rec")
+    first = a.read_bytes()
+    (back,) = runs_find([a])
+    assert back.header() == run.header()
+    assert back.links == run.links
+    assert run_write_compact(back, tmp_path / "rec").read_bytes() == first
+    assert len(first) < 20_000
+
+
+def test_the_model_warns_earlier_than_the_reactive_rules_on_held_out_runs(lab):
+    runs = runs_find([lab])
+    train = [ls for r in runs[:4] for ls in link_series(r)]
+    held = [ls for r in runs[4:] for ls in link_series(r)]
+    model = model_fit(train)
+    assert model["features"] == list(FEATURES)
+    assert 0 < model["threshold"] < 1
+    assert model["trained"]["runs"] == ["sim-0", "sim-1", "sim-2", "sim-3"]
+    ours = score(held, [alarms_model(ls, model) for ls in held])
+    reactive = score(held, [alarms_reactive(ls) for ls in held])
+    assert ours["freezes"] == reactive["freezes"] == 8
+    assert ours["recall_2s"] >= 0.75 and ours["false_alarm_share"] <= 0.2
+    assert reactive["recall_2s"] < ours["recall_2s"]
+    assert ours["lead_s"]["median"] >= 2
+
+
+def test_train_then_evaluate_on_held_out_runs_prints_both_predictors(lab, tmp_path):
+    out = tmp_path / "model.json"
+    train_runs = [str(lab / f"sim-{i}") for i in range(4)]
+    said = run_cmd("quality_train", "--runs", *train_runs, "--out", str(out))
+    assert "trained on 4 runs" in said and f"wrote {out}" in said
+    model = json.loads(out.read_text())
+    assert model["kind"] == "logistic" and len(model["coef"]) == len(FEATURES)
+
+    table = run_cmd("quality_evaluate", "--runs", str(lab), "--model", str(out))
+    assert "2 held-out runs" in table  # the 4 training runs are left out
+    assert "reactive ladder" in table and f"model (p >= {model['threshold']})" in table
+    report = json.loads(table[table.index("{") :])
+    assert report["runs"] == ["sim-4", "sim-5"]
+    assert {r["mode"] for r in report["freeze_time"]} == {"off", "reactive"}
+
+    cv = json.loads(run_cmd("quality_evaluate", "--runs", str(lab), "--cross-validate", "--json"))
+    assert len(cv["runs"]) == 6
+    assert cv["predictors"]["model, leave-one-run-out"]["freezes"] == 24
+
+
+def test_compact_command_writes_one_file_per_run(lab, tmp_path):
+    said = run_cmd("quality_compact", "--runs", str(lab), "--out", str(tmp_path / "rec"))
+    assert said.count(".jsonl.gz") == 6
+    assert len(runs_find([tmp_path / "rec"])) == 6
+
+
+def test_bad_input_is_a_message_not_a_traceback(lab, tmp_path):
+    with pytest.raises(CommandError, match="no such file or directory"):
+        run_cmd("quality_train", "--runs", str(tmp_path / "nope"))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(CommandError, match="holds no lab run"):
+        run_cmd("quality_evaluate", "--runs", str(empty))
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "samples.jsonl").write_text('{"from_peer": "a", "to_peer": "b", "t": 1}\n{oops\n')
+    with pytest.raises(CommandError, match=r"samples.jsonl:2: not JSON"):
+        run_cmd("quality_train", "--runs", str(bad))
+    (bad / "samples.jsonl").write_text('{"from_peer": "a", "t": 1}\n')
+    with pytest.raises(CommandError, match=r"samples.jsonl:1: a sample needs 'from_peer'"):
+        run_cmd("quality_train", "--runs", str(bad))
+    (bad / "samples.jsonl").write_text('{"from_peer": "a", "to_peer": "b", "t": 1}\n')
+    with pytest.raises(CommandError, match="samples from both ends"):
+        run_cmd("quality_train", "--runs", str(bad))
+    calm = tmp_path / "calm"
+    write_lab_run(calm, run_simulate("calm", seed=1, spells=0))
+    with pytest.raises(CommandError, match="need at least 3 of each"):
+        run_cmd("quality_train", "--runs", str(calm), "--out", str(tmp_path / "m.json"))
+    with pytest.raises(CommandError, match="--horizon"):
+        run_cmd("quality_train", "--runs", str(lab), "--horizon", "0")
+    with pytest.raises(CommandError, match="no such directory"):
+        run_cmd("quality_train", "--runs", str(lab), "--out", str(tmp_path / "x" / "m.json"))
+    (tmp_path / "old.json").write_text(json.dumps({"features": ["rtt"]}))
+    with pytest.raises(CommandError, match="retrain"):
+        run_cmd("quality_evaluate", "--runs", str(lab), "--model", str(tmp_path / "old.json"))
+    with pytest.raises(CommandError, match="no such file"):
+        run_cmd("quality_evaluate", "--runs", str(lab), "--model", str(tmp_path / "none.json"))
+    with pytest.raises(CommandError, match="given twice"):
+        run_cmd("quality_evaluate", "--runs", str(lab), str(lab / "sim-0"))
+    out = tmp_path / "m.json"
+    run_cmd("quality_train", "--runs", str(lab / "sim-0"), str(lab / "sim-1"), "--out", str(out))
+    with pytest.raises(CommandError, match="used to train"):
+        run_cmd("quality_evaluate", "--runs", str(lab / "sim-0"), "--model", str(out))
