@@ -130,6 +130,33 @@ def _encodable(frame: dict[str, Any]) -> bool:
     return True
 
 
+class LayerReads:
+    """One socket's view of the channel layer: a failed read (Redis away) is a
+    ``layer.failed`` message for the consumer, not an exception.
+
+    channels reads the layer beside the client's frames and lets a failed read
+    escape the application: daphne then closed the socket with 1011 and never
+    reported the close, so disconnect() never ran (no resume grace, a ghost
+    peer). After a failure nothing more is read: the socket is closing.
+    """
+
+    def __init__(self, layer: Any) -> None:
+        self.layer = layer
+        self.failed = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.layer, name)
+
+    async def receive(self, channel: str) -> dict[str, Any]:
+        if self.failed:
+            await asyncio.get_running_loop().create_future()  # until cancelled at the end
+        try:
+            return await self.layer.receive(channel)
+        except Exception as exc:  # noqa: BLE001 - any failed read ends this socket alike
+            self.failed = True
+            return {"type": "layer.failed", "error": repr(exc)}
+
+
 class RoomConsumer(AsyncJsonWebsocketConsumer):
     """The edge: the only module that knows a socket is a consumer.
 
@@ -159,6 +186,15 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
                 pass
 
         await super().__call__(scope, receive, send_unless_gone)
+
+    @property
+    def channel_layer(self) -> Any:
+        return self._channel_layer
+
+    @channel_layer.setter
+    def channel_layer(self, layer: Any) -> None:
+        # Set by channels' AsyncConsumer.__call__ before it starts reading.
+        self._channel_layer = None if layer is None else LayerReads(layer)
 
     @property
     def ready(self) -> bool:
@@ -309,6 +345,17 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
         log.exception("room.socket_failed", message_type=message.get("type"))
         if message.get("type") == "websocket.disconnect":
             return  # already gone
+        await self.close_internal()
+
+    async def layer_failed(self, event: dict[str, Any]) -> None:
+        """This socket's channel-layer read failed (Redis away): room news can no
+        longer reach it. Closed with 4500 the normal way (the client reconnects
+        with backoff and resumes), not 1011 (LayerReads)."""
+        log.warning("room.layer_failed", error=event.get("error"))
+        await self.close_internal()
+
+    async def close_internal(self) -> None:
+        """Error ``internal``, then close 4500: the peer is held for its resume."""
         if self.server_close_code is None:
             try:
                 if not self.accepted:
