@@ -19,8 +19,9 @@ database agrees (tests/fault/check.py).
 The report (HTML with inline SVG plots, and a JSON file beside it) shows per
 second: messages committed (acks) and delivered, delivery latency p50/p99 (send
 to release in order, one clock), reconnects, and messages still unacknowledged;
-then a summary table. Starts its own redis-server, web nodes, HAProxy and a
-fresh SQLite database in a temporary folder; never a shared Redis. Exit status:
+then a summary table. Starts its own redis-server, nx-27017 (MongoDB protocol), web
+nodes, HAProxy and a fresh SQLite database in a temporary folder; never a shared Redis
+or MongoDB. Exit status:
 0 when the contract held, 1 when it did not (the report says what broke).
 """
 
@@ -44,11 +45,11 @@ import psutil
 BASE = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(BASE))
 
-from bench.chat_fanout import _huddle_setup  # noqa: E402
+from bench.chat_fanout import _huddle_setup, stores  # noqa: E402
 from tests.fault.check import check_logs  # noqa: E402
 from tests.fault.client import ChatClient, room_heads, stop_clients  # noqa: E402
 from videochat import cluster  # noqa: E402
-from videochat.devstack import Service, redis_service  # noqa: E402
+from videochat.devstack import Service, http_ok, redis_service  # noqa: E402
 from videochat.svgchart import svg_chart  # noqa: E402
 
 SETTLE_S = 60.0
@@ -251,17 +252,29 @@ def main(argv: list[str] | None = None) -> int:
 
     run_dir = Path(tempfile.mkdtemp(prefix="load-recovery-"))
     services: list[Service] = []
-    redis = [redis_service(run_dir, persist=False).start()]
+    # A private Redis and nx-27017 (the nodes' /healthz asks MongoDB too), like
+    # the other benches: never a shared server, whatever MONGODB_URI says.
+    first_redis, mongo = stores(run_dir)
+    redis = [first_redis]
     try:
         redis_url = f"redis://127.0.0.1:{redis[0].port}/0"
         env, cookies, slugs = _huddle_setup(
-            run_dir, redis_url, rooms=args.rooms, per_room=args.per_room
+            run_dir,
+            redis_url,
+            rooms=args.rooms,
+            per_room=args.per_room,
+            mongodb_uri=f"mongodb://127.0.0.1:{mongo.port}/",
         )
         env["FRAME_RATE_IP_PER_S"] = env["CONNECT_RATE_IP_PER_S"] = "100000"
         env["CONNECT_RATE_IP_BURST"] = "100000"
         nodes = [cluster.node_service(run_dir, workers=1, env=env) for _ in range(args.nodes)]
         for node in nodes:
             services.append(node.start())
+        for node in nodes:
+            # /readyz (the balancer's check) is this node alone; /healthz also asks
+            # its database, Redis and MongoDB: the run's own, never a shared one.
+            if not http_ok(f"http://127.0.0.1:{node.port}/healthz"):
+                raise SystemExit(f"node on port {node.port}: /healthz is not ok")
         balancer = cluster.haproxy_service(run_dir, nodes=[n.port for n in nodes]).start()
         services.append(balancer)
         to_send = max(1, int(args.rate * args.seconds))
@@ -316,6 +329,7 @@ def main(argv: list[str] | None = None) -> int:
         for service in reversed(services):
             service.stop()
         redis[0].stop()
+        mongo.stop()
         if args.keep:
             print(f"run folder kept: {run_dir}")
         else:
