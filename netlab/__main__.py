@@ -39,6 +39,13 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         "--mode", default="reactive", choices=["off", "reactive", "predictive", "all"]
     )
     parser.add_argument("--out", type=Path, default=None, help="default var/lab/<UTC time>")
+    parser.add_argument(
+        "--camera",
+        choices=["clip", "fake"],
+        default="clip",
+        help="clip: a busy ~1 Mbit/s video (netlab/media.py; default); fake: Chromium's "
+        "own fake camera (~200 kbit/s)",
+    )
     parser.add_argument("--peers", type=int, default=2, help="headless peers (2 or 3)")
     parser.add_argument(
         "--keep-open",
@@ -92,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     from playwright.sync_api import sync_playwright
 
     from netlab import lab, report
+    from netlab.media import camera_args
     from netlab.profiles import get
     from rooms import services
     from videochat.devstack import CHROMIUM, CHROMIUM_ARGS
@@ -143,7 +151,9 @@ def main(argv: list[str] | None = None) -> int:
                 flush=True,
             )
         with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            browser = pw.chromium.launch(
+                executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, *camera_args(args.camera)]
+            )
             for k, (profile, mode) in enumerate(runs):
                 print(f"lab: {profile.name} [{mode}], {profile.seconds:.0f} s", flush=True)
                 record = lab.play(
@@ -171,6 +181,7 @@ def main(argv: list[str] | None = None) -> int:
                         "command": command,
                         "room": lab.ROOM_SLUG,
                         "profile_summary": profile.summary,
+                        "camera": args.camera,
                     },
                 )
                 if own:

@@ -124,6 +124,7 @@ class RunRecord:
     mode_applied: bool = False
     samples_source: str = "lab-sampler"
     counters: dict[str, Any] = field(default_factory=dict)
+    ids_after: dict[str, list[str]] = field(default_factory=dict)
 
 
 def now_ms() -> int:
@@ -257,11 +258,21 @@ def play(
                 )
                 pull(pages, ids, record)
             record.phases[-1]["end_ms"] = now_ms()
+            record.phases[-1]["relay_counters"] = stack.counters()
         # One more sample period so the last phase's last samples arrive.
         pages[0].wait_for_timeout(2200)
         pull(pages, ids, record)
         record.ended_ms = now_ms()
         record.counters = stack.counters()
+        # Who is who at the end, and whom each page still has a connection with: an
+        # outage must not have made anyone rejoin under a new id (or reload: the
+        # sampler lives in the page, so a reload would have failed the pulls above).
+        record.ids_after = {
+            me: sorted(p.evaluate("[...window.huddleCall.state.peers.keys()]"))
+            for me, p in zip(
+                [p.evaluate("window.huddleCall.state.selfId") for p in pages], pages, strict=True
+            )
+        }
     finally:
         for seat in stack.seat_list:
             stack.impair(seat, up=Impairment(), down=Impairment())
@@ -274,17 +285,11 @@ def play(
     return record
 
 
-def stored_samples(slug: str, since_ms: int, until_ms: int) -> list[dict[str, Any]] | None:
-    """The run's samples from the product's ``call_stats`` collection (issue 14's
-    telemetry), or None when the product has no telemetry store."""
-    try:
-        from rooms import telemetry  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    samples_for = getattr(telemetry, "samples_for", None)
-    if samples_for is None:
-        return None
+def stored_samples(slug: str, since_ms: int, until_ms: int) -> list[dict[str, Any]]:
+    """The run's samples as the product stored them (MongoDB ``call_stats``)."""
     from datetime import UTC, datetime
+
+    from rooms.telemetry import samples_for
 
     since = datetime.fromtimestamp(since_ms / 1000, tz=UTC)
     docs = samples_for(room=slug, since=since)
@@ -326,6 +331,7 @@ def write_run(record: RunRecord, folder: Path, *, extra: dict[str, Any]) -> None
         "peers": record.peers,
         "samples_source": record.samples_source,
         "relay_counters": record.counters,
+        "ids_after": record.ids_after,
         **extra,
     }
     (folder / "run.json").write_text(json.dumps(run, indent=1, default=str))
