@@ -53,7 +53,16 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
         help="a seat for your own browser (its own relay, playing peer 0's phases); "
         "the lab prints a link and login and stays up after the profiles until Ctrl-C",
     )
+    parser.add_argument(
+        "--report",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="only rebuild DIR/report.html from the run folders under DIR (any depth)",
+    )
     args = parser.parse_args(argv)
+    if args.report:
+        return args
     names = list(FULL) if args.all else [n for n in args.profile.split(",") if n]
     if not names:
         parser.error("give --profile NAME[,NAME] or --all")
@@ -80,6 +89,14 @@ def machine() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse(argv)
+    if args.report:
+        from netlab import report
+
+        folders = sorted(p.parent for p in args.report.rglob("run.json"))
+        if not folders:
+            raise SystemExit(f"no run folders (run.json) under {args.report}")
+        print(report.write_index(args.report, folders, command=f"bin/lab --report {args.report}"))
+        return 0
     if not os.environ.get("REDIS_URL") or not os.environ.get("VIDEOCHAT_RUN_DIR"):
         raise SystemExit("run through bin/lab (python -m videochat.devstack --fresh exec -- ...)")
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
