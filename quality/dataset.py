@@ -25,8 +25,10 @@ class LinkSeries:
     x: list[list[float]] = field(default_factory=list)
     y: list[int] = field(default_factory=list)
     use: list[bool] = field(default_factory=list)
-    # Freeze time the receiver reported over the whole recording (audio-only time too).
+    # Freeze time the receiver's browser reported over the whole recording.
     freeze_ms: float = 0.0
+    # The lab's stall time of this link (summary.json, frames >= 1 s apart), if known.
+    lab_stall_ms: float | None = None
 
     @property
     def t(self) -> list[float]:
@@ -45,6 +47,7 @@ def link_series(
             continue
         eps = freeze_episodes(sent=sent, received=received, min_freeze_ms=min_freeze_ms)
         ls = LinkSeries(run.id, run.profile, run.mode, (sender, receiver), sent, eps)
+        ls.lab_stall_ms = _lab_stall_ms(run, sender, receiver)
         ls.freeze_ms = sum(
             float(f) for r in received if isinstance(f := r.get("freeze_ms"), int | float) and f > 0
         )
@@ -55,3 +58,15 @@ def link_series(
             ls.use.append(s.get("level") != "audio" and not any(e.covers(t) for e in eps))
         out.append(ls)
     return out
+
+
+def _lab_stall_ms(run: Run, sender: str, receiver: str) -> float | None:
+    """The lab's stall time of A's video at B: its summary names links by seat
+    ("peer0\u2192peer1"), run.json's peers map seats to peer ids (kept in the
+    summary's ``peers`` when the compact copy is made)."""
+    links = run.summary.get("links")
+    names = {p.get("peer"): p.get("name") for p in run.summary.get("peers", [])}
+    if not isinstance(links, dict) or sender not in names or receiver not in names:
+        return None
+    v = links.get(f"{names[sender]}\u2192{names[receiver]}", {}).get("freeze_ms_ge_1s")
+    return float(v) if isinstance(v, int | float) else None

@@ -134,11 +134,22 @@ def threshold_choose(
 
 
 def freeze_totals(series: Sequence[LinkSeries]) -> list[dict[str, Any]]:
-    """Freeze time (reported by the receivers) per profile and mode, per minute of call."""
+    """Per profile and mode: the freeze time the receivers' browsers reported
+    (``freeze_ms``; Chrome counts a gap over 5 s as a pause, not a freeze), the
+    lab's stall time (frames >= 1 s apart, from its 500 ms ticks; summary.json), and
+    the time in freeze episodes as labelled here (from onset, a lower bound, to end)."""
     acc: dict[tuple[str, str], dict[str, float]] = {}
     for ls in series:
-        a = acc.setdefault((ls.profile, ls.mode), {"freeze_ms": 0.0, "episodes": 0, "ms": 0.0})
+        a = acc.setdefault(
+            (ls.profile, ls.mode),
+            {"freeze_ms": 0.0, "stall_ms": 0.0, "stall_links": 0, "episode_ms": 0.0,
+             "episodes": 0, "ms": 0.0},
+        )  # fmt: skip
         a["freeze_ms"] += ls.freeze_ms
+        if ls.lab_stall_ms is not None:
+            a["stall_ms"] += ls.lab_stall_ms
+            a["stall_links"] += 1
+        a["episode_ms"] += sum(e.end - e.onset for e in ls.episodes)
         a["episodes"] += len(ls.episodes)
         if len(ls.samples) > 1:
             a["ms"] += ls.samples[-1]["t"] - ls.samples[0]["t"]
@@ -146,7 +157,9 @@ def freeze_totals(series: Sequence[LinkSeries]) -> list[dict[str, Any]]:
         {
             "profile": p,
             "mode": m,
-            "freeze_s": round(a["freeze_ms"] / 1000, 1),
+            "browser_freeze_s": round(a["freeze_ms"] / 1000, 1),
+            "lab_stall_s": round(a["stall_ms"] / 1000, 1) if a["stall_links"] else None,
+            "episode_s": round(a["episode_ms"] / 1000, 1),
             "episodes": int(a["episodes"]),
             "link_minutes": round(a["ms"] / 60_000, 1),
         }

@@ -52,11 +52,19 @@ class Run:
     profile: str
     mode: str
     phases: list[Any] = field(default_factory=list)
+    # The lab's own per-run measures (summary.json: stalls from its 500 ms ticks), if any.
+    summary: dict[str, Any] = field(default_factory=dict)
     # Samples per link, oldest first (by the client's clock ``t``).
     links: dict[Link, list[dict[str, Any]]] = field(default_factory=dict)
 
     def header(self) -> dict[str, Any]:
-        return {"run": self.id, "profile": self.profile, "mode": self.mode, "phases": self.phases}
+        return {
+            "run": self.id,
+            "profile": self.profile,
+            "mode": self.mode,
+            "phases": self.phases,
+            "summary": self.summary,
+        }
 
 
 def _profile_name(meta: dict[str, Any]) -> str:
@@ -113,12 +121,29 @@ def run_read_dir(path: Path) -> Run:
             raise RecordingError(f"{meta_path}: not JSON ({exc.msg})") from None
         if not isinstance(meta, dict):
             raise RecordingError(f"{meta_path}: expected a JSON object")
+    summary: dict[str, Any] = {}
+    summary_path = path / "summary.json"
+    if summary_path.is_file():
+        try:
+            summary = json.loads(summary_path.read_text())
+        except json.JSONDecodeError as exc:
+            raise RecordingError(f"{summary_path}: not JSON ({exc.msg})") from None
+    # bin/lab names a run folder <session>/<profile>--<mode>: both make the id unique.
+    default_id = f"{path.parent.name}--{path.name}" if path.parent.name else path.name
     run = Run(
-        id=str(meta.get("run") or meta.get("id") or path.name),
+        id=str(meta.get("run") or meta.get("id") or default_id),
         profile=_profile_name(meta),
         mode=str(meta.get("mode") or meta.get("adapt") or "?"),
         phases=list(meta.get("phases") or []),
+        summary=summary if isinstance(summary, dict) else {},
     )
+    if isinstance(meta.get("peers"), list):
+        # Which peer id each seat name is: the summary names links by seat.
+        run.summary["peers"] = [
+            {"peer": p.get("peer"), "name": p.get("name")}
+            for p in meta["peers"]
+            if isinstance(p, dict)
+        ]
     with samples_path.open() as f:
         return _add(run, _json_lines(samples_path, f))
 
@@ -136,6 +161,7 @@ def run_read_compact(path: Path) -> Run:
                 profile=str(h.get("profile", "?")),
                 mode=str(h.get("mode", "?")),
                 phases=list(h.get("phases") or []),
+                summary=dict(h.get("summary") or {}),
             )
             return _add(run, lines)
     except (OSError, EOFError) as exc:

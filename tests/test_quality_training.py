@@ -139,3 +139,20 @@ def test_bad_input_is_a_message_not_a_traceback(lab, tmp_path):
     run_cmd("quality_train", "--runs", str(lab / "sim-0"), str(lab / "sim-1"), "--out", str(out))
     with pytest.raises(CommandError, match="used to train"):
         run_cmd("quality_evaluate", "--runs", str(lab / "sim-0"), "--model", str(out))
+
+
+def test_a_lab_folder_without_a_run_id_is_named_by_session_and_carries_the_lab_stalls(tmp_path):
+    run = run_simulate("x", seed=3)
+    folder = write_lab_run(tmp_path / "18-50", run)
+    folder = folder.rename(tmp_path / "18-50" / "tunnel--off")
+    meta = {"profile": "tunnel", "mode": "off", "peers": [
+        {"peer": "A", "name": "peer0"}, {"peer": "B", "name": "peer1"}]}  # fmt: skip
+    (folder / "run.json").write_text(json.dumps(meta))
+    (folder / "summary.json").write_text(
+        json.dumps({"links": {"peer0\u2192peer1": {"freeze_ms_ge_1s": 11501}}})
+    )
+    (back,) = runs_find([run_write_compact(runs_find([folder])[0], tmp_path / "rec")])
+    assert back.id == "18-50--tunnel--off"
+    by_link = {ls.link: ls for ls in link_series(back)}
+    assert by_link[("A", "B")].lab_stall_ms == 11501
+    assert by_link[("B", "A")].lab_stall_ms is None

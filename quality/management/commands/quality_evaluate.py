@@ -114,12 +114,14 @@ class Command(BaseCommand):
                 f"{_cell(lead['max'])}"
             )
         self.stdout.write(
-            f"{'profile':<20}{'mode':<12}{'freeze s':>10}{'episodes':>10}{'link min':>10}"
+            f"{'profile':<20}{'mode':<12}{'browser freeze s':>18}{'lab stall s':>13}"
+            f"{'episodes':>10}{'episode s':>11}{'link min':>10}"
         )
         for row in report["freeze_time"]:
             self.stdout.write(
-                f"{row['profile']:<20}{row['mode']:<12}{row['freeze_s']:>10}"
-                f"{row['episodes']:>10}{row['link_minutes']:>10}"
+                f"{row['profile']:<20}{row['mode']:<12}{row['browser_freeze_s']:>18}"
+                f"{_cell(row['lab_stall_s']):>13}{row['episodes']:>10}{row['episode_s']:>11}"
+                f"{row['link_minutes']:>10}"
             )
 
 
