@@ -20,37 +20,41 @@ from typing import Any
 from .dataset import HORIZON_MS, LinkSeries
 from .features import probability
 
-# The reactive ladder (static/js/call-quality.js SendLadder) steps down after
-# DOWN_AFTER poor samples in a row; a sample is poor on any of these.
-REACTIVE_LOSS = 0.08
-REACTIVE_RTT_MS = 600.0
-REACTIVE_HEADROOM = 0.8  # available outgoing bitrate below this share of what is sent
-REACTIVE_DOWN_AFTER = 2
+# The reactive ladder's step-down rules (static/js/call-quality.js SendLadder,
+# LADDER_DEFAULTS and LEVEL_ENCODINGS), replayed on the recorded samples: an alarm
+# where the ladder would step down (whatever the mode the run was recorded in).
+LOSS_DOWN = 0.1  # on DOWN_AFTER samples in a row
+LOSS_SEVERE = 0.3  # once
+RTT_DOWN_MS = 500.0  # on DOWN_AFTER samples in a row
+DOWN_AFTER = 2
+WARMUP_MS = 6000  # no bandwidth step while the estimate ramps up
+NEED_KBPS = {"full": 600, "reduced": 280, "low": 140, "audio": 0}
 
 Alarms = list[bool]
 
 
-def reactive_poor(s: Mapping[str, Any]) -> bool:
-    loss, rtt = s.get("loss_out"), s.get("rtt")
-    bw, send = s.get("bw_out"), s.get("send_kbps")
-    return bool(
-        (isinstance(loss, int | float) and loss > REACTIVE_LOSS)
-        or (isinstance(rtt, int | float) and rtt > REACTIVE_RTT_MS)
-        or (
-            isinstance(bw, int | float)
-            and isinstance(send, int | float)
-            and send > 50
-            and bw < REACTIVE_HEADROOM * send
-        )
-        or s.get("qlr") in ("bandwidth", "cpu")
-    )
+def _n(v: Any) -> float | None:
+    return None if isinstance(v, bool) or not isinstance(v, int | float) else float(v)
 
 
 def alarms_reactive(ls: LinkSeries) -> Alarms:
-    out, run = [], 0
+    out: Alarms = []
+    lossy = slow = cpu = 0
+    start = ls.samples[0]["t"] if ls.samples else 0
     for s in ls.samples:
-        run = run + 1 if reactive_poor(s) else 0
-        out.append(run >= REACTIVE_DOWN_AFTER)
+        loss, rtt, bw = _n(s.get("loss_out")), _n(s.get("rtt")), _n(s.get("bw_out"))
+        qlr = s.get("qlr")
+        lossy = lossy + 1 if loss is not None and loss >= LOSS_DOWN else 0
+        slow = slow + 1 if rtt is not None and rtt >= RTT_DOWN_MS else 0
+        cpu = cpu + 1 if qlr == "cpu" else 0
+        need = NEED_KBPS.get(s.get("level") or "full", 600)
+        squeezed = qlr in ("bandwidth", None)
+        out.append(
+            (loss is not None and (loss >= LOSS_SEVERE or lossy >= DOWN_AFTER))
+            or slow >= DOWN_AFTER
+            or (s["t"] - start >= WARMUP_MS and squeezed and bw is not None and bw < need)
+            or cpu >= DOWN_AFTER
+        )
     return out
 
 
