@@ -86,6 +86,14 @@
     };
   }
 
+  // What this page's tile of that peer says about its video (e.g. "bob: audio only
+  // (poor connection)"), or null when it says nothing.
+  function tileNotice(peerId) {
+    const tile = document.querySelector(`#video-grid [data-peer-id="${CSS.escape(peerId)}"]`);
+    const note = tile?.querySelector(".tile-notice");
+    return note && !note.hidden && note.textContent ? note.textContent : null;
+  }
+
   async function tick() {
     const call = window.huddleCall;
     if (!call?.state?.peers) return;
@@ -101,7 +109,7 @@
       lab.ticks.push({
         peer: peerId, t: cur.t, frames: cur.vFrames, a_samples: cur.aSamples, a_concealed: cur.aConcealed,
         bytes_in: cur.bytesIn, bytes_out: cur.bytesOut, out_height: cur.outHeight, in_height: cur.vHeight,
-        level: levels[peerId] ?? null, state: peer.pc.connectionState,
+        level: levels[peerId] ?? null, state: peer.pc.connectionState, notice: tileNotice(peerId),
       });
       if (every2s) {
         const prev = lab.prev.get(peerId);

@@ -112,6 +112,7 @@ def analyse(run: dict[str, Any]) -> dict[str, Any]:
             "chrome_freeze_ms": round(sum(s.get("freeze_ms") or 0 for s in link_samples)),
             "audio_concealed": round(conceal, 4),
             "audio_interrupted_ms": interrupted,
+            "tile_notices": sorted({t["notice"] for t in ticks if t.get("notice")}),
         }
     summary: dict[str, Any] = {
         "profile": run["profile"],
@@ -240,7 +241,7 @@ def summary_rows(summaries: list[dict[str, Any]]) -> str:
     head = (
         "<tr><th>profile</th><th>mode</th><th>link</th><th>freezes ≥1 s</th>"
         "<th>freeze ms (≥1 s)</th><th>longest stall ms</th><th>Chrome freezes / ms</th>"
-        "<th>audio concealed</th><th>audio interrupted ms</th></tr>"
+        "<th>audio concealed</th><th>audio interrupted ms</th><th>receiver's tile said</th></tr>"
     )
     rows = []
     for s in summaries:
@@ -260,6 +261,7 @@ def summary_rows(summaries: list[dict[str, Any]]) -> str:
                         f"{m['chrome_freezes']} / {m['chrome_freeze_ms']}",
                         f"{m['audio_concealed'] * 100:.1f} %",
                         m["audio_interrupted_ms"],
+                        "; ".join(m.get("tile_notices", [])),
                     )
                 )
                 + "</tr>"
