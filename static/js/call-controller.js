@@ -7,6 +7,7 @@ import { isPolite } from "./negotiation.js";
 import * as media from "./media.js";
 import { SendPolicy, blame, classifyLink, loudest } from "./call-quality.js";
 import * as proto from "./protocol.js";
+import { sampleFrom } from "./stats-sample.js";
 
 const { IN } = proto;
 export const STATS_EVERY_MS = 2000;
@@ -141,6 +142,11 @@ export class CallController {
       refreshTimer: 0,
       statsTimer: 0,
       /** @type {{audioId?: string, videoId?: string}} */ choice: {},
+    };
+    /** Call telemetry: the last getStats() report and SAMPLE per peer (sendTelemetry). */
+    this.telemetry = {
+      /** @type {Map<string, any>} */ reports: new Map(),
+      /** @type {Map<string, import("./stats-sample.js").Sample>} */ last: new Map(),
     };
     /** The last signaling events, for diagnosing a stuck negotiation (tests read it). */
     /** @type {string[]} */
@@ -580,6 +586,7 @@ export class CallController {
 
   // --- stats and quality ----------------------------------------------------------
   async sampleStats() {
+    this.sendTelemetry().catch((err) => console.warn("telemetry", err));
     const s = this.state;
     /** @type {Map<string, number>} */
     const levels = new Map();
@@ -620,6 +627,49 @@ export class CallController {
     }
     this.view.showSpeaker(loudest(levels));
     this.sayWhoseProblem();
+  }
+
+  // --- telemetry (docs/protocol.md, "Call telemetry") ---------------------------------
+  /**
+   * One call.stats frame: a SAMPLE per connected peer over the interval since the
+   * last one (static/js/stats-sample.js). Not queued while the socket is down: a
+   * late sample of a past interval is worth little.
+   */
+  async sendTelemetry() {
+    const s = this.state;
+    const tel = this.telemetry;
+    if (!s.inCall) return;
+    const samples = [];
+    for (const [peerId, peer] of [...s.peers]) {
+      if (s.lingering.has(peerId)) continue; // the server no longer has it in the call
+      let report;
+      try { report = await peer.pc.getStats(); } catch { continue; }
+      const sample = sampleFrom(tel.reports.get(peerId) ?? null, report, {
+        peer: peerId, level: this.sendLevelOf(peerId), pred: null, events: this.eventsFor(peerId), now: this.now(),
+      });
+      tel.reports.set(peerId, report);
+      tel.last.set(peerId, sample);
+      samples.push(sample);
+    }
+    for (const peerId of [...tel.reports.keys()]) {
+      if (!s.peers.has(peerId)) { tel.reports.delete(peerId); tel.last.delete(peerId); }
+    }
+    if (samples.length) this.socket.send(proto.callStats(samples));
+  }
+
+  /** What we send a peer, in the telemetry's words. @param {string} peerId @returns {string|null} */
+  sendLevelOf(peerId) {
+    const self = /** @type {any} */ (this);
+    // The ladder's own answer once it has one (sendLevels, issue 14's hook); else the Peer's.
+    const level = typeof self.sendLevels === "function" ? self.sendLevels()[peerId] : this.state.peers.get(peerId)?.sendLevel;
+    if (level === "audio-only") return "audio";
+    return level ?? "full";
+  }
+
+  /** The ladder's and recovery's events about a peer since its last sample. @param {string} peerId @returns {string[]} */
+  eventsFor(peerId) {
+    const self = /** @type {any} */ (this);
+    return typeof self.takeEvents === "function" ? self.takeEvents(peerId) : [];
   }
 
   /** Tell the person whose side has the problem, once per change. */

@@ -98,6 +98,8 @@ export function init({ socket, presence, panels }) {
     join: () => controller.join(),
     leave: () => controller.leave(),
     state: controller.state,
+    // The last call.stats SAMPLE per peer (docs/protocol.md, "Call telemetry").
+    lastSamples: () => Object.fromEntries(controller.telemetry.last),
   };
   return {
     helloExtras: () => controller.helloExtras(),

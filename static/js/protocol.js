@@ -87,6 +87,13 @@ export const signalIce = (to, candidate) => ({ type: IN.ice, to, candidate });
 /** @returns {Frame} */
 export const turnRefresh = () => ({ type: "turn.refresh" });
 
+// --- call telemetry (docs/protocol.md, "Call telemetry") -------------------
+/**
+ * One frame of link samples, one per remote peer (at most 16; the server refuses more).
+ * @param {import("./stats-sample.js").Sample[]} samples @returns {Frame}
+ */
+export const callStats = (samples) => ({ type: "call.stats", samples: samples.slice(0, 16) });
+
 // --- raise hand and reactions ----------------------------------------------
 /** @returns {Frame} */
 export const handRaise = () => ({ type: "hand.raise" });

@@ -1,0 +1,180 @@
+// One telemetry SAMPLE (docs/protocol.md, "Call telemetry") from two successive
+// getStats() reports of one RTCPeerConnection: interval figures are differences
+// between the two. Pure: no DOM, no RTCPeerConnection; reports are anything with
+// forEach() and get() (an RTCStatsReport, or a Map in the unit tests).
+
+/**
+ * @typedef {{forEach: (fn: (s: any) => void) => void, get: (id: string) => any}} StatsReport
+ * @typedef {"full"|"reduced"|"low"|"audio"} SendLevel
+ * @typedef {{
+ *   peer: string, t: number, rtt: number|null, loss_in: number|null, loss_out: number|null,
+ *   jitter: number|null, bw_out: number|null, send_kbps: number|null, recv_kbps: number|null,
+ *   qlr: "none"|"cpu"|"bandwidth"|"other"|null, fps_in: number|null, decoded: number|null,
+ *   dropped: number|null, freezes: number|null, freeze_ms: number|null, conceal: number|null,
+ *   relay: boolean|null, level: SendLevel|null, pred: number|null, events: string[],
+ * }} Sample
+ */
+
+export const MAX_EVENTS = 8;
+const QLR = ["none", "cpu", "bandwidth", "other"];
+const LEVELS = ["full", "reduced", "low", "audio"];
+// The server's ranges (rooms/telemetry.py): a value outside is clamped or dropped
+// here so one odd counter never gets the whole frame refused.
+const EVENT_RE = /^[A-Za-z0-9_.:+-]{1,64}$/;
+
+/** @param {any} v @returns {number|null} */
+const num = (v) => (typeof v === "number" && Number.isFinite(v) ? v : null);
+
+/** @param {number|null} v @param {number} lo @param {number} hi @param {number} [digits] */
+function clamp(v, lo, hi, digits = 3) {
+  if (v === null) return null;
+  const f = 10 ** digits;
+  return Math.round(Math.min(hi, Math.max(lo, v)) * f) / f;
+}
+
+/**
+ * The selected candidate pair: the transport's selectedCandidatePairId, else a
+ * nominated succeeded pair (older browsers), else one flagged `selected` (Firefox).
+ * @param {StatsReport} report
+ */
+export function selectedPair(report) {
+  let pair = null;
+  report.forEach((s) => {
+    if (!pair && s.type === "transport" && s.selectedCandidatePairId) pair = report.get(s.selectedCandidatePairId) ?? null;
+  });
+  if (!pair) {
+    report.forEach((s) => {
+      if (!pair && s.type === "candidate-pair" && (s.selected || (s.nominated && s.state === "succeeded"))) pair = s;
+    });
+  }
+  return pair;
+}
+
+/**
+ * Sum over the entries of ``type`` (and ``kind``) present in both reports of
+ * ``cur[field] - prev[field]``, with the seconds between them. An entry missing
+ * from prev (a new stream) or whose counter went backwards (a new connection
+ * reusing the id) is left out: its counters did not run over this interval.
+ * @param {StatsReport} prev @param {StatsReport} cur @param {string} type
+ * @param {string|null} kind @param {string[]} fields
+ * @returns {{sums: Record<string, number>, seconds: number, entries: number}}
+ */
+function deltas(prev, cur, type, kind, fields) {
+  /** @type {Record<string, number>} */
+  const sums = Object.fromEntries(fields.map((f) => [f, 0]));
+  let seconds = 0;
+  let entries = 0;
+  cur.forEach((c) => {
+    if (c.type !== type || (kind && c.kind !== kind)) return;
+    const p = prev.get(c.id);
+    if (!p || p.type !== type) return;
+    const d = fields.map((f) => (num(c[f]) ?? 0) - (num(p[f]) ?? 0));
+    if (d.some((x) => x < 0)) return;
+    fields.forEach((f, i) => { sums[f] += d[i]; });
+    seconds = Math.max(seconds, ((num(c.timestamp) ?? 0) - (num(p.timestamp) ?? 0)) / 1000);
+    entries += 1;
+  });
+  return { sums, seconds, entries };
+}
+
+/** @param {StatsReport} report @param {string} type @param {string} kind */
+function first(report, type, kind) {
+  let found = null;
+  report.forEach((s) => { if (!found && s.type === type && s.kind === kind) found = s; });
+  return found;
+}
+
+/**
+ * The SAMPLE about one remote peer over the interval between two reports of its
+ * connection. ``prevReport`` null (the first sample): interval figures are null,
+ * the instantaneous ones (rtt, jitter, bw_out, qlr, relay, loss_out) are filled.
+ * @param {StatsReport|null} prevReport @param {StatsReport} report
+ * @param {{peer: string, level?: string|null, pred?: number|null, events?: string[], now?: number}} opts
+ * @returns {Sample}
+ */
+export function sampleFrom(prevReport, report, { peer, level = null, pred = null, events = [], now }) {
+  const pair = selectedPair(report);
+  let relay = null;
+  let rtt = null;
+  let bwOut = null;
+  if (pair) {
+    const local = report.get(pair.localCandidateId);
+    const remote = report.get(pair.remoteCandidateId);
+    relay = local?.candidateType === "relay" || remote?.candidateType === "relay";
+    rtt = num(pair.currentRoundTripTime);
+    const bw = num(pair.availableOutgoingBitrate);
+    bwOut = bw === null ? null : bw / 1000;
+  }
+  let lossOut = null;
+  let remoteRtt = null;
+  let t = 0; // the report's time: its newest entry's (ms since the epoch)
+  report.forEach((s) => {
+    t = Math.max(t, num(s.timestamp) ?? 0);
+    if (s.type !== "remote-inbound-rtp") return;
+    const lost = num(s.fractionLost);
+    if (lost !== null) lossOut = Math.max(lossOut ?? 0, lost);
+    const r = num(s.roundTripTime);
+    if (r !== null) remoteRtt = Math.max(remoteRtt ?? 0, r);
+  });
+  if (rtt === null) rtt = remoteRtt;
+  const inVideo = first(report, "inbound-rtp", "video");
+  const inAudio = first(report, "inbound-rtp", "audio");
+  const outVideo = first(report, "outbound-rtp", "video");
+  const jitter = num(inVideo?.jitter) ?? num(inAudio?.jitter);
+  const qlr = outVideo && QLR.includes(outVideo.qualityLimitationReason) ? outVideo.qualityLimitationReason : null;
+
+  /** @type {Sample} */
+  const sample = {
+    peer,
+    t: Math.round(now ?? (t || Date.now())),
+    rtt: clamp(rtt === null ? null : rtt * 1000, 0, 60000, 1),
+    loss_in: null,
+    loss_out: clamp(lossOut, 0, 1, 4),
+    jitter: clamp(jitter === null ? null : jitter * 1000, 0, 60000, 1),
+    bw_out: clamp(bwOut, 0, 1e7, 1),
+    send_kbps: null,
+    recv_kbps: null,
+    qlr,
+    fps_in: null,
+    decoded: null,
+    dropped: null,
+    freezes: null,
+    freeze_ms: null,
+    conceal: null,
+    relay,
+    level: level && LEVELS.includes(level) ? /** @type {SendLevel} */ (level) : null,
+    pred: clamp(num(pred), 0, 1, 4),
+    events: events.filter((e) => EVENT_RE.test(e)).slice(-MAX_EVENTS),
+  };
+  if (!prevReport) return sample;
+
+  const inbound = deltas(prevReport, report, "inbound-rtp", null,
+    ["packetsLost", "packetsReceived", "bytesReceived", "headerBytesReceived"]);
+  if (inbound.entries) {
+    const { packetsLost: lost, packetsReceived: got } = inbound.sums;
+    sample.loss_in = lost + got > 0 ? clamp(lost / (lost + got), 0, 1, 4) : null;
+    if (inbound.seconds > 0) {
+      const bits = (inbound.sums.bytesReceived + inbound.sums.headerBytesReceived) * 8;
+      sample.recv_kbps = clamp(bits / 1000 / inbound.seconds, 0, 1e7, 1);
+    }
+  }
+  const outbound = deltas(prevReport, report, "outbound-rtp", null, ["bytesSent", "headerBytesSent"]);
+  if (outbound.entries && outbound.seconds > 0) {
+    const bits = (outbound.sums.bytesSent + outbound.sums.headerBytesSent) * 8;
+    sample.send_kbps = clamp(bits / 1000 / outbound.seconds, 0, 1e7, 1);
+  }
+  const video = deltas(prevReport, report, "inbound-rtp", "video",
+    ["framesDecoded", "framesDropped", "freezeCount", "totalFreezesDuration"]);
+  if (video.entries) {
+    sample.decoded = Math.min(1e6, Math.round(video.sums.framesDecoded));
+    sample.dropped = Math.min(1e6, Math.round(video.sums.framesDropped));
+    sample.freezes = Math.min(1e4, Math.round(video.sums.freezeCount));
+    sample.freeze_ms = clamp(video.sums.totalFreezesDuration * 1000, 0, 3600000, 0);
+    if (video.seconds > 0) sample.fps_in = clamp(video.sums.framesDecoded / video.seconds, 0, 1000, 2);
+  }
+  const audio = deltas(prevReport, report, "inbound-rtp", "audio", ["concealedSamples", "totalSamplesReceived"]);
+  if (audio.entries && audio.sums.totalSamplesReceived > 0) {
+    sample.conceal = clamp(audio.sums.concealedSamples / audio.sums.totalSamplesReceived, 0, 1, 4);
+  }
+  return sample;
+}

@@ -1,0 +1,127 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { sampleFrom, selectedPair } from "../../static/js/stats-sample.js";
+import { callStats } from "../../static/js/protocol.js";
+
+// Two getStats() reports of one Chromium connection, 2 s apart
+// (recorded by tests/js/fixtures/record_stats.py).
+const recorded = JSON.parse(readFileSync(new URL("./fixtures/stats-chromium.json", import.meta.url), "utf8"));
+/** @param {object[]} entries @param {(s: any) => any} [edit] */
+const report = (entries, edit = (s) => s) =>
+  new Map(entries.map((s) => structuredClone(s)).map((s) => [s.id, edit(s) ?? s]));
+const prev = () => report(recorded.first);
+const cur = (edit) => report(recorded.second, edit);
+const byType = (entries, type, kind) => entries.find((s) => s.type === type && (!kind || s.kind === kind));
+
+test("a recorded Chromium interval gives every field of the sample", () => {
+  const s = sampleFrom(prev(), cur(), { peer: "bob", level: "full", pred: 0.1, events: ["step:full:recovered"] });
+  const keys = ["peer", "t", "rtt", "loss_in", "loss_out", "jitter", "bw_out", "send_kbps", "recv_kbps", "qlr",
+    "fps_in", "decoded", "dropped", "freezes", "freeze_ms", "conceal", "relay", "level", "pred", "events"];
+  assert.deepEqual(Object.keys(s).sort(), [...keys].sort());
+  assert.equal(s.peer, "bob");
+  assert.equal(s.relay, false, "host candidates on loopback");
+  assert.equal(s.loss_in, 0);
+  assert.equal(s.loss_out, 0);
+  assert.equal(s.qlr, "none");
+  assert.equal(s.level, "full");
+  assert.deepEqual(s.events, ["step:full:recovered"]);
+  const pair = selectedPair(cur());
+  assert.equal(s.rtt, pair.currentRoundTripTime * 1000);
+  assert.equal(s.bw_out, Math.round(pair.availableOutgoingBitrate / 100) / 10);
+  // Interval figures are differences over the ~2 s between the reports.
+  const v0 = byType(recorded.first, "inbound-rtp", "video");
+  const v1 = byType(recorded.second, "inbound-rtp", "video");
+  assert.equal(s.decoded, v1.framesDecoded - v0.framesDecoded);
+  const seconds = (v1.timestamp - v0.timestamp) / 1000;
+  assert.ok(Math.abs(s.fps_in - s.decoded / seconds) < 0.01, `${s.fps_in} fps`);
+  assert.ok(s.fps_in > 5 && s.fps_in < 61, `${s.fps_in} fps`);
+  assert.ok(s.send_kbps > 20 && s.recv_kbps > 20, `${s.send_kbps} / ${s.recv_kbps} kbit/s`);
+  assert.ok(s.conceal >= 0 && s.conceal <= 1);
+  assert.equal(s.freezes, v1.freezeCount - v0.freezeCount);
+  assert.equal(s.t, Math.round(Math.max(...recorded.second.map((e) => e.timestamp))));
+  // What the server accepts: JSON numbers, no NaN.
+  assert.doesNotMatch(JSON.stringify(s), /NaN|Infinity/);
+});
+
+test("the first sample has no interval figures, only the instantaneous ones", () => {
+  const s = sampleFrom(null, cur(), { peer: "bob", now: 1733600000123 });
+  assert.equal(s.t, 1733600000123);
+  for (const k of ["loss_in", "send_kbps", "recv_kbps", "fps_in", "decoded", "dropped", "freezes", "freeze_ms", "conceal"]) {
+    assert.equal(s[k], null, k);
+  }
+  assert.notEqual(s.rtt, null);
+  assert.equal(s.level, null);
+  assert.equal(s.pred, null);
+});
+
+test("loss in is what went missing of what this side should have received, all kinds", () => {
+  const a0 = byType(recorded.first, "inbound-rtp", "audio");
+  const v0 = byType(recorded.first, "inbound-rtp", "video");
+  const s = sampleFrom(prev(), cur((e) => {
+    if (e.type !== "inbound-rtp") return e;
+    const was = e.kind === "audio" ? a0 : v0;
+    return { ...e, packetsReceived: was.packetsReceived + 90, packetsLost: was.packetsLost + 10 };
+  }), { peer: "bob" });
+  assert.equal(s.loss_in, 0.1); // 20 lost of 200 over the interval
+});
+
+test("loss out is the worst of what the peer reports losing of ours", () => {
+  const s = sampleFrom(prev(), cur((e) => (e.type !== "remote-inbound-rtp" ? e
+    : { ...e, fractionLost: e.kind === "video" ? 0.25 : 0.05, roundTripTime: 0.3 })), { peer: "bob" });
+  assert.equal(s.loss_out, 0.25);
+});
+
+test("a relay candidate on either end marks the link relayed", () => {
+  const pair = selectedPair(cur());
+  const s = sampleFrom(prev(), cur((e) => (e.id === pair.remoteCandidateId ? { ...e, candidateType: "relay" } : e)),
+    { peer: "bob" });
+  assert.equal(s.relay, true);
+});
+
+test("without a selected pair the RTT comes from the peer's receiver reports", () => {
+  const s = sampleFrom(prev(), cur((e) => {
+    if (e.type === "transport") return { ...e, selectedCandidatePairId: undefined };
+    if (e.type === "candidate-pair") return { ...e, nominated: false };
+    if (e.type === "remote-inbound-rtp") return { ...e, roundTripTime: 0.152 };
+    return e;
+  }), { peer: "bob" });
+  assert.equal(s.rtt, 152);
+  assert.equal(s.bw_out, null);
+  assert.equal(s.relay, null, "unknown, not false");
+});
+
+test("a counter that went backwards (a new connection) is left out, not negative", () => {
+  const s = sampleFrom(prev(), cur((e) => (e.type === "inbound-rtp" && e.kind === "video"
+    ? { ...e, framesDecoded: 3, packetsReceived: 5 } : e)), { peer: "bob" });
+  assert.equal(s.decoded, null, "no video entry ran over the interval");
+  assert.ok(s.loss_in === null || s.loss_in >= 0);
+  assert.ok(s.recv_kbps === null || s.recv_kbps >= 0);
+});
+
+test("freezes and freeze time are interval differences, in ms", () => {
+  const v0 = byType(recorded.first, "inbound-rtp", "video");
+  const s = sampleFrom(prev(), cur((e) => (e.type === "inbound-rtp" && e.kind === "video"
+    ? { ...e, freezeCount: (v0.freezeCount ?? 0) + 2, totalFreezesDuration: (v0.totalFreezesDuration ?? 0) + 1.25 } : e)),
+  { peer: "bob" });
+  assert.equal(s.freezes, 2);
+  assert.equal(s.freeze_ms, 1250);
+});
+
+test("values the server would refuse never leave the client", () => {
+  const s = sampleFrom(prev(), cur((e) => (e.type === "outbound-rtp" ? { ...e, qualityLimitationReason: "weather" } : e)), {
+    peer: "bob", level: "audio-only", pred: 7, events: ["ok:1", "not ok", ...Array.from({ length: 12 }, (_, i) => `e${i}`)],
+  });
+  assert.equal(s.qlr, null);
+  assert.equal(s.level, null);
+  assert.equal(s.pred, 1);
+  assert.equal(s.events.length, 8);
+  assert.ok(!s.events.includes("not ok"));
+});
+
+test("the frame carries at most 16 samples", () => {
+  const samples = Array.from({ length: 20 }, (_, i) => sampleFrom(null, cur(), { peer: `p${i}` }));
+  const frame = callStats(samples);
+  assert.equal(frame.type, "call.stats");
+  assert.equal(frame.samples.length, 16);
+});
