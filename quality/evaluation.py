@@ -20,15 +20,21 @@ from typing import Any
 from .dataset import HORIZON_MS, LinkSeries
 from .features import probability
 
-# The reactive ladder's step-down rules (static/js/call-quality.js SendLadder,
-# LADDER_DEFAULTS and LEVEL_ENCODINGS), replayed on the recorded samples: an alarm
-# where the ladder would step down (whatever the mode the run was recorded in).
+# The reactive ladder (static/js/call-quality.js SendLadder with LADDER_DEFAULTS and
+# LEVEL_ENCODINGS), replayed on the recorded samples: an alarm where it would step
+# down. Its level is replayed too (down on each alarm, up after UP_AFTER fine samples
+# once HOLD_MS have passed since the last step down), so a lasting cap is one or two
+# alarms as in the call, not one per sample.
 LOSS_DOWN = 0.1  # on DOWN_AFTER samples in a row
 LOSS_SEVERE = 0.3  # once
+LOSS_GOOD = 0.03
 RTT_DOWN_MS = 500.0  # on DOWN_AFTER samples in a row
+RTT_GOOD_MS = 300.0
 DOWN_AFTER = 2
+UP_AFTER = 3
+HOLD_MS = 8000
 WARMUP_MS = 6000  # no bandwidth step while the estimate ramps up
-NEED_KBPS = {"full": 600, "reduced": 280, "low": 140, "audio": 0}
+NEED_KBPS = (600, 280, 140, 0)  # full, reduced, low, audio
 
 Alarms = list[bool]
 
@@ -39,22 +45,39 @@ def _n(v: Any) -> float | None:
 
 def alarms_reactive(ls: LinkSeries) -> Alarms:
     out: Alarms = []
-    lossy = slow = cpu = 0
+    index = lossy = slow = cpu = good = 0
+    last_down = -1e18
     start = ls.samples[0]["t"] if ls.samples else 0
     for s in ls.samples:
+        t = s["t"]
         loss, rtt, bw = _n(s.get("loss_out")), _n(s.get("rtt")), _n(s.get("bw_out"))
         qlr = s.get("qlr")
         lossy = lossy + 1 if loss is not None and loss >= LOSS_DOWN else 0
         slow = slow + 1 if rtt is not None and rtt >= RTT_DOWN_MS else 0
         cpu = cpu + 1 if qlr == "cpu" else 0
-        need = NEED_KBPS.get(s.get("level") or "full", 600)
-        squeezed = qlr in ("bandwidth", None)
-        out.append(
+        down = index < 3 and (
             (loss is not None and (loss >= LOSS_SEVERE or lossy >= DOWN_AFTER))
             or slow >= DOWN_AFTER
-            or (s["t"] - start >= WARMUP_MS and squeezed and bw is not None and bw < need)
-            or cpu >= DOWN_AFTER
+            or (
+                t - start >= WARMUP_MS
+                and qlr in ("bandwidth", None)
+                and bw is not None
+                and bw < NEED_KBPS[index]
+            )
+            or (cpu >= DOWN_AFTER and index < 2)
         )
+        out.append(down)
+        if down:
+            index += 1
+            last_down = t
+            lossy = slow = cpu = good = 0
+            continue
+        fine = (loss is None or loss < LOSS_GOOD) and (rtt is None or rtt < RTT_GOOD_MS)
+        good = good + 1 if fine and qlr != "cpu" else 0
+        if index > 0 and good >= UP_AFTER and t - last_down >= HOLD_MS:
+            if bw is None or bw >= NEED_KBPS[index - 1]:
+                index -= 1
+                lossy = slow = cpu = good = 0
     return out
 
 

@@ -218,3 +218,22 @@ export class Predictor {
   /** A peer left: forget its window. @param {string} peer */
   forget(peer) { this.windows.delete(peer); }
 }
+
+/**
+ * The call's predictor (CallController.setPredictor, adaptation mode "predictive"):
+ * each time the ladder asks about a peer it is given that peer's newest telemetry
+ * sample (`lastSample`, the SAMPLE the client last sent), keeps the window and
+ * answers that link's probability; null while it has no sample of the peer.
+ * @param {Model} model @param {(peerId: string) => Sample|null|undefined} lastSample
+ * @returns {(views: unknown[], peerId?: string) => number|null}
+ */
+export function callPredictor(model, lastSample) {
+  const predictor = new Predictor(model);
+  return (_views, peerId) => {
+    if (!peerId) return null;
+    const s = lastSample(peerId);
+    if (!s) return null;
+    predictor.observe([s]);
+    return predictor.predict(peerId);
+  };
+}

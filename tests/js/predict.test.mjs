@@ -55,3 +55,19 @@ test("the predictor keeps one window per peer and ignores a sample it already ha
   pred.forget("bob");
   assert.equal(pred.predict("bob"), 0);
 });
+
+test("the call's predictor follows each peer's newest sample and answers null without one", async () => {
+  const { callPredictor } = await import("../../static/js/predict.js");
+  const sim = vectors.cases.find((c) => c.window.length === 5).window;
+  /** @type {Map<string, any>} */ const last = new Map();
+  const fn = callPredictor(vectors.model, (peer) => last.get(peer));
+  assert.equal(fn([], "bob"), null);
+  assert.equal(fn([]), null);
+  let p = null;
+  for (const s of sim) {
+    last.set("bob", { ...s, peer: "bob" });
+    p = fn([], "bob");
+    assert.equal(fn([], "bob"), p); // asked twice for one sample: counted once
+  }
+  assert.ok(close(p, probability(vectors.model, features(sim))));
+});
