@@ -137,6 +137,10 @@ def run_read_dir(path: Path) -> Run:
         phases=list(meta.get("phases") or []),
         summary=summary if isinstance(summary, dict) else {},
     )
+    if meta.get("mode_applied") is False:
+        # The page had no adaptation modes yet (before issue 14's ladder): whatever the
+        # lab asked, the call ran its old send policy.
+        run.mode = "old-policy"
     if isinstance(meta.get("peers"), list):
         # Which peer id each seat name is: the summary names links by seat.
         run.summary["peers"] = [
