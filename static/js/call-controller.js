@@ -5,7 +5,8 @@
 import { Peer } from "./peer.js";
 import { isPolite } from "./negotiation.js";
 import * as media from "./media.js";
-import { SendPolicy, blame, classifyLink, loudest } from "./call-quality.js";
+import { SendLadder, blame, classifyLink, loudest, senderView } from "./call-quality.js";
+import { levelMessage, wantVideoMessage } from "./media-control.js";
 import * as proto from "./protocol.js";
 import { sampleFrom } from "./stats-sample.js";
 
@@ -16,6 +17,9 @@ export const ENTRY_FALLBACK_MS = 1500;
 // A peer the server says timed out keeps its tile while its media still decodes
 // (its socket died, not its network path), at most this long.
 export const LINGER_MAX_MS = 30000;
+export const ADAPT_MODES = /** @type {const} */ (["off", "reactive", "predictive"]);
+const EVENTS_KEPT = 1000;
+const PREDICT_HISTORY = 15; // sender views per peer kept for a predictor (30 s)
 
 /**
  * @typedef {import("./peer.js").IceConfig} IceConfig
@@ -39,6 +43,8 @@ export const LINGER_MAX_MS = 30000;
  *   setTileStream: (peerId: string, stream: MediaStream|null, opts?: {screen?: boolean}) => void,
  *   setTileLink: (peerId: string, state: string) => void,
  *   setTileQuality: (peerId: string, quality: string) => void,
+ *   setTileRemoteVideo: (peerId: string, state: RemoteVideo) => void,
+ *   showLowBandwidth: (on: boolean) => void,
  *   setTileMedia: (peerId: string, media: {audio: boolean, video: boolean, screen: boolean}) => void,
  *   removeTile: (peerId: string) => void,
  *   clearTiles: () => void,
@@ -48,6 +54,11 @@ export const LINGER_MAX_MS = 30000;
  *   showReaction: (r: {peer_id: string, name: string, emoji: string}) => void,
  *   showSpeaker: (peerId: string|null) => void,
  * }} CallView
+ * @typedef {{level: import("./call-quality.js").SendLevel|null, reason: string|null,
+ *            paused: "low-bandwidth"|"hidden"|null, frozen: boolean}} RemoteVideo what a peer sends
+ *   us: its level and why (media-control), why we asked it to pause its video (low-bandwidth
+ *   mode, or its tile cannot be seen), whether its video froze without a word
+ * @typedef {{t: number, peer: string, event: string}} AdaptEvent
  * @typedef {{openLocalMedia: typeof media.openLocalMedia, openScreen: typeof media.openScreen,
  *            listDevices: typeof media.listDevices, mediaErrorText: typeof media.mediaErrorText}} MediaApi
  */
@@ -130,7 +141,20 @@ export class CallController {
       /** @type {Map<string, number|undefined>} peer id -> member id, kept after presence forgets */ members: new Map(),
       /** @type {Map<string, any>} last stats sample per peer */ samples: new Map(),
       /** @type {Map<string, import("./call-quality.js").LinkQuality>} */ quality: new Map(),
-      /** @type {Map<string, SendPolicy>} what we send each peer, from its link */ policies: new Map(),
+      /** @type {Map<string, SendLadder>} what we send each peer, from our view of its link */ ladders: new Map(),
+      /** @type {Map<string, any>} last raw send-side stats per peer (for the sender's view) */ sendStats: new Map(),
+      /** @type {Map<string, import("./call-quality.js").SenderView[]>} recent sender views per peer */ views: new Map(),
+      /** @type {Map<string, object[]>} recent telemetry SAMPLEs per peer (a predictor's input) */ predictSamples: new Map(),
+      /** @type {Map<string, RemoteVideo>} what each peer says it sends us */ remote: new Map(),
+      /** @type {Map<string, boolean>} whether we want each peer's video (last said) */ wants: new Map(),
+      /** @type {Map<string, number>} when we last changed what we want from a peer */ wantsAt: new Map(),
+      /** @type {"off"|"reactive"|"predictive"} */ adaptMode: "reactive",
+      lowBandwidth: false,
+      pageVisible: true,
+      stageCovered: false,
+      /** @type {Set<string>} peers whose tile is off-screen */ offscreen: new Set(),
+      /** @type {AdaptEvent[]} ladder steps and predictions acted on, for the lab and tests */ events: [],
+      /** @type {Map<string, string[]>} events per peer not yet taken by a telemetry sample */ pendingEvents: new Map(),
       /** @type {Map<string, number>} peers the server dropped whose media still flows: since when */
       lingering: new Map(),
       /** @type {Map<string, Hand>} raised hands by peer id */ hands: new Map(),
@@ -151,6 +175,8 @@ export class CallController {
     /** The last signaling events, for diagnosing a stuck negotiation (tests read it). */
     /** @type {string[]} */
     this.trace = [];
+    /** @type {((samples: object[]) => number|null)|null} PRED's model (predictive mode) */
+    this.predictor = null;
   }
 
   // --- helpers ----------------------------------------------------------------
@@ -261,6 +287,8 @@ export class CallController {
       },
       onStuck: () => this.replacePeer(peerId, { fresh: true }),
       fresh,
+      onControl: (/** @type {import("./media-control.js").ControlMessage} */ msg) => this.onControl(peerId, msg),
+      onControlOpen: () => this.controlOpened(peerId),
     });
     s.peers.set(peerId, peer);
     this.mark(`peer ${peerId} ${peer.negotiator.polite ? "polite" : "impolite"}${fresh ? " fresh" : ""}`);
@@ -312,7 +340,14 @@ export class CallController {
     s.peers.delete(peerId);
     s.samples.delete(peerId);
     s.quality.delete(peerId);
-    s.policies.delete(peerId);
+    s.ladders.delete(peerId);
+    s.sendStats.delete(peerId);
+    s.views.delete(peerId);
+    s.predictSamples.delete(peerId);
+    s.remote.delete(peerId);
+    s.wants.delete(peerId);
+    s.wantsAt.delete(peerId);
+    s.pendingEvents.delete(peerId);
     s.lingering.delete(peerId);
   }
 
@@ -606,20 +641,9 @@ export class CallController {
       levels.set(peerId, cur.audioLevel ?? 0);
       const info = this.presence.peers.get(peerId);
       const expectVideo = Boolean(info?.video || info?.screen) && peer.pc.connectionState === "connected";
-      const level = classifyLink(prev, cur, { expectVideo });
-      // Degrade what we send on loss/RTT only: a frozen picture may be the other
-      // side degrading its own sending, and must not start a spiral.
-      if (!s.policies.has(peerId)) s.policies.set(peerId, new SendPolicy());
-      const policy = /** @type {SendPolicy} */ (s.policies.get(peerId));
-      if (policy.observe(classifyLink(prev, cur))) {
-        await peer.setSendLevel(policy.name);
-        const text = {
-          full: `The link to ${this.nameOf(peerId)} recovered: sending full video again.`,
-          reduced: `Poor link to ${this.nameOf(peerId)}: sending lower-quality video.`,
-          "audio-only": `Poor link to ${this.nameOf(peerId)}: sending audio only until it improves.`,
-        };
-        this.view.showStatus(text[policy.name], { tone: policy.level ? "warn" : "ok" });
-      }
+      this.watchInboundVideo(peerId, prev, cur, expectVideo);
+      const level = classifyLink(prev, cur, { expectVideo: expectVideo && this.expectsFrames(peerId) });
+      await this.adapt(peerId, peer, cur);
       if (level !== s.quality.get(peerId)) {
         s.quality.set(peerId, level);
         this.view.setTileQuality(peerId, level);
@@ -657,19 +681,237 @@ export class CallController {
     if (samples.length) this.socket.send(proto.callStats(samples));
   }
 
-  /** What we send a peer, in the telemetry's words. @param {string} peerId @returns {string|null} */
+  /** What we send a peer, in the telemetry's words. @param {string} peerId @returns {string} */
   sendLevelOf(peerId) {
-    const self = /** @type {any} */ (this);
-    // The ladder's own answer once it has one (sendLevels, issue 14's hook); else the Peer's.
-    const level = typeof self.sendLevels === "function" ? self.sendLevels()[peerId] : this.state.peers.get(peerId)?.sendLevel;
-    if (level === "audio-only") return "audio";
-    return level ?? "full";
+    return this.state.peers.get(peerId)?.sendLevel ?? "full";
   }
 
   /** The ladder's and recovery's events about a peer since its last sample. @param {string} peerId @returns {string[]} */
   eventsFor(peerId) {
-    const self = /** @type {any} */ (this);
-    return typeof self.takeEvents === "function" ? self.takeEvents(peerId) : [];
+    return this.takeEvents(peerId);
+  }
+
+  // --- adaptation: what we send each peer, what we ask of them -------------------
+  /**
+   * One ladder decision for the link to a peer, from our own view of it (what it
+   * reports losing of what we send, RTT, available bitrate, the encoder's limit).
+   * @param {string} peerId @param {Peer} peer @param {any} cur peer.stats()
+   */
+  async adapt(peerId, peer, cur) {
+    const s = this.state;
+    const sendView = senderView(s.sendStats.get(peerId) ?? null, cur);
+    s.sendStats.set(peerId, cur);
+    const history = s.views.get(peerId) ?? [];
+    history.push(sendView);
+    if (history.length > PREDICT_HISTORY) history.shift();
+    s.views.set(peerId, history);
+    if (s.adaptMode === "off") return;
+    const ladder = this.ladderOf(peerId);
+    let step = ladder.observe(sendView);
+    // A predictor reads the telemetry's SAMPLEs of this link (docs/protocol.md), oldest first.
+    const latest = this.telemetry?.last.get(peerId);
+    const samples = s.predictSamples.get(peerId) ?? [];
+    if (latest && latest !== samples.at(-1)) samples.push(latest);
+    if (samples.length > PREDICT_HISTORY) samples.shift();
+    s.predictSamples.set(peerId, samples);
+    if (!step && s.adaptMode === "predictive" && this.predictor) {
+      let p = null;
+      try { p = this.predictor(samples.length ? samples : history); } catch (err) { console.warn("predictor", err); }
+      step = ladder.observePrediction(typeof p === "number" ? p : null, sendView.t);
+      if (step) this.logEvent(peerId, `predict:${/** @type {number} */ (p).toFixed(2)}`);
+    }
+    if (step) await this.applyStep(peerId, step);
+  }
+
+  /** @param {string} peerId */
+  ladderOf(peerId) {
+    const s = this.state;
+    let ladder = s.ladders.get(peerId);
+    if (!ladder) { ladder = new SendLadder(); s.ladders.set(peerId, ladder); }
+    return ladder;
+  }
+
+  /** @param {string} peerId @param {import("./call-quality.js").Step} step */
+  async applyStep(peerId, step) {
+    const peer = this.state.peers.get(peerId);
+    this.logEvent(peerId, `step:${step.level}:${step.reason}`);
+    if (!peer) return;
+    peer.sendControl(levelMessage(step.level, step.reason));
+    await peer.setSendLevel(step.level);
+    if (step.reason === "manual" || this.state.ladders.get(peerId)?.pinned) return;
+    const name = this.nameOf(peerId);
+    const text = {
+      full: `The link to ${name} recovered: sending full video again.`,
+      reduced: `Weak link to ${name}: sending lower-quality video.`,
+      low: `Poor link to ${name}: sending low-quality video.`,
+      audio: `Poor link to ${name}: sending audio only until it improves.`,
+    };
+    this.view.showStatus(text[step.level], { tone: step.level === "full" ? "ok" : "warn" });
+  }
+
+  /** @param {string} peerId @param {string} event */
+  logEvent(peerId, event) {
+    const s = this.state;
+    s.events.push({ t: this.now(), peer: peerId, event });
+    if (s.events.length > EVENTS_KEPT) s.events.shift();
+    const pending = s.pendingEvents.get(peerId) ?? [];
+    pending.push(event);
+    s.pendingEvents.set(peerId, pending.slice(-16));
+  }
+
+  /** The events about a peer since the last call (for its next telemetry sample). @param {string} peerId */
+  takeEvents(peerId) {
+    const pending = this.state.pendingEvents.get(peerId) ?? [];
+    this.state.pendingEvents.delete(peerId);
+    return pending;
+  }
+
+  /** @param {"off"|"reactive"|"predictive"} mode */
+  setAdaptMode(mode) {
+    if (!ADAPT_MODES.includes(mode)) throw new Error(`unknown adaptation mode ${mode}`);
+    const s = this.state;
+    s.adaptMode = mode;
+    if (mode !== "off") return;
+    // No adaptation: everyone gets full video again.
+    for (const peerId of s.peers.keys()) {
+      const ladder = this.ladderOf(peerId);
+      const step = ladder.force("full", this.now());
+      ladder.force(null, this.now());
+      if (step) this.applyStep(peerId, step);
+    }
+  }
+
+  /** @param {((samples: object[]) => number|null)|null} fn */
+  setPredictor(fn) { this.predictor = fn; }
+
+  /**
+   * Hold a send level by hand (tests, the lab); null gives the peer back to the ladder.
+   * @param {import("./call-quality.js").SendLevel|null} level @param {string} [peerId] all peers if absent
+   * @param {import("./call-quality.js").StepReason} [reason] what the peer is told (default "manual")
+   */
+  async forceSendLevel(level, peerId, reason = "manual") {
+    const ids = peerId ? [peerId] : [...this.state.peers.keys()];
+    for (const id of ids) {
+      const step = this.ladderOf(id).force(level, this.now(), reason);
+      if (step) await this.applyStep(id, step);
+    }
+  }
+
+  /** @returns {Record<string, string>} what we send each peer */
+  sendLevels() {
+    /** @type {Record<string, string>} */
+    const out = {};
+    for (const [peerId, peer] of this.state.peers) out[peerId] = peer.sendLevel ?? "full";
+    return out;
+  }
+
+  /** The channel to a peer opened: tell it what we send and whether we want its video. @param {string} peerId */
+  controlOpened(peerId) {
+    const s = this.state;
+    const peer = s.peers.get(peerId);
+    if (!peer) return;
+    const ladder = s.ladders.get(peerId);
+    if (ladder && ladder.level !== "full") peer.sendControl(levelMessage(ladder.level, "manual"));
+    s.wants.delete(peerId);
+    this.updateWants();
+  }
+
+  /** @param {string} peerId @param {import("./media-control.js").ControlMessage} msg */
+  onControl(peerId, msg) {
+    const s = this.state;
+    const peer = s.peers.get(peerId);
+    if (!peer) return;
+    if (msg.want_video !== undefined && msg.want_video !== peer.remoteWantsVideo) {
+      this.mark(`want_video ${msg.want_video} from ${peerId}`);
+      peer.setRemoteWantsVideo(msg.want_video);
+    }
+    if (msg.level) {
+      const remote = this.remoteOf(peerId);
+      remote.level = msg.level;
+      remote.reason = msg.reason ?? null;
+      remote.frozen = false;
+      this.view.setTileRemoteVideo(peerId, { ...remote });
+    }
+  }
+
+  /** @param {string} peerId @returns {RemoteVideo} */
+  remoteOf(peerId) {
+    const s = this.state;
+    let remote = s.remote.get(peerId);
+    if (!remote) { remote = { level: null, reason: null, paused: null, frozen: false }; s.remote.set(peerId, remote); }
+    return remote;
+  }
+
+  /** Whether we want a peer's video now: not in low-bandwidth mode, and its tile can be seen. @param {string} peerId */
+  wantVideoFrom(peerId) {
+    const s = this.state;
+    return !s.lowBandwidth && s.pageVisible && !s.stageCovered && !s.offscreen.has(peerId);
+  }
+
+  /** Whether frames should be arriving from a peer (we asked for them, it says it sends them). @param {string} peerId */
+  expectsFrames(peerId) {
+    const remote = this.state.remote.get(peerId);
+    return this.state.wants.get(peerId) !== false && remote?.level !== "audio";
+  }
+
+  /** Ask each peer for its video or not, when that changed. */
+  updateWants() {
+    const s = this.state;
+    for (const [peerId, peer] of s.peers) {
+      const want = this.wantVideoFrom(peerId);
+      if (s.wants.get(peerId) === want) continue;
+      s.wants.set(peerId, want);
+      s.wantsAt.set(peerId, this.now());
+      peer.sendControl(wantVideoMessage(want));
+      const remote = this.remoteOf(peerId);
+      remote.paused = want ? null : s.lowBandwidth ? "low-bandwidth" : "hidden";
+      remote.frozen = false;
+      this.view.setTileRemoteVideo(peerId, { ...remote });
+    }
+  }
+
+  /** Low-bandwidth mode: every peer stops sending us video (off: they resume). @param {boolean} on */
+  setLowBandwidth(on) {
+    this.state.lowBandwidth = on;
+    this.view.showLowBandwidth(on);
+    this.updateWants();
+  }
+
+  /** The page is shown or hidden (another tab, minimised). @param {boolean} visible */
+  setPageVisible(visible) {
+    this.state.pageVisible = visible;
+    this.updateWants();
+  }
+
+  /** A panel covers the whole stage (a narrow screen). @param {boolean} covered */
+  setStageCovered(covered) {
+    this.state.stageCovered = covered;
+    this.updateWants();
+  }
+
+  /** A peer's tile scrolled into or out of view. @param {string} peerId @param {boolean} visible */
+  setTileVisible(peerId, visible) {
+    if (visible) this.state.offscreen.delete(peerId);
+    else this.state.offscreen.add(peerId);
+    this.updateWants();
+  }
+
+  /**
+   * A peer's video that stopped with no word from it (no level message, not asked
+   * to pause) is labelled frozen on its tile rather than left as a still frame.
+   * @param {string} peerId @param {any} prev @param {any} cur @param {boolean} expectVideo
+   */
+  watchInboundVideo(peerId, prev, cur, expectVideo) {
+    const s = this.state;
+    const peer = s.peers.get(peerId);
+    if (!prev || !peer) return;
+    const settled = this.now() - (s.wantsAt.get(peerId) ?? 0) > 1.5 * STATS_EVERY_MS;
+    const frozen = expectVideo && settled && this.expectsFrames(peerId) && peer.pc.connectionState === "connected"
+      && cur.framesDecoded === prev.framesDecoded;
+    const remote = this.remoteOf(peerId);
+    if (frozen === remote.frozen) return;
+    remote.frozen = frozen;
+    this.view.setTileRemoteVideo(peerId, { ...remote });
   }
 
   /** Tell the person whose side has the problem, once per change. */
@@ -922,6 +1164,14 @@ export class CallController {
     const extras = { in_call: s.inCall, audio: s.audio, video: s.video };
     if (s.resume) extras.resume = s.resume;
     return extras;
+  }
+
+  /** The sender's view of each link, last sample (the lab and tests read it). */
+  lastViews() {
+    /** @type {Record<string, any>} */
+    const out = {};
+    for (const [peerId, views] of this.state.views) out[peerId] = views.at(-1) ?? null;
+    return out;
   }
 
   /** Per-peer link numbers (used by the browser tests and the bench). */

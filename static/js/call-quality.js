@@ -28,37 +28,198 @@ export function classifyLink(prev, cur, opts = {}) {
 }
 
 /**
- * What we send to one peer, from its link quality: full video, then reduced video
- * (lower bitrate and resolution), then audio only; and back up when the link recovers.
- * Steps down after 2 poor samples in a row, up after 3 good ones (hysteresis, so a
- * single bad sample does not make the picture flap).
+ * What we send to one peer, decided from OUR view of the link to it (what the peer
+ * reports about receiving us, the bitrate our congestion control says is available,
+ * why our encoder is limited), never from the loss of what we receive: a peer's bad
+ * uplink must not make us degrade what we send it. Levels, best first:
+ *   full    the camera as it is (up to 1.2 Mbit/s, 30 fps)
+ *   reduced half resolution, 250 kbit/s, 20 fps
+ *   low     quarter resolution, 100 kbit/s, 10 fps
+ *   audio   video encoding paused (audio always stays on)
+ * `need` is the outgoing bitrate (kbit/s, audio and overhead included) a level is
+ * worth keeping at: below it the available bitrate cannot carry that level.
  */
-export const SEND_LEVELS = /** @type {const} */ (["full", "reduced", "audio-only"]);
+export const SEND_LEVELS = /** @type {const} */ (["full", "reduced", "low", "audio"]);
 
-export class SendPolicy {
-  constructor({ downAfter = 2, upAfter = 3 } = {}) {
-    this.level = 0;
-    this.poor = 0;
+/**
+ * @typedef {typeof SEND_LEVELS[number]} SendLevel
+ * @typedef {"loss"|"rtt"|"bandwidth"|"cpu"|"predicted"|"recovered"|"manual"} StepReason
+ * @typedef {{level: SendLevel, reason: StepReason, from: SendLevel, t: number}} Step
+ * @typedef {{t: number, rtt: number|null, loss_out: number|null, bw_out: number|null,
+ *            qlr: string|null}} SenderView
+ *   t ms epoch; rtt ms; loss_out fraction of what we send lost (the peer's reports);
+ *   bw_out kbit/s available to send; qlr the outbound video qualityLimitationReason
+ */
+
+/** @type {Record<SendLevel, {maxBitrate?: number, scaleResolutionDownBy?: number, maxFramerate?: number, need: number}>} */
+export const LEVEL_ENCODINGS = {
+  full: { maxBitrate: 1_200_000, scaleResolutionDownBy: 1, maxFramerate: 30, need: 600 },
+  reduced: { maxBitrate: 250_000, scaleResolutionDownBy: 2, maxFramerate: 20, need: 280 },
+  low: { maxBitrate: 100_000, scaleResolutionDownBy: 4, maxFramerate: 10, need: 140 },
+  audio: { need: 0 },
+};
+
+export const LADDER_DEFAULTS = {
+  lossDown: 0.1, // loss_out at or above this on `downAfter` samples in a row: one step down
+  lossSevere: 0.3, // ... or once at or above this
+  lossGood: 0.03, // below this (and the rest good) counts toward stepping up
+  rttDown: 500, // ms
+  rttGood: 300, // ms
+  downAfter: 2, // samples (2 s apart)
+  cpuAfter: 2,
+  upAfter: 3, // good samples in a row before one step up
+  holdMs: 8000, // no step up sooner than this after a step down...
+  holdMaxMs: 64000, // ...doubling up to this when a step up failed (down again within flapMs)
+  flapMs: 30000,
+  calmMs: 60000, // no step down this long: the hold is back to holdMs
+  warmupMs: 6000, // the bitrate estimate ramps up at the start: it does not step down yet
+  headroom: 1.0, // bw_out must reach headroom * need(next level) to step up...
+  probeAfter: 3, // ...unless the hold has passed this many times over (we probe)
+  predictDown: 0.5, // a predicted probability at or above this steps down one level
+  predictEveryMs: 4000, // at most one predicted step this often
+};
+
+export class SendLadder {
+  /** @param {Partial<typeof LADDER_DEFAULTS>} [opts] */
+  constructor(opts = {}) {
+    this.o = { ...LADDER_DEFAULTS, ...opts };
+    this.index = 0;
+    this.lossy = 0;
+    this.slow = 0;
+    this.cpu = 0;
     this.good = 0;
-    this.downAfter = downAfter;
-    this.upAfter = upAfter;
+    this.hold = this.o.holdMs;
+    /** @type {number|null} */ this.startedAt = null;
+    this.lastDownAt = -Infinity;
+    this.lastUpAt = -Infinity;
+    this.lastPredictAt = -Infinity;
+    /** @type {number} last prediction (0 when none): a high one blocks stepping up */
+    this.pred = 0;
+    /** @type {SendLevel|null} a level forced by hand (tests, the lab): the ladder holds it */
+    this.pinned = null;
   }
 
-  /** @param {LinkQuality} quality @returns {boolean} whether the level changed */
-  observe(quality) {
-    if (quality === "poor") { this.poor += 1; this.good = 0; }
-    else if (quality === "good") { this.good += 1; this.poor = 0; }
-    else { this.poor = 0; this.good = 0; } // fair/unknown: hold
-    if (this.poor >= this.downAfter && this.level < SEND_LEVELS.length - 1) {
-      this.level += 1; this.poor = 0; return true;
+  /** @returns {SendLevel} */
+  get level() { return SEND_LEVELS[this.index]; }
+
+  /** @param {number} index @param {StepReason} reason @param {number} t @returns {Step} */
+  go(index, reason, t) {
+    const from = this.level;
+    if (index > this.index) {
+      if (t - this.lastUpAt < this.o.flapMs) this.hold = Math.min(this.hold * 2, this.o.holdMaxMs);
+      this.lastDownAt = t;
+    } else {
+      this.lastUpAt = t;
     }
-    if (this.good >= this.upAfter && this.level > 0) {
-      this.level -= 1; this.good = 0; return true;
-    }
-    return false;
+    this.index = index;
+    this.lossy = 0; this.slow = 0; this.cpu = 0; this.good = 0;
+    return { level: this.level, reason, from, t };
   }
 
-  get name() { return SEND_LEVELS[this.level]; }
+  /**
+   * One sample of the sender's view (every 2 s).
+   * @param {SenderView} v @returns {Step|null} the step taken, if any
+   */
+  observe(v) {
+    const o = this.o;
+    const t = v.t;
+    this.startedAt ??= t;
+    if (this.pinned) return null;
+    if (t - this.lastDownAt > o.calmMs) this.hold = o.holdMs;
+    const loss = v.loss_out;
+    const rtt = v.rtt;
+    this.lossy = loss !== null && loss >= o.lossDown ? this.lossy + 1 : 0;
+    this.slow = rtt !== null && rtt >= o.rttDown ? this.slow + 1 : 0;
+    this.cpu = v.qlr === "cpu" ? this.cpu + 1 : 0;
+    const last = SEND_LEVELS.length - 1;
+    const need = LEVEL_ENCODINGS[this.level].need;
+    const warm = t - this.startedAt >= o.warmupMs;
+    if (this.index < last) {
+      if (loss !== null && (loss >= o.lossSevere || this.lossy >= o.downAfter)) return this.go(this.index + 1, "loss", t);
+      if (this.slow >= o.downAfter) return this.go(this.index + 1, "rtt", t);
+      // Below the level's need while the encoder says the bitrate limits it (a still
+      // picture sends little, and the estimate need not grow past what is sent).
+      const squeezed = v.qlr === "bandwidth" || v.qlr === null;
+      if (warm && squeezed && v.bw_out !== null && v.bw_out < need) return this.go(fitting(v.bw_out, this.index + 1), "bandwidth", t);
+      // A busy CPU is helped by fewer pixels, not by dropping video altogether.
+      if (this.cpu >= o.cpuAfter && this.index < last - 1) return this.go(this.index + 1, "cpu", t);
+    }
+    const fine = (loss === null || loss < o.lossGood) && (rtt === null || rtt < o.rttGood)
+      && v.qlr !== "cpu" && this.pred < o.predictDown;
+    this.good = fine ? this.good + 1 : 0;
+    if (this.index === 0 || this.good < o.upAfter) return null;
+    const since = t - this.lastDownAt;
+    if (since < this.hold) return null;
+    const next = LEVEL_ENCODINGS[SEND_LEVELS[this.index - 1]].need;
+    const room = v.bw_out === null || v.bw_out >= o.headroom * next || since >= o.probeAfter * this.hold;
+    return room ? this.go(this.index - 1, "recovered", t) : null;
+  }
+
+  /**
+   * A predictor's probability of trouble on this link in the next few seconds:
+   * step down one level before it comes (at most one step per predictEveryMs).
+   * @param {number|null} p @param {number} t ms @returns {Step|null}
+   */
+  observePrediction(p, t) {
+    this.pred = p ?? 0;
+    if (this.pinned || p === null || p < this.o.predictDown) return null;
+    if (this.index >= SEND_LEVELS.length - 1 || t - this.lastPredictAt < this.o.predictEveryMs) return null;
+    this.lastPredictAt = t;
+    return this.go(this.index + 1, "predicted", t);
+  }
+
+  /**
+   * Hold a level by hand (null: back to automatic from the current level). The lab
+   * and tests may give the reason the receiver is told (default "manual").
+   * @param {SendLevel|null} level @param {number} t @param {StepReason} [reason] @returns {Step|null}
+   */
+  force(level, t, reason = "manual") {
+    this.pinned = level;
+    if (level === null || level === this.level) return null;
+    const index = SEND_LEVELS.indexOf(level);
+    if (index < 0) throw new Error(`unknown send level ${level}`);
+    const step = this.go(index, reason, t);
+    this.lastDownAt = t; // automatic again later: start from a fresh hold
+    return step;
+  }
+}
+
+/** The best level whose need fits `kbps`, no better than `atMost`. @param {number} kbps @param {number} atMost */
+function fitting(kbps, atMost) {
+  for (let i = atMost; i < SEND_LEVELS.length; i++) if (LEVEL_ENCODINGS[SEND_LEVELS[i]].need <= kbps) return i;
+  return SEND_LEVELS.length - 1;
+}
+
+/**
+ * @typedef {{packetsSent: number, fractionLost: number|null}} SendKind
+ * @typedef {{t: number, rtt: number|null, bwOut: number|null, qlr: string|null,
+ *            sent: {audio?: SendKind, video?: SendKind}}} SendStats
+ *   t ms; rtt seconds (selected candidate pair); bwOut bit/s; sent per kind: our outbound
+ *   packets and the fraction the peer last reported losing (remote-inbound-rtp)
+ */
+
+/**
+ * The sender's view of one link over the interval between two stats readings: the
+ * worst loss the peer reports of what we send. A kind counts only if we sent it in
+ * the interval: a paused video encoding leaves its last report standing, which must
+ * not hold the ladder down.
+ * @param {SendStats|null} prev @param {SendStats} cur @returns {SenderView}
+ */
+export function senderView(prev, cur) {
+  let loss = null;
+  for (const kind of /** @type {const} */ (["audio", "video"])) {
+    const now = cur.sent[kind];
+    if (!now || now.fractionLost === null) continue;
+    const sent = now.packetsSent - (prev?.sent[kind]?.packetsSent ?? 0);
+    if (sent > 0) loss = Math.max(loss ?? 0, now.fractionLost);
+  }
+  return {
+    t: cur.t,
+    rtt: cur.rtt === null ? null : cur.rtt * 1000,
+    loss_out: loss,
+    bw_out: cur.bwOut === null ? null : Math.round(cur.bwOut / 1000),
+    qlr: cur.qlr,
+  };
 }
 
 /**

@@ -8,6 +8,29 @@ const LINK_LABELS = {
 };
 const QUALITY_LABELS = { good: "Good link", fair: "Fair link", poor: "Poor link", unknown: "" };
 const REACTION_SHOW_MS = 3000;
+// Why a sender stepped down, as the receiver reads it (media-control reasons).
+const STEP_WHY = {
+  loss: "poor connection", rtt: "poor connection", bandwidth: "poor connection", predicted: "poor connection",
+  cpu: "their device is busy", manual: "paused", recovered: "",
+};
+
+/**
+ * The notice on a remote tile about the video it gets, and whether the picture is
+ * replaced by the person's initials (rather than a frozen frame).
+ * @param {string} name @param {import("./call-controller.js").RemoteVideo} r
+ * @returns {{text: string, tone: "quiet"|"warn"|"", hideVideo: boolean, state: string}}
+ */
+export function remoteVideoNotice(name, r) {
+  if (r.paused === "low-bandwidth") return { text: `${name}: video off (low-bandwidth mode)`, tone: "quiet", hideVideo: true, state: "paused" };
+  if (r.paused) return { text: `${name}: video paused (not on screen)`, tone: "quiet", hideVideo: true, state: "paused" };
+  if (r.level === "audio") {
+    const why = STEP_WHY[/** @type {keyof typeof STEP_WHY} */ (r.reason ?? "")] || "poor connection";
+    return { text: `${name}: audio only (${why})`, tone: "warn", hideVideo: true, state: "audio" };
+  }
+  if (r.frozen) return { text: `${name}: video interrupted (connection problem)`, tone: "warn", hideVideo: true, state: "frozen" };
+  if (r.level === "reduced" || r.level === "low") return { text: "lower quality", tone: "quiet", hideVideo: false, state: r.level };
+  return { text: "", tone: "", hideVideo: false, state: r.level ?? "full" };
+}
 
 export const $ = (/** @type {string} */ id) => /** @type {HTMLElement} */ (document.getElementById(id));
 
@@ -37,7 +60,8 @@ export function gridShape(count, width, height) {
 }
 
 /**
- * @param {{lowerHand: (peerId: string) => void}} actions
+ * @param {{lowerHand: (peerId: string) => void, tileVisible?: (peerId: string, visible: boolean) => void}} actions
+ *   tileVisible: a remote tile scrolled into or out of view (IntersectionObserver)
  * @returns {import("./call-controller.js").CallView & {applySpeaker: (id: string) => void}}
  */
 export function createCallView(actions) {
@@ -66,6 +90,13 @@ export function createCallView(actions) {
     grid.style.setProperty("--rows", String(rows));
   }
   new ResizeObserver(() => layout()).observe(grid);
+  // Remote tiles out of view: their video is not needed (the controller asks the peer to pause it).
+  const seen = new IntersectionObserver((entries) => {
+    for (const e of entries) {
+      const peerId = /** @type {HTMLElement} */ (e.target).dataset.peerId;
+      if (peerId) actions.tileVisible?.(peerId, e.isIntersecting);
+    }
+  });
 
   /** @param {string} peerId */
   function togglePin(peerId) {
@@ -169,13 +200,16 @@ export function createCallView(actions) {
         const state = document.createElement("span");
         state.className = "tile-state";
         caption.append(hand, label, icons, quality, state);
+        const notice = document.createElement("p");
+        notice.className = "tile-notice";
+        notice.hidden = true;
         const pin = document.createElement("button");
         pin.type = "button";
         pin.className = "tile-pin";
         pin.setAttribute("aria-pressed", "false");
         pin.addEventListener("click", () => togglePin(peerId));
-        tile.append(video, avatar, caption, pin);
-        if (self) grid.prepend(tile); else grid.append(tile);
+        tile.append(video, avatar, notice, caption, pin);
+        if (self) grid.prepend(tile); else { grid.append(tile); seen.observe(tile); }
       }
       tile.dataset.name = name;
       tile.querySelector(".tile-name").textContent = self ? `${name} (you)` : name;
@@ -208,6 +242,22 @@ export function createCallView(actions) {
       tile.querySelector(".tile-quality").textContent = QUALITY_LABELS[quality] ?? "";
     },
 
+    setTileRemoteVideo(peerId, remote) {
+      const tile = tileOf(peerId);
+      if (!tile) return;
+      const n = remoteVideoNotice(tile.dataset.name ?? "", remote);
+      tile.dataset.remoteVideo = n.state;
+      tile.dataset.videoHidden = String(n.hideVideo);
+      const p = /** @type {HTMLElement} */ (tile.querySelector(".tile-notice"));
+      p.textContent = n.text;
+      p.dataset.tone = n.tone;
+      p.hidden = !n.text;
+    },
+
+    showLowBandwidth(on) {
+      press(/** @type {HTMLButtonElement} */ ($("low-bandwidth")), on);
+    },
+
     setTileMedia(peerId, media) {
       const tile = tileOf(peerId);
       if (!tile) return;
@@ -228,6 +278,7 @@ export function createCallView(actions) {
       if (!tile) return;
       const video = tile.querySelector("video");
       if (video) video.srcObject = null;
+      seen.unobserve(tile);
       tile.remove();
       if (pinned === peerId) pinned = null;
       layout();

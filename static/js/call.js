@@ -19,7 +19,10 @@ export function init({ socket, presence, panels }) {
   if (!document.getElementById("call")) return null;
   /** @type {CallController} */
   let controller;
-  const view = createCallView({ lowerHand: (peerId) => controller.lowerHandOf(peerId) });
+  const view = createCallView({
+    lowerHand: (peerId) => controller.lowerHandOf(peerId),
+    tileVisible: (peerId, visible) => controller.setTileVisible(peerId, visible),
+  });
   controller = new CallController({ socket, presence, view });
 
   const click = (/** @type {string} */ id, /** @type {() => any} */ fn) => $(id).addEventListener("click", () => { fn(); });
@@ -32,6 +35,7 @@ export function init({ socket, presence, panels }) {
   click("pre-cam", () => controller.toggleCam());
   click("toggle-screen", () => controller.toggleScreen());
   click("toggle-hand", () => controller.toggleHand());
+  click("low-bandwidth", () => controller.setLowBandwidth(!controller.state.lowBandwidth));
   click("pre-devices", () => panels.open("more"));
   if (!navigator.mediaDevices?.getDisplayMedia) $("toggle-screen").hidden = true;
 
@@ -87,6 +91,16 @@ export function init({ socket, presence, panels }) {
     e.preventDefault();
   });
 
+  // Video nobody can see is not worth receiving: a hidden page, or a panel over the
+  // whole stage (narrow screens; panels.js puts it beside the stage otherwise).
+  document.addEventListener("visibilitychange", () => controller.setPageVisible(!document.hidden));
+  controller.setPageVisible(!document.hidden);
+  const narrow = window.matchMedia("(max-width: 800px)");
+  let panelOpen = false;
+  const covered = () => controller.setStageCovered(panelOpen && narrow.matches);
+  panels.onChange((open) => { panelOpen = Boolean(open); covered(); });
+  narrow.addEventListener("change", covered);
+
   view.showPhase("prejoin");
   controller.start();
 
@@ -100,6 +114,15 @@ export function init({ socket, presence, panels }) {
     state: controller.state,
     // The last call.stats SAMPLE per peer (docs/protocol.md, "Call telemetry").
     lastSamples: () => Object.fromEntries(controller.telemetry.last),
+    // Adaptation (docs/adaptation.md): what we send each peer, the steps taken, the modes.
+    sendLevels: () => controller.sendLevels(),
+    setSendLevel: (/** @type {any} */ level, /** @type {string|undefined} */ peerId, /** @type {any} */ reason) =>
+      controller.forceSendLevel(level, peerId, reason),
+    events: () => controller.state.events.slice(),
+    lastViews: () => controller.lastViews(),
+    setLowBandwidth: (/** @type {boolean} */ on) => controller.setLowBandwidth(Boolean(on)),
+    setAdaptMode: (/** @type {any} */ mode) => controller.setAdaptMode(mode),
+    setPredictor: (/** @type {any} */ fn) => controller.setPredictor(fn),
   };
   return {
     helloExtras: () => controller.helloExtras(),

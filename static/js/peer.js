@@ -2,6 +2,8 @@
 // restart, connection state and stats. No DOM: the UI subscribes to callbacks.
 import { Negotiator, isPolite } from "./negotiation.js";
 import { signalDescription, signalIce } from "./protocol.js";
+import { LEVEL_ENCODINGS } from "./call-quality.js";
+import { CONTROL_ID, CONTROL_LABEL, parseControl } from "./media-control.js";
 
 /**
  * @typedef {{ice_servers: {urls: string[], username?: string, credential?: string}[],
@@ -33,15 +35,30 @@ export class Peer {
   /**
    * @param {{selfId: string, remoteId: string, ice: IceConfig, send: (frame: object) => void,
    *          onStream: (stream: MediaStream) => void, onState: (state: PeerLinkState) => void,
-   *          onStuck?: () => void, fresh?: boolean}} opts
+   *          onStuck?: () => void, fresh?: boolean,
+   *          onControl?: (msg: import("./media-control.js").ControlMessage) => void,
+   *          onControlOpen?: () => void}} opts
    *   onStuck: the impolite side's watchdog asks for this connection to be replaced;
-   *   fresh: this one replaces a stuck one (its first offer says so)
+   *   fresh: this one replaces a stuck one (its first offer says so);
+   *   onControl / onControlOpen: the media-control channel (a checked message; open)
    */
-  constructor({ selfId, remoteId, ice, send, onStream, onState, onStuck, fresh = false }) {
+  constructor({ selfId, remoteId, ice, send, onStream, onState, onStuck, fresh = false, onControl, onControlOpen }) {
     this.remoteId = remoteId;
     this.onState = onState;
     this.onStuck = onStuck;
     this.pc = new RTCPeerConnection(rtcConfiguration(ice));
+    /** @type {import("./call-quality.js").SendLevel} what we send this peer */
+    this.sendLevel = "full";
+    /** the peer wants our video (it asks over media-control: low bandwidth, tile not visible) */
+    this.remoteWantsVideo = true;
+    this.encodingChain = Promise.resolve();
+    // Created before any offer on both sides, so the first offer carries it.
+    this.control = this.pc.createDataChannel(CONTROL_LABEL, { negotiated: true, id: CONTROL_ID });
+    this.control.onmessage = ({ data }) => {
+      const msg = parseControl(data);
+      if (msg) onControl?.(msg);
+    };
+    this.control.onopen = () => onControlOpen?.();
     this.remoteStream = new MediaStream();
     /** @type {Map<string, RTCRtpSender>} kind -> sender */
     this.senders = new Map();
@@ -135,27 +152,55 @@ export class Peer {
   }
 
   /**
-   * Graceful degradation toward this peer: "full", "reduced" (about 250 kbit/s at half
-   * resolution) or "audio-only" (video encoding paused). No renegotiation needed.
-   * @param {"full"|"reduced"|"audio-only"} level
+   * What we send this peer: a ladder level (call-quality.js LEVEL_ENCODINGS: bitrate,
+   * resolution and frame rate; "audio" pauses the video encoding). No renegotiation.
+   * @param {import("./call-quality.js").SendLevel} level
    */
-  async setSendLevel(level) {
-    const sender = this.senders.get("video");
-    if (!sender) return;
-    const params = sender.getParameters();
-    if (!params.encodings || params.encodings.length === 0) params.encodings = [{}];
-    for (const enc of params.encodings) {
-      enc.active = level !== "audio-only";
-      if (level === "reduced") {
-        enc.maxBitrate = 250_000;
-        enc.scaleResolutionDownBy = 2;
-      } else {
-        delete enc.maxBitrate;
-        enc.scaleResolutionDownBy = 1;
-      }
-    }
-    try { await sender.setParameters(params); } catch (err) { console.warn("setParameters", err); }
+  setSendLevel(level) {
     this.sendLevel = level;
+    return this.applyEncodings();
+  }
+
+  /** The peer asks us to stop (false) or resume (true) sending it video. @param {boolean} want */
+  setRemoteWantsVideo(want) {
+    this.remoteWantsVideo = want;
+    return this.applyEncodings();
+  }
+
+  /** One setParameters at a time (each needs the transaction of its own getParameters). */
+  applyEncodings() {
+    this.encodingChain = this.encodingChain.then(async () => {
+      const video = this.senders.get("video");
+      if (video) {
+        const params = video.getParameters();
+        if (!params.encodings || params.encodings.length === 0) params.encodings = [{}];
+        const want = LEVEL_ENCODINGS[this.sendLevel];
+        for (const enc of params.encodings) {
+          enc.active = this.sendLevel !== "audio" && this.remoteWantsVideo;
+          if (want.maxBitrate) enc.maxBitrate = want.maxBitrate;
+          if (want.scaleResolutionDownBy) enc.scaleResolutionDownBy = want.scaleResolutionDownBy;
+          if (want.maxFramerate) enc.maxFramerate = want.maxFramerate;
+        }
+        try { await video.setParameters(params); } catch (err) { console.warn("setParameters", err); }
+      }
+      // Audio always stays on and goes first when the path is congested.
+      const audio = this.senders.get("audio");
+      if (audio && !this.audioPrioritised) {
+        const params = audio.getParameters();
+        if (params.encodings?.length) {
+          for (const enc of params.encodings) { enc.priority = "high"; enc.networkPriority = "high"; }
+          try { await audio.setParameters(params); this.audioPrioritised = true; } catch (err) { console.warn("audio priority", err); }
+        }
+      }
+    });
+    return this.encodingChain;
+  }
+
+  /** A media-control message to the peer, if the channel is open. @param {string} text */
+  sendControl(text) {
+    if (this.control.readyState !== "open") return false;
+    try { this.control.send(text); } catch { return false; }
+    return true;
   }
 
   /** Swap the outgoing video (camera <-> screen, another camera) without renegotiating. */
@@ -196,7 +241,8 @@ export class Peer {
   async stats() {
     const report = await this.pc.getStats();
     const out = { framesDecoded: 0, packetsLost: 0, packetsReceived: 0, rtt: null, jitter: null, fps: null, relay: false,
-      audioLevel: 0, remoteLoss: null };
+      audioLevel: 0, remoteLoss: null, bwOut: null, qlr: null, t: Date.now(),
+      /** @type {Record<string, {packetsSent: number, fractionLost: number|null}>} */ sent: {} };
     /** @type {RTCIceCandidatePairStats|null} */
     let selectedPair = null;
     report.forEach((s) => {
@@ -213,12 +259,18 @@ export class Peer {
       // What the other side reports about receiving us: their end of the link.
       if (s.type === "remote-inbound-rtp" && typeof s.fractionLost === "number") {
         out.remoteLoss = Math.max(out.remoteLoss ?? 0, s.fractionLost);
+        (out.sent[s.kind] ??= { packetsSent: 0, fractionLost: null }).fractionLost = s.fractionLost;
+      }
+      if (s.type === "outbound-rtp" && (s.kind === "audio" || s.kind === "video")) {
+        (out.sent[s.kind] ??= { packetsSent: 0, fractionLost: null }).packetsSent += s.packetsSent ?? 0;
+        if (s.kind === "video" && s.qualityLimitationReason) out.qlr = s.qualityLimitationReason;
       }
       if (s.type === "transport" && s.selectedCandidatePairId) selectedPair = report.get(s.selectedCandidatePairId);
     });
     if (!selectedPair) report.forEach((s) => { if (s.type === "candidate-pair" && s.nominated && s.state === "succeeded") selectedPair = s; });
     if (selectedPair) {
       out.rtt = selectedPair.currentRoundTripTime ?? null;
+      out.bwOut = selectedPair.availableOutgoingBitrate ?? null;
       const local = report.get(selectedPair.localCandidateId);
       out.relay = local?.candidateType === "relay";
     }
@@ -230,6 +282,8 @@ export class Peer {
     clearTimeout(this.connectTimer);
     this.pc.ontrack = null;
     this.pc.onconnectionstatechange = null;
+    this.control.onmessage = null;
+    this.control.onopen = null;
     this.pc.close();
     this.onState("closed");
   }

@@ -40,6 +40,13 @@ class FakePeer {
     this.received = [];
     this.audio = null;
     this.video = null;
+    this.sentPackets = 0;
+    this.lossOut = 0; // what the peer reports losing of what we send
+    this.lostIn = 0; // what we lose of what it sends (cumulative)
+    this.sendLevel = "full";
+    this.levels = [];
+    this.remoteWantsVideo = true;
+    this.control = [];
   }
   addLocalStream(s) { this.local = s; }
   receiveOnly() {}
@@ -47,10 +54,17 @@ class FakePeer {
   async replaceAudio(t) { this.audio = t; }
   receive(f) { this.received.push(f); }
   close() { this.closed = true; this.pc.connectionState = "closed"; }
-  async stats() { return { framesDecoded: this.frames, packetsLost: 0, packetsReceived: this.frames * 10, rtt: 0.05, audioLevel: 0 }; }
+  async stats() {
+    this.sentPackets += 100;
+    return { framesDecoded: this.frames, packetsLost: this.lostIn, packetsReceived: this.frames * 10, rtt: 0.05, audioLevel: 0,
+      t: this.opts.now?.() ?? Date.now(), bwOut: 2_000_000, qlr: "none",
+      sent: { video: { packetsSent: this.sentPackets, fractionLost: this.lossOut } } };
+  }
   setIceConfig() {}
   recoverIfBroken() { return false; }
-  async setSendLevel() {}
+  async setSendLevel(level) { this.sendLevel = level; this.levels.push(level); }
+  async setRemoteWantsVideo(want) { this.remoteWantsVideo = want; }
+  sendControl(text) { this.control.push(JSON.parse(text)); return true; }
 }
 
 function recorder() {
@@ -248,4 +262,102 @@ test("a socket we stopped ourselves (the password prompt) does not end the call 
   socket.stopped = false;
   socket.setState("closed", { code: 4404 });
   assert.equal(c.state.ended, true);
+});
+
+// --- adaptation ----------------------------------------------------------------------
+async function inCallWithAnn() {
+  let t = 1_000_000;
+  const env = await setup({ participants: [person("a", "ann", { in_call: true })], now: () => t });
+  env.c.join();
+  clearInterval(env.c.state.statsTimer);
+  const tick = async (n = 1) => { for (let i = 0; i < n; i++) { t += 2000; await env.c.sampleStats(); } };
+  return { ...env, peer: env.peers[0], tick };
+}
+
+test("what we send steps down from the loss the peer reports of OUR stream, tells the peer, and logs the step", async () => {
+  const { c, peer, tick, calls } = await inCallWithAnn();
+  peer.lossOut = 0.2;
+  await tick(3);
+  assert.deepEqual(peer.levels, ["reduced"]);
+  assert.deepEqual(peer.control.filter((m) => m.level), [{ level: "reduced", reason: "loss" }]);
+  assert.deepEqual(c.state.events.map((e) => [e.peer, e.event]), [["a", "step:reduced:loss"]]);
+  assert.deepEqual(c.sendLevels(), { a: "reduced" });
+  assert.ok(calls.some((x) => x[0] === "showStatus" && /Weak link to ann: sending lower-quality video/.test(x[1])));
+  assert.deepEqual(c.takeEvents("a"), ["step:reduced:loss"]);
+  assert.deepEqual(c.takeEvents("a"), [], "taken once");
+});
+
+test("losing what we RECEIVE does not change what we send", async () => {
+  const { peer, tick } = await inCallWithAnn();
+  for (let i = 0; i < 6; i++) { peer.lostIn += 500; peer.frames += 30; await tick(); }
+  assert.deepEqual(peer.levels, []);
+});
+
+test("adaptation off holds full video; a forced level holds and is told to the peer", async () => {
+  const { c, peer, tick } = await inCallWithAnn();
+  c.setAdaptMode("off");
+  peer.lossOut = 0.5;
+  await tick(4);
+  assert.deepEqual(peer.levels, []);
+  await c.forceSendLevel("audio");
+  assert.deepEqual(peer.control.at(-1), { level: "audio", reason: "manual" });
+  assert.equal(peer.sendLevel, "audio");
+  assert.throws(() => c.setAdaptMode("sometimes"));
+});
+
+test("predictive mode steps down when the predictor says trouble, and logs the prediction", async () => {
+  const { c, peer, tick } = await inCallWithAnn();
+  c.setAdaptMode("predictive");
+  const seen = [];
+  c.setPredictor((views) => { seen.push(views.length); return views.length >= 2 ? 0.9 : 0.1; });
+  await tick(2);
+  assert.deepEqual(peer.levels, ["reduced"]);
+  assert.deepEqual(c.state.events.map((e) => e.event), ["predict:0.90", "step:reduced:predicted"]);
+  assert.deepEqual(seen, [1, 2]);
+});
+
+test("low-bandwidth mode asks every peer to stop its video and resumes it after", async () => {
+  const { c, peer, last } = await inCallWithAnn();
+  c.controlOpened("a");
+  assert.deepEqual(peer.control, [{ want_video: true }]);
+  c.setLowBandwidth(true);
+  assert.deepEqual(peer.control.at(-1), { want_video: false });
+  assert.deepEqual(last("showLowBandwidth"), ["showLowBandwidth", true]);
+  assert.equal(last("setTileRemoteVideo")[2].paused, "low-bandwidth");
+  c.setTileVisible("a", false); // no change: still no video wanted
+  assert.equal(peer.control.length, 2);
+  c.setLowBandwidth(false);
+  assert.deepEqual(peer.control.at(-1), { want_video: false }, "its tile is still off-screen");
+  c.setTileVisible("a", true);
+  assert.deepEqual(peer.control.at(-1), { want_video: true });
+  c.setPageVisible(false);
+  assert.deepEqual(peer.control.at(-1), { want_video: false });
+  assert.equal(last("setTileRemoteVideo")[2].paused, "hidden");
+});
+
+test("the peer's media-control messages: its level shows on its tile, its want_video pauses our video to it", async () => {
+  const { c, peer, last } = await inCallWithAnn();
+  c.onControl("a", { level: "audio", reason: "loss" });
+  assert.deepEqual(last("setTileRemoteVideo"), ["setTileRemoteVideo", "a", { level: "audio", reason: "loss", paused: null, frozen: false }]);
+  c.onControl("a", { want_video: false });
+  assert.equal(peer.remoteWantsVideo, false);
+});
+
+test("a video that stops with no word from the sender is labelled frozen, and not when it said audio only", async () => {
+  const { c, peer, tick, last } = await inCallWithAnn();
+  peer.frames = 10;
+  await tick(2);
+  peer.frames = 20;
+  await tick();
+  await tick();
+  assert.equal(last("setTileRemoteVideo")[2].frozen, true);
+  peer.frames = 30;
+  await tick();
+  assert.equal(last("setTileRemoteVideo")[2].frozen, false);
+  c.onControl("a", { level: "audio", reason: "bandwidth" });
+  const before = c.state.quality.get("a");
+  await tick(2);
+  assert.equal(last("setTileRemoteVideo")[2].frozen, false);
+  assert.notEqual(c.state.quality.get("a"), "poor", "audio only is not a poor link");
+  assert.ok(before !== undefined);
 });

@@ -77,3 +77,16 @@ test("the connectivity check reports which candidate types came and says what th
   assert.deepEqual(lines.map((l) => l.ok), [true, true, false]);
   assert.match(lines[2].text, /TURN relay is not reachable/);
 });
+
+test("a remote tile's notice: audio only says why, lower quality is quiet, a frozen or paused video shows initials", async () => {
+  const { remoteVideoNotice } = await import("../../static/js/call-ui.js");
+  const r = (x) => ({ level: null, reason: null, paused: null, frozen: false, ...x });
+  assert.deepEqual(remoteVideoNotice("bob", r({ level: "audio", reason: "loss" })),
+    { text: "bob: audio only (poor connection)", tone: "warn", hideVideo: true, state: "audio" });
+  assert.equal(remoteVideoNotice("bob", r({ level: "audio", reason: "manual" })).text, "bob: audio only (paused)");
+  assert.deepEqual(remoteVideoNotice("bob", r({ level: "low", reason: "bandwidth" })),
+    { text: "lower quality", tone: "quiet", hideVideo: false, state: "low" });
+  assert.equal(remoteVideoNotice("bob", r({ frozen: true })).text, "bob: video interrupted (connection problem)");
+  assert.equal(remoteVideoNotice("bob", r({ paused: "low-bandwidth", level: "audio" })).text, "bob: video off (low-bandwidth mode)");
+  assert.deepEqual(remoteVideoNotice("bob", r({ level: "full", reason: "recovered" })), { text: "", tone: "", hideVideo: false, state: "full" });
+});

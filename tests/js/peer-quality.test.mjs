@@ -23,25 +23,3 @@ test("frozen video with an expected stream is poor even without packets", () => 
   assert.equal(classifyLink(s(0, 100, 0.02, 50), s(0, 100, 0.02, 50), { expectVideo: true }), "poor");
   assert.equal(classifyLink(s(0, 100, 0.02, 50), s(0, 100, 0.02, 50)), "unknown");
 });
-
-import { SendPolicy } from "../../static/js/call-quality.js";
-
-test("send policy steps down on sustained poor links and back up on good ones", () => {
-  const p = new SendPolicy();
-  assert.equal(p.observe("poor"), false, "one bad sample is not enough");
-  assert.equal(p.observe("poor"), true);
-  assert.equal(p.name, "reduced");
-  p.observe("poor");
-  assert.equal(p.observe("poor"), true);
-  assert.equal(p.name, "audio-only");
-  assert.equal(p.observe("poor"), false, "no lower level");
-  p.observe("poor");
-  assert.equal(p.name, "audio-only");
-  p.observe("good"); p.observe("good");
-  assert.equal(p.observe("good"), true);
-  assert.equal(p.name, "reduced");
-  p.observe("good"); p.observe("fair"); p.observe("good"); p.observe("good");
-  assert.equal(p.name, "reduced", "a fair sample resets the streak");
-  assert.equal(p.observe("good"), true);
-  assert.equal(p.name, "full");
-});

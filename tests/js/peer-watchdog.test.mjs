@@ -15,6 +15,7 @@ class FakePC {
     if (description?.type === "rollback") this.signalingState = "stable";
   }
   restartIce() { this.restarts += 1; }
+  createDataChannel(label, opts) { this.channel = { label, ...opts, readyState: "connecting" }; return this.channel; }
   close() { this.closed = true; this.connectionState = "closed"; }
 }
 globalThis.RTCPeerConnection = FakePC;
@@ -89,4 +90,13 @@ test("a connected link is left alone, and a closed one stops the watchdog", asyn
   } finally {
     mock.timers.reset();
   }
+});
+
+test("every connection carries the negotiated media-control channel (id 0) from the start", async () => {
+  const { Peer } = await import("../../static/js/peer.js");
+  const p = new Peer({ selfId: "a", remoteId: "b", ice: null, send() {}, onStream() {}, onState() {} });
+  assert.deepEqual({ label: p.pc.channel.label, negotiated: p.pc.channel.negotiated, id: p.pc.channel.id },
+    { label: "media-control", negotiated: true, id: 0 });
+  assert.equal(p.sendControl("{}"), false, "not open yet: nothing sent");
+  p.close();
 });

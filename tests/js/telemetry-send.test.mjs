@@ -73,7 +73,7 @@ test("each tick sends one call.stats frame with a sample per peer, intervals fro
 
 test("the level says what the ladder sends that peer, in the protocol's words", async () => {
   const { socket, c } = await inCallWith("a");
-  await c.state.peers.get("a").setSendLevel("audio-only");
+  await c.state.peers.get("a").setSendLevel("audio");
   await c.sendTelemetry();
   assert.equal(socket.sent.at(-1).samples[0].level, "audio");
 });

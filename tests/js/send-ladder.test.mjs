@@ -1,0 +1,138 @@
+// The send ladder decides from the sender's own view of a link (what the peer reports
+// losing of what we send, RTT, the available outgoing bitrate, the encoder's limit).
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { SendLadder, SEND_LEVELS, LEVEL_ENCODINGS, senderView } from "../../static/js/call-quality.js";
+
+const GOOD = { rtt: 40, loss_out: 0, bw_out: 2000, qlr: "none" };
+
+/** Feeds samples 2 s apart from `t0`, returns the steps taken ("level:reason"). */
+function run(ladder, samples, t0 = 0) {
+  const steps = [];
+  samples.forEach((s, i) => {
+    const step = ladder.observe({ ...GOOD, ...s, t: t0 + i * 2000 });
+    if (step) steps.push(`${step.level}:${step.reason}`);
+  });
+  return steps;
+}
+const times = (n, s) => Array.from({ length: n }, () => s);
+
+test("levels are full, reduced, low, audio; each has its encoding and a falling need", () => {
+  assert.deepEqual(SEND_LEVELS, ["full", "reduced", "low", "audio"]);
+  const needs = SEND_LEVELS.map((l) => LEVEL_ENCODINGS[l].need);
+  assert.deepEqual([...needs].sort((a, b) => b - a), needs);
+  assert.ok(LEVEL_ENCODINGS.reduced.scaleResolutionDownBy > 1 && LEVEL_ENCODINGS.low.maxFramerate < 30);
+});
+
+test("one lossy sample does not step down; sustained loss steps down one level at a time to audio", () => {
+  const l = new SendLadder();
+  assert.deepEqual(run(l, [{ loss_out: 0.15 }, GOOD]), []);
+  assert.deepEqual(run(l, times(6, { loss_out: 0.15 }), 4000), ["reduced:loss", "low:loss", "audio:loss"]);
+  assert.deepEqual(run(l, times(2, { loss_out: 0.5 }), 20000), [], "audio is the floor");
+  assert.equal(l.level, "audio");
+});
+
+test("severe loss steps down at once; sustained RTT steps down", () => {
+  const a = new SendLadder();
+  assert.deepEqual(run(a, [{ loss_out: 0.4 }]), ["reduced:loss"]);
+  const b = new SendLadder();
+  assert.deepEqual(run(b, [{ rtt: 800 }, { rtt: 800 }]), ["reduced:rtt"]);
+});
+
+test("the loss of what we receive is not an input: only loss_out moves the ladder", () => {
+  const l = new SendLadder();
+  assert.deepEqual(run(l, times(10, { loss_in: 0.5, jitter: 200, freezes: 3 })), []);
+  assert.equal(l.level, "full");
+});
+
+test("available bitrate below the level's need jumps to the level that fits, after the warm-up", () => {
+  const l = new SendLadder();
+  const capped = { bw_out: 250, qlr: "bandwidth" };
+  assert.deepEqual(run(l, times(3, capped)), [], "the estimate ramps up during the first 6 s");
+  assert.deepEqual(run(l, [capped], 6000), ["low:bandwidth"]);
+  const m = new SendLadder();
+  run(m, times(4, GOOD));
+  assert.deepEqual(run(m, [{ bw_out: 400, qlr: "bandwidth" }], 8000), ["reduced:bandwidth"]);
+  assert.deepEqual(run(m, [{ bw_out: 60, qlr: "bandwidth" }], 10000), ["audio:bandwidth"]);
+});
+
+test("a low estimate while the encoder is not limited by it (a still picture) does not step down", () => {
+  const l = new SendLadder();
+  assert.deepEqual(run(l, times(10, { bw_out: 300, qlr: "none" })), []);
+});
+
+test("a busy CPU steps down resolution, but never to audio only", () => {
+  const l = new SendLadder();
+  assert.deepEqual(run(l, times(12, { qlr: "cpu" })), ["reduced:cpu", "low:cpu"]);
+  assert.equal(l.level, "low");
+});
+
+test("stepping up needs several good samples and the hold after a step down", () => {
+  const l = new SendLadder();
+  run(l, [{ loss_out: 0.4 }]); // reduced at t=0
+  // Good from t=2 s: 3 in a row by t=6 s, but the hold (8 s) lets it up only at t=8 s.
+  assert.deepEqual(run(l, times(3, GOOD), 2000), []);
+  assert.deepEqual(run(l, [GOOD], 8000), ["full:recovered"]);
+  const m = new SendLadder();
+  run(m, [{ loss_out: 0.4 }]);
+  assert.deepEqual(run(m, [GOOD, GOOD, { loss_out: 0.05 }, GOOD, GOOD], 2000), [], "a fair sample restarts the count");
+  assert.deepEqual(run(m, [GOOD], 12000), ["full:recovered"]);
+});
+
+test("a step up that fails soon doubles the hold before the next try (no flapping)", () => {
+  const l = new SendLadder();
+  run(l, [{ loss_out: 0.4 }]); // down at 0
+  run(l, times(4, GOOD), 2000); // up at 8 s
+  assert.equal(l.level, "full");
+  run(l, [{ loss_out: 0.4 }], 10000); // down again 2 s after the up: the hold doubles to 16 s
+  const steps = [];
+  for (let t = 12000; t <= 40000; t += 2000) {
+    const s = l.observe({ ...GOOD, t });
+    if (s) steps.push(`${s.level}:${s.reason}@${t}`);
+  }
+  assert.deepEqual(steps, ["full:recovered@26000"]);
+});
+
+test("stepping up wants bitrate headroom for the next level, and probes after a long hold", () => {
+  const l = new SendLadder();
+  run(l, [{ loss_out: 0.4 }]); // reduced at 0
+  const tight = { bw_out: 450, qlr: "none" }; // enough for reduced, not for full
+  const steps = [];
+  for (let t = 2000; t <= 30000; t += 2000) {
+    const s = l.observe({ ...GOOD, ...tight, t });
+    if (s) steps.push(`${s.level}:${s.reason}@${t}`);
+  }
+  assert.deepEqual(steps, ["full:recovered@24000"], "3 holds of 8 s: a probe");
+});
+
+test("a prediction of trouble steps down before it comes, at most once per 4 s, and blocks stepping up", () => {
+  const l = new SendLadder();
+  assert.equal(l.observePrediction(0.2, 0), null);
+  assert.deepEqual(l.observePrediction(0.8, 1000), { level: "reduced", reason: "predicted", from: "full", t: 1000 });
+  assert.equal(l.observePrediction(0.9, 3000), null, "too soon for another");
+  assert.equal(l.observePrediction(0.9, 5000)?.level, "low");
+  assert.deepEqual(run(l, times(10, GOOD), 6000), [], "a standing prediction keeps it down");
+  l.observePrediction(0.1, 26000);
+  assert.deepEqual(run(l, [GOOD, GOOD, GOOD], 26000), ["reduced:recovered"]);
+});
+
+test("a forced level holds until released; then the ladder goes on from it", () => {
+  const l = new SendLadder();
+  assert.deepEqual(l.force("audio", 0), { level: "audio", reason: "manual", from: "full", t: 0 });
+  assert.deepEqual(run(l, times(10, GOOD), 2000), []);
+  assert.equal(l.force(null, 22000), null);
+  assert.deepEqual(run(l, times(8, GOOD), 24000), ["low:recovered", "reduced:recovered"]);
+  assert.throws(() => l.force(/** @type {any} */ ("audio-only"), 0));
+});
+
+test("the sender's view: worst reported loss of the kinds sent in the interval, ms and kbit/s", () => {
+  const at = (t, audio, video, extra = {}) => ({ t, rtt: 0.12, bwOut: 850_000, qlr: "none", sent: { audio, video }, ...extra });
+  const prev = at(0, { packetsSent: 100, fractionLost: 0 }, { packetsSent: 500, fractionLost: 0.3 });
+  const cur = at(2000, { packetsSent: 200, fractionLost: 0.02 }, { packetsSent: 900, fractionLost: 0.06 });
+  assert.deepEqual(senderView(prev, cur), { t: 2000, rtt: 120, loss_out: 0.06, bw_out: 850, qlr: "none" });
+  // Video paused: its last report (30 %) stands but nothing was sent; only audio counts.
+  const paused = at(4000, { packetsSent: 300, fractionLost: 0.01 }, { packetsSent: 900, fractionLost: 0.3 });
+  assert.equal(senderView(cur, paused).loss_out, 0.01);
+  assert.deepEqual(senderView(null, at(0, undefined, undefined, { rtt: null, bwOut: null, qlr: null })),
+    { t: 0, rtt: null, loss_out: null, bw_out: null, qlr: null });
+});
