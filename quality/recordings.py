@@ -141,6 +141,9 @@ def run_read_dir(path: Path) -> Run:
         # The page had no adaptation modes yet (before issue 14's ladder): whatever the
         # lab asked, the call ran its old send policy.
         run.mode = "old-policy"
+    for key in ("samples_source", "date", "machine", "command"):
+        if key in meta:  # where the samples came from, when, how (kept in the compact copy)
+            run.summary[key] = meta[key]
     if isinstance(meta.get("peers"), list):
         # Which peer id each seat name is: the summary names links by seat.
         run.summary["peers"] = [

@@ -156,3 +156,12 @@ def test_a_lab_folder_without_a_run_id_is_named_by_session_and_carries_the_lab_s
     by_link = {ls.link: ls for ls in link_series(back)}
     assert by_link[("A", "B")].lab_stall_ms == 11501
     assert by_link[("B", "A")].lab_stall_ms is None
+
+
+def test_the_shipped_model_was_trained_on_the_shipped_recordings():
+    root = Path(__file__).resolve().parent.parent
+    model = json.loads((root / "static/js/quality-model.json").read_text())
+    assert model["features"] == list(FEATURES)
+    runs = runs_find([root / "quality/recordings"])
+    assert set(model["trained"]["runs"]) <= {r.id for r in runs}
+    assert all(len(link_series(r)) == 2 for r in runs)

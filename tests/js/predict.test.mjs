@@ -71,3 +71,11 @@ test("the call's predictor follows each peer's newest sample and answers null wi
   }
   assert.ok(close(p, probability(vectors.model, features(sim))));
 });
+
+test("the shipped model file is a model for these features", () => {
+  const shipped = JSON.parse(readFileSync(new URL("../../static/js/quality-model.json", import.meta.url), "utf8"));
+  const m = modelCheck(shipped);
+  assert.ok(m.threshold > 0 && m.threshold < 1);
+  const p = probability(m, features([]));
+  assert.ok(p >= 0 && p <= 1);
+});
