@@ -4,15 +4,22 @@ service as in the call (moderation/services.py): audited, and live at once."""
 
 from typing import TYPE_CHECKING, Any
 
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.auth.models import User
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404
+from django.template.response import TemplateResponse
+from django.urls import path
+from pymongo.errors import PyMongoError
 
+from rooms import telemetry
 from rooms.models import AuditLog, Ban, Invite, Membership, Role, Room
 from videochat.adminaccess import NamedInlineControls
 
-from . import services
+from . import callquality, services
 
 if TYPE_CHECKING:  # the mixin's super() calls reach ModelAdmin or InlineModelAdmin
     _AdminBase = admin.options.BaseModelAdmin[Any]
@@ -75,6 +82,47 @@ class RoomAdmin(admin.ModelAdmin):
     prepopulated_fields = {"slug": ("name",)}
     raw_id_fields = ("owner",)
     inlines = [MembershipInline, InviteInline]
+
+    def get_urls(self):
+        view = self.admin_site.admin_view(self.quality_view)
+        return [
+            path("<path:object_id>/quality/", view, name="rooms_room_quality"),
+            *super().get_urls(),
+        ]
+
+    def quality_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        """The room's calls, and one call's quality timeline (call.stats samples) as plots."""
+        room = get_object_or_404(Room, pk=object_id)
+        if not self.has_view_permission(request, room):
+            raise PermissionDenied
+        context: dict[str, Any] = {
+            **self.admin_site.each_context(request),
+            "title": f"Call quality: {room.name}",
+            "room": room,
+            "opts": self.model._meta,
+            "calls": [],
+            "call": None,
+            "pairs": [],
+            "events": [],
+            "unavailable": None,
+            "ttl_days": settings.CALL_STATS_TTL_DAYS,
+        }
+        try:
+            calls = telemetry.calls_for(room=room.slug)
+            wanted = request.GET.get("call") or (calls[0]["call"] if calls else None)
+            if wanted is not None and wanted not in {c["call"] for c in calls}:
+                raise Http404("No such call in this room.")
+            samples = telemetry.samples_for(room=room.slug, call=wanted) if wanted else []
+        except PyMongoError as exc:
+            context["unavailable"] = str(exc)[:200]
+        else:
+            context.update(
+                calls=calls,
+                call=wanted,
+                pairs=callquality.pairs_of(samples),
+                events=callquality.events_of(samples),
+            )
+        return TemplateResponse(request, "admin/rooms/room/quality.html", context)
 
     def get_readonly_fields(self, request: HttpRequest, obj=None):
         # Handing a room to someone else is for superusers only.
