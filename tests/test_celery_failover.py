@@ -2,10 +2,11 @@
 runs an acks_late task and holds another (a countdown): the worker must stay up,
 finish the task, and take new work from the new primary.
 
-In tests/test_sentinel.py kombu 5.7's Sentinel transport exited the worker once
-after such a failover ("Unrecoverable error: AttributeError: 'NoneType' object has
-no attribute 'hostname'", bench/RESULTS.md); this smaller setup has not reproduced
-that (see the RESULTS entry), and holds what did work.
+In tests/test_sentinel.py kombu 5.7's Sentinel transport exited the worker after
+such a failover ("Unrecoverable error: AttributeError: 'NoneType' object has no
+attribute 'hostname'": a channel holding unacknowledged tasks closed after kombu had
+forgotten the connection's settings); the second test puts a channel in that state
+(videochat/kombusentinel.py turns it into a connection error kombu ignores).
 """
 
 import subprocess
@@ -13,6 +14,7 @@ import uuid
 
 import pytest
 import redis
+from kombu import Connection, Exchange, Queue
 
 from tests.fixtures.live import django_env, run_dir
 from tests.fixtures.workers import wait_until
@@ -105,3 +107,68 @@ def test_a_worker_running_a_late_ack_task_survives_the_brokers_failover():
         # unacked sweep restores it (CELERY_VISIBILITY_TIMEOUT; docs/operations.md).
     finally:
         stop_all([worker, *reversed(group.services)])
+
+
+@pytest.fixture
+def group():
+    made = sentinel_group(run_dir(), run_dir() / f"sentinel-{uuid.uuid4().hex[:8]}")
+    try:
+        for service in made.services:
+            service.start()
+        wait_sentinel_group(made)
+        yield made
+    finally:
+        stop_all(list(reversed(made.services)))
+
+
+def test_the_app_uses_the_patched_sentinel_transport_with_sentinels(group, settings):
+    assert settings.CELERY_BROKER_TRANSPORT is None  # the suite's plain Redis
+    url = ";".join(f"sentinel://127.0.0.1:{s.port}/0" for s in group.sentinels)
+    code = (
+        "from videochat.celery import app; "
+        "print(type(app.connection_for_write().transport).__module__)"
+    )
+    env = django_env(**group.env, REDIS_URL="")
+    out = subprocess.run(
+        [str(BASE_DIR / ".venv/bin/python"), "-c", code],
+        env=env,
+        cwd=BASE_DIR,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=scaled(60),
+    ).stdout
+    assert out.strip().endswith("videochat.kombusentinel"), (out, url)
+
+
+@pytest.mark.parametrize(
+    ("transport", "survives"),
+    [(None, False), ("videochat.kombusentinel:Transport", True)],
+)
+def test_closing_a_channel_with_unacked_tasks_after_its_connection_forgot_its_settings(
+    group, transport, survives
+):
+    """The state the worker died in: the primary dead, the transport's client gone
+    (what kombu's Connection close does), a channel still holding an unacknowledged
+    message. kombu's own transport (None) raises AttributeError, which Celery treats
+    as fatal; the app's raises a connection error, which the close ignores."""
+    url = ";".join(f"sentinel://127.0.0.1:{s.port}/0" for s in group.sentinels)
+    options = {"master_name": group.master}
+    queue = Queue("t", Exchange("t"), "t")
+    with Connection(url, transport_options=options, transport=transport) as producer:
+        producer.Producer().publish(
+            {"x": 1}, exchange=queue.exchange, routing_key="t", declare=[queue]
+        )
+    connection = Connection(url, transport_options=options, transport=transport)
+    got = []
+    channel = connection.channel()
+    connection.Consumer(queue, callbacks=[lambda body, m: got.append(m)], channel=channel).consume()
+    connection.drain_events(timeout=scaled(5))
+    assert len(got) == 1 and not got[0].acknowledged
+    group.primary.kill()
+    connection.transport.client = None  # as Connection._do_close_transport leaves it
+    if survives:
+        connection.maybe_close_channel(channel)
+    else:
+        with pytest.raises(AttributeError, match="hostname"):
+            connection.maybe_close_channel(channel)

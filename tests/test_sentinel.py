@@ -73,9 +73,10 @@ def group():
 @pytest.fixture
 def supervised_celery_worker(delivery_settings):
     """Factory: a Celery worker restarted when it exits (call ``check()`` often), as
-    the Procfile's supervisor and Kubernetes do: kombu's Sentinel transport can exit
-    the worker on a failover (AttributeError while restoring an unacknowledged task;
-    docs/operations.md)."""
+    the Procfile's supervisor and Kubernetes do. kombu's own Sentinel transport exited
+    it on a failover (AttributeError while restoring an unacknowledged task), which the
+    app's transport turns into a reconnect (videochat/kombusentinel.py,
+    tests/test_celery_failover.py); the restarts are printed."""
     made: list[Service] = []
 
     def start(env: dict[str, str]) -> Service:

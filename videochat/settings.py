@@ -173,6 +173,10 @@ CACHES = {
 
 # --- Celery ------------------------------------------------------------------
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS.celery_broker_url())
+# kombu's Sentinel transport, a failover crash made a reconnect (videochat/kombusentinel.py).
+CELERY_BROKER_TRANSPORT = (
+    "videochat.kombusentinel:Transport" if CELERY_BROKER_URL.startswith("sentinel://") else None
+)
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
