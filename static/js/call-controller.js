@@ -5,7 +5,7 @@
 import { Peer } from "./peer.js";
 import { isPolite } from "./negotiation.js";
 import * as media from "./media.js";
-import { SendLadder, blame, classifyLink, loudest, senderView } from "./call-quality.js";
+import { LADDER_DEFAULTS, SendLadder, blame, classifyLink, loudest, senderView } from "./call-quality.js";
 import { levelMessage, wantVideoMessage } from "./media-control.js";
 import * as proto from "./protocol.js";
 import { sampleFrom } from "./stats-sample.js";
@@ -145,6 +145,7 @@ export class CallController {
       /** @type {Map<string, any>} last raw send-side stats per peer (for the sender's view) */ sendStats: new Map(),
       /** @type {Map<string, import("./call-quality.js").SenderView[]>} recent sender views per peer */ views: new Map(),
       /** @type {Map<string, object[]>} recent telemetry SAMPLEs per peer (a predictor's input) */ predictSamples: new Map(),
+      /** @type {Map<string, number|null>} the predictor's last probability per peer (telemetry's pred) */ preds: new Map(),
       /** @type {Map<string, RemoteVideo>} what each peer says it sends us */ remote: new Map(),
       /** @type {Map<string, boolean>} whether we want each peer's video (last said) */ wants: new Map(),
       /** @type {Map<string, number>} when we last changed what we want from a peer */ wantsAt: new Map(),
@@ -177,6 +178,8 @@ export class CallController {
     this.trace = [];
     /** @type {((samples: object[]) => number|null)|null} PRED's model (predictive mode) */
     this.predictor = null;
+    /** @type {number|null} the probability the ladder steps down at (setPredictor) */
+    this.predictDown = null;
   }
 
   // --- helpers ----------------------------------------------------------------
@@ -669,7 +672,7 @@ export class CallController {
       let report;
       try { report = await peer.pc.getStats(); } catch { continue; }
       const sample = sampleFrom(tel.reports.get(peerId) ?? null, report, {
-        peer: peerId, level: this.sendLevelOf(peerId), pred: null, events: this.eventsFor(peerId), now: this.now(),
+        peer: peerId, level: this.sendLevelOf(peerId), pred: this.predOf(peerId), events: this.eventsFor(peerId), now: this.now(),
       });
       tel.reports.set(peerId, report);
       tel.last.set(peerId, sample);
@@ -679,6 +682,12 @@ export class CallController {
       if (!s.peers.has(peerId)) { tel.reports.delete(peerId); tel.last.delete(peerId); }
     }
     if (samples.length) this.socket.send(proto.callStats(samples));
+  }
+
+  /** The predictor's last probability for a peer's link (predictive mode only), else null. @param {string} peerId */
+  predOf(peerId) {
+    const p = this.state.adaptMode === "predictive" ? this.state.preds.get(peerId) : null;
+    return typeof p === "number" && Number.isFinite(p) ? Math.round(p * 1000) / 1000 : null;
   }
 
   /** What we send a peer, in the telemetry's words. @param {string} peerId @returns {string} */
@@ -717,6 +726,7 @@ export class CallController {
     if (!step && s.adaptMode === "predictive" && this.predictor) {
       let p = null;
       try { p = this.predictor(samples.length ? samples : history); } catch (err) { console.warn("predictor", err); }
+      s.preds.set(peerId, typeof p === "number" ? p : null);
       step = ladder.observePrediction(typeof p === "number" ? p : null, sendView.t);
       if (step) this.logEvent(peerId, `predict:${/** @type {number} */ (p).toFixed(2)}`);
     }
@@ -727,7 +737,10 @@ export class CallController {
   ladderOf(peerId) {
     const s = this.state;
     let ladder = s.ladders.get(peerId);
-    if (!ladder) { ladder = new SendLadder(); s.ladders.set(peerId, ladder); }
+    if (!ladder) {
+      ladder = new SendLadder(this.predictDown === null ? {} : { predictDown: this.predictDown });
+      s.ladders.set(peerId, ladder);
+    }
     return ladder;
   }
 
@@ -781,8 +794,19 @@ export class CallController {
     }
   }
 
-  /** @param {((samples: object[]) => number|null)|null} fn */
-  setPredictor(fn) { this.predictor = fn; }
+  /**
+   * The predictor of predictive mode, and the probability at which the ladder acts on
+   * it (a model's own alarm threshold, static/js/quality-model.json; default the
+   * ladder's predictDown).
+   * @param {((samples: object[]) => number|null)|null} fn @param {{threshold?: number}} [opts]
+   */
+  setPredictor(fn, { threshold } = {}) {
+    this.predictor = fn;
+    this.predictDown = typeof threshold === "number" ? threshold : null;
+    for (const ladder of this.state.ladders.values()) {
+      ladder.o.predictDown = this.predictDown ?? LADDER_DEFAULTS.predictDown;
+    }
+  }
 
   /**
    * Hold a send level by hand (tests, the lab); null gives the peer back to the ladder.

@@ -2,6 +2,7 @@
 // (call-controller.js) to its view (call-ui.js) and the page's buttons and keys.
 // init() is called once by main.js; other features use what it returns.
 import { CallController } from "./call-controller.js";
+import { modelLoad, modelPredictor } from "./predict.js";
 import { $, createCallView } from "./call-ui.js";
 import { REACTIONS } from "./protocol.js";
 import { checkConnectivity, describeConnectivity } from "./netcheck.js";
@@ -121,7 +122,10 @@ export function init({ socket, presence, panels }) {
     events: () => controller.state.events.slice(),
     lastViews: () => controller.lastViews(),
     setLowBandwidth: (/** @type {boolean} */ on) => controller.setLowBandwidth(Boolean(on)),
-    setAdaptMode: (/** @type {any} */ mode) => controller.setAdaptMode(mode),
+    setAdaptMode: (/** @type {any} */ mode) => {
+      controller.setAdaptMode(mode);
+      if (mode === "predictive") usePrediction(controller);
+    },
     setPredictor: (/** @type {any} */ fn) => controller.setPredictor(fn),
   };
   return {
@@ -129,6 +133,22 @@ export function init({ socket, presence, panels }) {
     controller,
     muteMic: () => controller.setMicMuted(true),
   };
+}
+
+/**
+ * Predictive mode: load the freeze model (static/js/quality-model.json, beside
+ * predict.js) once and give it to the ladder with its alarm threshold
+ * (docs/adaptation.md, "Prediction"). Without a model the ladder stays reactive.
+ * @param {CallController} controller
+ */
+async function usePrediction(controller) {
+  if (controller.predictor) return;
+  try {
+    const model = await modelLoad();
+    if (!controller.predictor) controller.setPredictor(modelPredictor(model), { threshold: model.threshold });
+  } catch (err) {
+    console.warn("prediction", err);
+  }
 }
 
 /** Whether a key press is typing into a field (shortcuts must not fire). @param {EventTarget|null} target */

@@ -168,10 +168,10 @@ export function modelCheck(m) {
 }
 
 /**
- * Fetch and check the model (no build step: a static JSON file).
+ * Fetch and check the model (no build step: a static JSON file beside this module).
  * @param {string} [url] @param {typeof fetch} [fetchFn] @returns {Promise<Model>}
  */
-export async function modelLoad(url = "/static/js/quality-model.json", fetchFn = fetch) {
+export async function modelLoad(url = new URL("./quality-model.json", import.meta.url).href, fetchFn = fetch) {
   const res = await fetchFn(url, { cache: "no-cache" });
   if (!res.ok) throw new Error(`quality model: ${url} answered ${res.status}`);
   return modelCheck(await res.json());
@@ -221,19 +221,13 @@ export class Predictor {
 
 /**
  * The call's predictor (CallController.setPredictor, adaptation mode "predictive"):
- * each time the ladder asks about a peer it is given that peer's newest telemetry
- * sample (`lastSample`, the SAMPLE the client last sent), keeps the window and
- * answers that link's probability; null while it has no sample of the peer.
- * @param {Model} model @param {(peerId: string) => Sample|null|undefined} lastSample
- * @returns {(views: unknown[], peerId?: string) => number|null}
+ * given one link's telemetry SAMPLEs, oldest first, the model's probability that
+ * its video freezes within the horizon.
+ * @param {Model} model @returns {(samples: any[]) => number|null}
  */
-export function callPredictor(model, lastSample) {
-  const predictor = new Predictor(model);
-  return (_views, peerId) => {
-    if (!peerId) return null;
-    const s = lastSample(peerId);
-    if (!s) return null;
-    predictor.observe([s]);
-    return predictor.predict(peerId);
+export function modelPredictor(model) {
+  return (samples) => {
+    const w = windowOf(samples.filter((s) => s && typeof s.t === "number"));
+    return w.length ? probability(model, features(w)) : null;
   };
 }

@@ -316,6 +316,25 @@ test("predictive mode steps down when the predictor says trouble, and logs the p
   assert.deepEqual(seen, [1, 2]);
 });
 
+test("a model's threshold is where the ladder acts on it, and the telemetry carries the prediction", async () => {
+  const { c, peer, tick, socket } = await inCallWithAnn();
+  peer.pc.getStats = async () => new Map(); // an empty report: the telemetry sample still goes
+  c.setAdaptMode("predictive");
+  let p = 0.8;
+  c.setPredictor(() => p, { threshold: 0.85 });
+  await tick(2);
+  assert.deepEqual(peer.levels, [], "0.8 is under the model's threshold");
+  p = 0.9;
+  await tick(1);
+  assert.deepEqual(peer.levels, ["reduced"]);
+  await tick(1);
+  const stats = socket.sent.filter((f) => f.type === "call.stats").at(-1);
+  assert.equal(stats?.samples[0].pred, 0.9);
+  c.setAdaptMode("reactive");
+  await tick(1);
+  assert.equal(socket.sent.filter((f) => f.type === "call.stats").at(-1)?.samples[0].pred, null);
+});
+
 test("low-bandwidth mode asks every peer to stop its video and resumes it after", async () => {
   const { c, peer, last } = await inCallWithAnn();
   c.controlOpened("a");

@@ -56,20 +56,13 @@ test("the predictor keeps one window per peer and ignores a sample it already ha
   assert.equal(pred.predict("bob"), 0);
 });
 
-test("the call's predictor follows each peer's newest sample and answers null without one", async () => {
-  const { callPredictor } = await import("../../static/js/predict.js");
+test("the call's predictor is the model on the link's newest window; null without samples", async () => {
+  const { modelPredictor } = await import("../../static/js/predict.js");
   const sim = vectors.cases.find((c) => c.window.length === 5).window;
-  /** @type {Map<string, any>} */ const last = new Map();
-  const fn = callPredictor(vectors.model, (peer) => last.get(peer));
-  assert.equal(fn([], "bob"), null);
+  const fn = modelPredictor(vectors.model);
   assert.equal(fn([]), null);
-  let p = null;
-  for (const s of sim) {
-    last.set("bob", { ...s, peer: "bob" });
-    p = fn([], "bob");
-    assert.equal(fn([], "bob"), p); // asked twice for one sample: counted once
-  }
-  assert.ok(close(p, probability(vectors.model, features(sim))));
+  const older = [{ ...sim[0], t: sim[0].t - 60000 }];
+  assert.ok(close(fn([...older, ...sim]), probability(vectors.model, features(sim))));
 });
 
 test("the shipped model file is a model for these features", () => {
