@@ -94,3 +94,16 @@ test("a peer that left is forgotten: its next connection starts a fresh interval
   assert.equal(c.telemetry.reports.size, 0);
   assert.equal(socket.sent.filter((f) => f.type === "call.stats").length, 1);
 });
+
+test("the sample carries the predictor's last answer and the ladder's events about that peer", async () => {
+  const { socket, c } = await inCallWith("a");
+  c.state.adaptMode = "predictive";
+  c.state.preds.set("a", 0.3);
+  c.logEvent("a", "step:reduced:loss");
+  await c.sendTelemetry();
+  const sample = socket.sent.at(-1).samples[0];
+  assert.equal(sample.pred, 0.3);
+  assert.deepEqual(sample.events, ["step:reduced:loss"]);
+  await c.sendTelemetry();
+  assert.deepEqual(socket.sent.at(-1).samples[0].events, [], "each event is sent once");
+});
