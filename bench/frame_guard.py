@@ -9,9 +9,11 @@ One socket through the real ASGI router (in process, real Redis channel layer
 and Redis rate limits, SQLite in a temp folder) sends ``--n`` pings pipelined
 and waits for every pong. Two variants interleaved round by round so machine
 load hits them alike:
-- guard:    rooms.security.check_frame as shipped (per-type size, per-address
-            token bucket in Redis, moderation revision GET in Redis);
-- no-guard: check_frame replaced by a no-op (the reference).
+- guard:    as shipped: the frame's charge (rooms.security.AddressGate.charge:
+            address, user and the type's own token buckets and the moderation
+            revision, one Redis script call) and rooms.security.check_frame
+            (per-type size, own-limit refusal, membership re-check);
+- no-guard: both replaced by no-ops (the reference).
 The per-user frame limit is raised for both so neither is rate limited.
 Reported: median pings per second (send of the first to the last pong).
 """
@@ -93,16 +95,20 @@ async def main(n: int, rounds: int) -> None:
     security.USER_FRAME_LIMIT = big
     security.IP_FRAME_LIMIT = big
     security.IP_CONNECT_LIMIT = big
-    shipped = security.check_frame
+    shipped = (security.check_frame, security.AddressGate.charge)
 
-    async def no_guard(session, frame, **_):
+    async def no_check(session, frame, **_):
         return True
+
+    async def no_charge(self, **_):
+        return None, None
 
     results: dict[str, list[float]] = {"guard": [], "no-guard": []}
     for _ in range(rounds):
-        for name, fn in (("guard", shipped), ("no-guard", no_guard)):
+        for name, (check, charge) in (("guard", shipped), ("no-guard", (no_check, no_charge))):
             await get_redis().delete(*[k async for k in get_redis().scan_iter("rl:*")] or ["x"])
-            security.check_frame = fn
+            security.check_frame = check
+            security.AddressGate.charge = charge  # type: ignore[method-assign]
             results[name].append(await one_round(COOKIE, n))
     for name, values in results.items():
         median = statistics.median(values)
