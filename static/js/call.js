@@ -126,7 +126,7 @@ export function init({ socket, presence, panels }) {
       controller.setAdaptMode(mode);
       if (mode === "predictive") usePrediction(controller);
     },
-    setPredictor: (/** @type {any} */ fn) => controller.setPredictor(fn),
+    setPredictor: (/** @type {any} */ fn, /** @type {any} */ opts) => controller.setPredictor(fn, opts),
   };
   return {
     helloExtras: () => controller.helloExtras(),
