@@ -245,7 +245,7 @@ def test_dead_letters_and_breaker_states_are_read_at_scrape_time(delivery_settin
 def test_a_store_that_does_not_answer_never_fails_the_scrape(settings):
     settings.REDIS = RedisConfig(url="redis://127.0.0.1:9/0")  # nothing listens on the discard port
     settings.MONGODB_URI = "mongodb://127.0.0.1:9/"
-    from deliveries.connections import _mongo
+    from videochat.mongo import _mongo
 
     _mongo.clear()
     try:
