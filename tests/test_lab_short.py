@@ -92,6 +92,22 @@ def test_a_cap_makes_the_impaired_sender_step_down(lab, chromium):
     ), capped
     dropped = phase_delta(record, "300 kbit/s up", "peer0", "up")
     assert dropped["dropped_queue"] > 0, dropped  # the cap was real
+    # The send ladder (docs/adaptation.md) stepped what peer 0 sends down from full,
+    # and peer 1's tile of peer 0 says so instead of showing a frozen picture.
+    assert record.mode_applied
+    label = "300 kbit/s up"
+    levels = [
+        t["level"] for t in in_phase(record, label, record.ticks) if t["from_peer"] == impaired
+    ]
+    assert set(levels) - {"full", None}, levels
+    notices = {
+        t["notice"]
+        for t in in_phase(record, label, record.ticks)
+        if t["from_peer"] != impaired and t.get("notice")
+    }
+    assert any(n == "lower quality" or "audio only (poor connection)" in n for n in notices), (
+        notices
+    )
 
 
 def test_after_an_outage_media_decodes_again_under_the_same_peer_ids(lab, chromium):
