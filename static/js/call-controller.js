@@ -9,6 +9,7 @@ import { LADDER_DEFAULTS, SendLadder, blame, classifyLink, loudest, senderView }
 import { levelMessage, wantVideoMessage } from "./media-control.js";
 import * as proto from "./protocol.js";
 import { sampleFrom } from "./stats-sample.js";
+import { chooseRecovery, hasTurn, recoveryEvent } from "./recovery.js";
 
 const { IN } = proto;
 export const STATS_EVERY_MS = 2000;
@@ -292,6 +293,7 @@ export class CallController {
       fresh,
       onControl: (/** @type {import("./media-control.js").ControlMessage} */ msg) => this.onControl(peerId, msg),
       onControlOpen: () => this.controlOpened(peerId),
+      onRecover: (/** @type {Peer} */ p) => this.recoveryFor(peerId, p),
     });
     s.peers.set(peerId, peer);
     this.mark(`peer ${peerId} ${peer.negotiator.polite ? "polite" : "impolite"}${fresh ? " fresh" : ""}`);
@@ -654,6 +656,37 @@ export class CallController {
     }
     this.view.showSpeaker(loudest(levels));
     this.sayWhoseProblem();
+  }
+
+  // --- recovery (docs/adaptation.md, "Recovery") -------------------------------------
+  /** What recovery.js needs to know of a link. @param {string} peerId @returns {import("./recovery.js").LinkSituation} */
+  linkSituation(peerId) {
+    const s = this.state;
+    const peer = s.peers.get(peerId);
+    return {
+      socket: this.socket.state,
+      ice: peer?.pc.iceConnectionState ?? "new",
+      restarts: peer?.restarts ?? 0,
+      relayOnly: Boolean(peer?.relayOnly) || s.ice?.ice_transport_policy === "relay",
+      turn: hasTurn(s.ice),
+      peerPresent: this.presence.peers.has(peerId),
+    };
+  }
+
+  /** A Peer's link broke: choose (and log) its recovery. @param {string} peerId @param {Peer} peer */
+  recoveryFor(peerId, peer) {
+    const choice = chooseRecovery({ ...this.linkSituation(peerId), ice: peer.pc.iceConnectionState, restarts: peer.restarts,
+      relayOnly: peer.relayOnly || this.state.ice?.ice_transport_policy === "relay" });
+    this.logRecovery(peerId, choice);
+    return choice;
+  }
+
+  /** @param {string} peerId @param {import("./recovery.js").Recovery} r */
+  logRecovery(peerId, r) {
+    if (r.choice === "none") return;
+    console.info(`recovery ${peerId}: ${r.choice} (${r.reason})`);
+    this.mark(`recover ${peerId} ${r.choice} ${r.reason}`);
+    this.logEvent(peerId, recoveryEvent(r));
   }
 
   // --- telemetry (docs/protocol.md, "Call telemetry") ---------------------------------
@@ -1040,9 +1073,12 @@ export class CallController {
         if (!present.has(peerId)) this.dropPeer(peerId, { said: `${this.nameOf(peerId)} left the call.` });
       }
       let restarted = 0;
-      for (const peer of s.peers.values()) {
+      for (const [peerId, peer] of s.peers) {
         peer.setIceConfig(f.ice);
-        if (peer.recoverIfBroken()) restarted += 1;
+        if (peer.recoverIfBroken()) {
+          restarted += 1;
+          this.logRecovery(peerId, { choice: "ice-restart", reason: "after-resume" });
+        }
       }
       if (s.inCall) this.connectToCall();
       if (s.wasDisconnected) {
@@ -1061,6 +1097,9 @@ export class CallController {
         }
       }
       if (s.inCall) this.connectToCall();
+      if (previousId && previousId !== f.peer_id) {
+        for (const peerId of s.peers.keys()) this.logRecovery(peerId, chooseRecovery({ ...this.linkSituation(peerId), resumeRefused: true }));
+      }
       if (s.wasDisconnected) this.view.showStatus("Reconnected; rejoined the call.", { tone: "ok" });
     }
     s.wasDisconnected = false;
@@ -1168,6 +1207,10 @@ export class CallController {
       const text = endSentence(s.notice, detail.code);
       if (text) this.end(text);
       return;
+    }
+    if ((st === "offline" || st === "reconnecting") && !s.wasDisconnected && s.inCall) {
+      // Nothing can be renegotiated without the socket: its resume comes first.
+      for (const peerId of s.peers.keys()) this.logRecovery(peerId, chooseRecovery({ ...this.linkSituation(peerId), socket: st }));
     }
     if (st === "offline") {
       s.wasDisconnected = true;

@@ -1,6 +1,7 @@
 // One RTCPeerConnection to one remote peer: tracks, perfect negotiation, ICE
 // restart, connection state and stats. No DOM: the UI subscribes to callbacks.
 import { Negotiator, isPolite } from "./negotiation.js";
+import { STABLE_MS } from "./recovery.js";
 import { signalDescription, signalIce } from "./protocol.js";
 import { LEVEL_ENCODINGS } from "./call-quality.js";
 import { CONTROL_ID, CONTROL_LABEL, parseControl } from "./media-control.js";
@@ -37,13 +38,22 @@ export class Peer {
    *          onStream: (stream: MediaStream) => void, onState: (state: PeerLinkState) => void,
    *          onStuck?: () => void, fresh?: boolean,
    *          onControl?: (msg: import("./media-control.js").ControlMessage) => void,
-   *          onControlOpen?: () => void}} opts
+   *          onControlOpen?: () => void,
+   *          onRecover?: (peer: Peer) => import("./recovery.js").Recovery}} opts
    *   onStuck: the impolite side's watchdog asks for this connection to be replaced;
    *   fresh: this one replaces a stuck one (its first offer says so);
-   *   onControl / onControlOpen: the media-control channel (a checked message; open)
+   *   onControl / onControlOpen: the media-control channel (a checked message; open);
+   *   onRecover: the link broke: which recovery (static/js/recovery.js); without it, an ICE restart
    */
-  constructor({ selfId, remoteId, ice, send, onStream, onState, onStuck, fresh = false, onControl, onControlOpen }) {
+  constructor({ selfId, remoteId, ice, send, onStream, onState, onStuck, fresh = false, onControl, onControlOpen,
+    onRecover }) {
     this.remoteId = remoteId;
+    this.ice = ice;
+    this.onRecover = onRecover;
+    /** ICE restarts since the link last held STABLE_MS (recovery.js counts on it) */
+    this.restarts = 0;
+    /** this connection was moved to the TURN relay only (a recovery "relay") */
+    this.relayOnly = false;
     this.onState = onState;
     this.onStuck = onStuck;
     this.pc = new RTCPeerConnection(rtcConfiguration(ice));
@@ -86,12 +96,17 @@ export class Peer {
       // if both restart at once). "disconnected" often heals by itself (a lost
       // burst); if it lasts, the path changed (new Wi-Fi, VPN): restart sooner
       // than the ~30 s Chromium takes to declare "failed".
+      // Which recovery, and whether the direct path keeps failing (then the relay),
+      // is recovery.js's choice through onRecover.
       const ice = this.pc.iceConnectionState;
       clearTimeout(this.disconnectTimer);
-      if (ice === "failed") this.negotiator.restartIce();
+      clearTimeout(this.stableTimer);
+      if (ice === "connected" || ice === "completed") {
+        this.stableTimer = setTimeout(() => { this.restarts = 0; }, STABLE_MS);
+      } else if (ice === "failed") this.recover();
       else if (ice === "disconnected") {
         this.disconnectTimer = setTimeout(() => {
-          if (this.pc.iceConnectionState === "disconnected") this.negotiator.restartIce();
+          if (this.pc.iceConnectionState === "disconnected") this.recover();
         }, DISCONNECTED_RESTART_MS);
       }
     };
@@ -227,14 +242,38 @@ export class Peer {
     const ice = this.pc.iceConnectionState;
     const stuck = this.pc.signalingState !== "stable" && !this.negotiator.makingOffer;
     if (ice === "failed" || ice === "disconnected" || stuck) {
+      this.restarts += 1;
       this.negotiator.restartIce();
       return true;
     }
     return false;
   }
 
+  /**
+   * The link broke: do what recovery.js chooses (asked through onRecover). An ICE
+   * restart, or the relay (this connection only: relay candidates, then an ICE
+   * restart). Socket resume and rejoin are the call controller's to carry out.
+   * @returns {import("./recovery.js").Recovery}
+   */
+  recover() {
+    const choice = this.onRecover?.(this) ?? { choice: "ice-restart", reason: this.pc.iceConnectionState };
+    if (choice.choice === "relay") {
+      this.relayOnly = true;
+      this.setIceConfig(this.ice);
+    }
+    if (choice.choice === "relay" || choice.choice === "ice-restart") {
+      this.restarts += 1;
+      this.negotiator.restartIce();
+    }
+    return choice;
+  }
+
   setIceConfig(ice) {
-    try { this.pc.setConfiguration(rtcConfiguration(ice)); } catch (err) { console.warn("setConfiguration", err); }
+    this.ice = ice;
+    /** @type {RTCConfiguration} */
+    const config = rtcConfiguration(ice);
+    if (this.relayOnly) config.iceTransportPolicy = "relay";
+    try { this.pc.setConfiguration(config); } catch (err) { console.warn("setConfiguration", err); }
   }
 
   /** Inbound video and link numbers from getStats (for the quality badge and tests). */
@@ -279,6 +318,7 @@ export class Peer {
 
   close() {
     clearTimeout(this.disconnectTimer);
+    clearTimeout(this.stableTimer);
     clearTimeout(this.connectTimer);
     this.pc.ontrack = null;
     this.pc.onconnectionstatechange = null;

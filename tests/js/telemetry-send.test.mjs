@@ -107,3 +107,26 @@ test("the sample carries the predictor's last answer and the ladder's events abo
   await c.sendTelemetry();
   assert.deepEqual(socket.sent.at(-1).samples[0].events, [], "each event is sent once");
 });
+
+test("a socket that drops mid-call logs the socket-resume choice once per link, and the sample carries it", async () => {
+  const { socket, c } = await inCallWith("a", "b");
+  socket.state = "reconnecting";
+  c.onSocketState("reconnecting");
+  socket.state = "offline";
+  c.onSocketState("offline"); // the same outage: not logged again
+  assert.deepEqual(c.state.events.map((e) => `${e.peer} ${e.event}`),
+    ["a recover:socket-resume:socket-down", "b recover:socket-resume:socket-down"]);
+  socket.state = "open";
+  await c.sendTelemetry();
+  assert.deepEqual(socket.sent.at(-1).samples.map((s) => s.events), [["recover:socket-resume:socket-down"], ["recover:socket-resume:socket-down"]]);
+});
+
+test("a resume the server refused logs a rejoin for the rebuilt links", async () => {
+  const { socket, c } = await inCallWith("a");
+  socket.state = "reconnecting";
+  c.onSocketState("reconnecting");
+  socket.state = "open";
+  socket.deliver({ type: "welcome", peer_id: "m2", resumed: false, resume: { token: "t2" }, ice: null,
+    participants: [person("m2", "me"), person("a", "a", { in_call: true })] });
+  assert.ok(c.state.events.some((e) => e.peer === "a" && e.event === "recover:rejoin:resume-refused"), JSON.stringify(c.state.events));
+});
