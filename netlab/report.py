@@ -49,12 +49,20 @@ def _links(run: dict[str, Any]) -> dict[tuple[str, str], list[dict[str, Any]]]:
     return out
 
 
+def _intended(tick: dict[str, Any]) -> bool:
+    """The receiver's tile says the sender sends no video on purpose (audio only, video
+    off or paused): no new frame then is the ladder's choice, not a freeze."""
+    notice = tick.get("notice") or ""
+    return any(w in notice for w in ("audio only", "video off", "video paused"))
+
+
 def _stalls(ticks: list[dict[str, Any]]) -> list[tuple[int, int]]:
     """(start_ms, length_ms) of spans with no new decoded frame, from 500 ms ticks:
-    from the last tick that saw progress to the next one, less one tick interval."""
+    from the last tick that saw progress to the next one, less one tick interval.
+    Ticks where the video is off on purpose (``_intended``) count as progress."""
     out, last_progress, prev = [], None, None
     for t in ticks:
-        if prev is not None and t["frames"] > prev["frames"]:
+        if prev is not None and (t["frames"] > prev["frames"] or _intended(t)):
             if last_progress is not None:
                 gap = t["t"] - last_progress - (t["t"] - prev["t"])
                 if gap > 0:
@@ -66,6 +74,10 @@ def _stalls(ticks: list[dict[str, Any]]) -> list[tuple[int, int]]:
     if prev is not None and last_progress is not None and prev["t"] - last_progress > 0:
         out.append((last_progress, prev["t"] - last_progress))  # still frozen at the end
     return out
+
+
+def _audio_only_ms(ticks: list[dict[str, Any]]) -> int:
+    return sum(b["t"] - a["t"] for a, b in zip(ticks, ticks[1:], strict=False) if _intended(b))
 
 
 def _audio(ticks: list[dict[str, Any]]) -> tuple[float, int]:
@@ -112,6 +124,7 @@ def analyse(run: dict[str, Any]) -> dict[str, Any]:
             "chrome_freeze_ms": round(sum(s.get("freeze_ms") or 0 for s in link_samples)),
             "audio_concealed": round(conceal, 4),
             "audio_interrupted_ms": interrupted,
+            "video_off_on_purpose_ms": _audio_only_ms(ticks),
             "tile_notices": sorted({t["notice"] for t in ticks if t.get("notice")}),
         }
     summary: dict[str, Any] = {
@@ -241,7 +254,8 @@ def summary_rows(summaries: list[dict[str, Any]]) -> str:
     head = (
         "<tr><th>profile</th><th>mode</th><th>link</th><th>freezes ≥1 s</th>"
         "<th>freeze ms (≥1 s)</th><th>longest stall ms</th><th>Chrome freezes / ms</th>"
-        "<th>audio concealed</th><th>audio interrupted ms</th><th>receiver's tile said</th></tr>"
+        "<th>audio concealed</th><th>audio interrupted ms</th><th>audio only ms</th>"
+        "<th>receiver's tile said</th></tr>"
     )
     rows = []
     for s in summaries:
@@ -261,6 +275,7 @@ def summary_rows(summaries: list[dict[str, Any]]) -> str:
                         f"{m['chrome_freezes']} / {m['chrome_freeze_ms']}",
                         f"{m['audio_concealed'] * 100:.1f} %",
                         m["audio_interrupted_ms"],
+                        m.get("video_off_on_purpose_ms", 0),
                         "; ".join(m.get("tile_notices", [])),
                     )
                 )

@@ -34,6 +34,13 @@ def test_a_stall_is_the_time_without_a_new_frame_less_one_tick():
     assert _stalls(ticks([0, 15, 30, 45])) == []
 
 
+def test_video_off_on_purpose_is_not_a_stall():
+    rows = ticks([0, 15, 30, 30, 30, 30, 30, 45, 60])
+    for t in rows[3:7]:
+        t["notice"] = "olivia: audio only (poor connection)"
+    assert _stalls(rows) == []
+
+
 def test_audio_interrupted_counts_ticks_mostly_concealed():
     audio = [(0, 0), (24000, 0), (48000, 20000), (72000, 44000), (96000, 44000)]
     conceal, interrupted = _audio(ticks([0] * 5, audio=audio))
