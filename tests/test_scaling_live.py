@@ -23,15 +23,18 @@ def sample_at(minute: datetime, *, node: str, sockets: float) -> dict:
 
 def test_sampler_writes_one_document_per_node_and_minute(deadletter_db, settings):
     settings.SCALING_SAMPLE_TTL_DAYS = 9
-    now = datetime(2026, 11, 28, 10, 7, 42, tzinfo=UTC)
+    # Near the real clock: the TTL monitor removes documents whose expire_at has passed.
+    minute = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=5)
+    now = minute + timedelta(seconds=42)
     services.load_sample_record(node="web-1", now=now)
     services.load_sample_record(node="web-1", now=now + timedelta(seconds=10))
     services.load_sample_record(node="web-2", now=now)
     col = samples.collection()
-    assert sorted(d["_id"] for d in col.find()) == ["web-1:202611281007", "web-2:202611281007"]
-    doc = col.find_one({"_id": "web-1:202611281007"})
+    stamp = minute.strftime("%Y%m%d%H%M")
+    assert sorted(d["_id"] for d in col.find()) == [f"web-1:{stamp}", f"web-2:{stamp}"]
+    doc = col.find_one({"_id": f"web-1:{stamp}"})
     # A real datetime (written by replace), so the TTL index and range queries work.
-    assert doc["minute"] == datetime(2026, 11, 28, 10, 7, tzinfo=UTC)
+    assert doc["minute"] == minute
     assert doc["expire_at"] - doc["minute"] == timedelta(days=9)
     assert 0 <= doc["cpu"] <= 1
     ttl = [i for i in col.index_information().values() if "expireAfterSeconds" in i]
