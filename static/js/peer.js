@@ -281,7 +281,8 @@ export class Peer {
     const report = await this.pc.getStats();
     const out = { framesDecoded: 0, packetsLost: 0, packetsReceived: 0, rtt: null, jitter: null, fps: null, relay: false,
       audioLevel: 0, remoteLoss: null, bwOut: null, qlr: null, t: Date.now(),
-      /** @type {Record<string, {packetsSent: number, fractionLost: number|null}>} */ sent: {} };
+      /** @type {Record<string, import("./call-quality.js").SendKind>} */ sent: {} };
+    const kind = (/** @type {string} */ k) => (out.sent[k] ??= { packetsSent: 0, bytesSent: 0, packetsLost: null, fractionLost: null });
     /** @type {RTCIceCandidatePairStats|null} */
     let selectedPair = null;
     report.forEach((s) => {
@@ -298,10 +299,15 @@ export class Peer {
       // What the other side reports about receiving us: their end of the link.
       if (s.type === "remote-inbound-rtp" && typeof s.fractionLost === "number") {
         out.remoteLoss = Math.max(out.remoteLoss ?? 0, s.fractionLost);
-        (out.sent[s.kind] ??= { packetsSent: 0, fractionLost: null }).fractionLost = s.fractionLost;
+        kind(s.kind).fractionLost = s.fractionLost;
+      }
+      if (s.type === "remote-inbound-rtp" && typeof s.packetsLost === "number") {
+        const k = kind(s.kind);
+        k.packetsLost = (k.packetsLost ?? 0) + s.packetsLost;
       }
       if (s.type === "outbound-rtp" && (s.kind === "audio" || s.kind === "video")) {
-        (out.sent[s.kind] ??= { packetsSent: 0, fractionLost: null }).packetsSent += s.packetsSent ?? 0;
+        kind(s.kind).packetsSent += s.packetsSent ?? 0;
+        kind(s.kind).bytesSent += s.bytesSent ?? 0;
         if (s.kind === "video" && s.qualityLimitationReason) out.qlr = s.qualityLimitationReason;
       }
       if (s.type === "transport" && s.selectedCandidatePairId) selectedPair = report.get(s.selectedCandidatePairId);

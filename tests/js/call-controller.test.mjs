@@ -42,6 +42,7 @@ class FakePeer {
     this.video = null;
     this.sentPackets = 0;
     this.lossOut = 0; // what the peer reports losing of what we send
+    this.lostOut = 0; // ...cumulative
     this.lostIn = 0; // what we lose of what it sends (cumulative)
     this.sendLevel = "full";
     this.levels = [];
@@ -56,9 +57,10 @@ class FakePeer {
   close() { this.closed = true; this.pc.connectionState = "closed"; }
   async stats() {
     this.sentPackets += 100;
+    this.lostOut += Math.round(100 * this.lossOut);
     return { framesDecoded: this.frames, packetsLost: this.lostIn, packetsReceived: this.frames * 10, rtt: 0.05, audioLevel: 0,
       t: this.opts.now?.() ?? Date.now(), bwOut: 2_000_000, qlr: "none",
-      sent: { video: { packetsSent: this.sentPackets, fractionLost: this.lossOut } } };
+      sent: { video: { packetsSent: this.sentPackets, bytesSent: this.sentPackets * 1000, packetsLost: this.lostOut, fractionLost: this.lossOut } } };
   }
   setIceConfig() {}
   recoverIfBroken() { return false; }

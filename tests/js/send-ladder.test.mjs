@@ -4,7 +4,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { SendLadder, SEND_LEVELS, LEVEL_ENCODINGS, senderView } from "../../static/js/call-quality.js";
 
-const GOOD = { rtt: 40, loss_out: 0, bw_out: 2000, qlr: "none" };
+const GOOD = { rtt: 40, loss_out: 0, bw_out: 2000, send_kbps: 1200, qlr: "none" };
 
 /** Feeds samples 2 s apart from `t0`, returns the steps taken ("level:reason"). */
 function run(ladder, samples, t0 = 0) {
@@ -47,18 +47,25 @@ test("the loss of what we receive is not an input: only loss_out moves the ladde
 
 test("available bitrate below the level's need jumps to the level that fits, after the warm-up", () => {
   const l = new SendLadder();
-  const capped = { bw_out: 250, qlr: "bandwidth" };
+  const capped = { bw_out: 150, qlr: "bandwidth" };
   assert.deepEqual(run(l, times(3, capped)), [], "the estimate ramps up during the first 6 s");
   assert.deepEqual(run(l, [capped], 6000), ["low:bandwidth"]);
   const m = new SendLadder();
   run(m, times(4, GOOD));
-  assert.deepEqual(run(m, [{ bw_out: 400, qlr: "bandwidth" }], 8000), ["reduced:bandwidth"]);
+  assert.deepEqual(run(m, [{ bw_out: 300, qlr: "bandwidth" }], 8000), ["reduced:bandwidth"]);
   assert.deepEqual(run(m, [{ bw_out: 60, qlr: "bandwidth" }], 10000), ["audio:bandwidth"]);
 });
 
-test("a low estimate while the encoder is not limited by it (a still picture) does not step down", () => {
+test("a cap is seen from what we send, before the encoder reports being limited (the lab's 300 kbit/s cap)", () => {
   const l = new SendLadder();
-  assert.deepEqual(run(l, times(10, { bw_out: 300, qlr: "none" })), []);
+  run(l, times(10, GOOD));
+  // The estimate fell from 3 Mbit/s to 348 kbit/s while we still sent 1.2 Mbit/s; qlr said "none".
+  assert.deepEqual(run(l, [{ bw_out: 348, send_kbps: 1225, qlr: "none" }], 20000), ["reduced:bandwidth"]);
+});
+
+test("a low estimate while we send well under it (a still picture) does not step down", () => {
+  const l = new SendLadder();
+  assert.deepEqual(run(l, times(10, { bw_out: 300, send_kbps: 180, qlr: "none" })), []);
 });
 
 test("a busy CPU steps down resolution, but never to audio only", () => {
@@ -96,13 +103,15 @@ test("a step up that fails soon doubles the hold before the next try (no flappin
 test("stepping up wants bitrate headroom for the next level, and probes after a long hold", () => {
   const l = new SendLadder();
   run(l, [{ loss_out: 0.4 }]); // reduced at 0
-  const tight = { bw_out: 450, qlr: "none" }; // enough for reduced, not for full
+  const tight = { bw_out: 350, send_kbps: 280, qlr: "none" }; // enough for reduced, not for full
   const steps = [];
   for (let t = 2000; t <= 30000; t += 2000) {
     const s = l.observe({ ...GOOD, ...tight, t });
     if (s) steps.push(`${s.level}:${s.reason}@${t}`);
   }
-  assert.deepEqual(steps, ["full:recovered@24000"], "3 holds of 8 s: a probe");
+  // 3 holds of 8 s: a probe; the path cannot carry full, so down again, and the hold doubles.
+  assert.deepEqual(steps, ["full:recovered@24000", "reduced:bandwidth@26000"]);
+  assert.equal(l.hold, 16000);
 });
 
 test("a prediction of trouble steps down before it comes, at most once per 4 s, and blocks stepping up", () => {
@@ -125,14 +134,18 @@ test("a forced level holds until released; then the ladder goes on from it", () 
   assert.throws(() => l.force(/** @type {any} */ ("audio-only"), 0));
 });
 
-test("the sender's view: worst reported loss of the kinds sent in the interval, ms and kbit/s", () => {
+test("the sender's view: packets the peer reports lost over packets sent, of the kinds sent; ms and kbit/s", () => {
+  const kind = (packetsSent, packetsLost, fractionLost = 0, bytesSent = packetsSent * 1000) => ({ packetsSent, bytesSent, packetsLost, fractionLost });
   const at = (t, audio, video, extra = {}) => ({ t, rtt: 0.12, bwOut: 850_000, qlr: "none", sent: { audio, video }, ...extra });
-  const prev = at(0, { packetsSent: 100, fractionLost: 0 }, { packetsSent: 500, fractionLost: 0.3 });
-  const cur = at(2000, { packetsSent: 200, fractionLost: 0.02 }, { packetsSent: 900, fractionLost: 0.06 });
-  assert.deepEqual(senderView(prev, cur), { t: 2000, rtt: 120, loss_out: 0.06, bw_out: 850, qlr: "none" });
-  // Video paused: its last report (30 %) stands but nothing was sent; only audio counts.
-  const paused = at(4000, { packetsSent: 300, fractionLost: 0.01 }, { packetsSent: 900, fractionLost: 0.3 });
+  const prev = at(0, kind(100, 0), kind(500, 10, 0.3));
+  // 100 audio + 400 video packets sent, 5 + 20 reported lost; a report's fractionLost of 0.33 is not the loss.
+  const cur = at(2000, kind(200, 5, 0.33), kind(900, 30, 0.33));
+  assert.deepEqual(senderView(prev, cur), { t: 2000, rtt: 120, loss_out: 0.05, bw_out: 850, send_kbps: 2000, qlr: "none" });
+  // Video paused: its counters stand still; only audio counts.
+  const paused = at(4000, kind(300, 6), kind(900, 30, 0.3));
   assert.equal(senderView(cur, paused).loss_out, 0.01);
+  // No previous reading: the worst fractionLost of what was sent stands in.
+  assert.equal(senderView(null, cur).loss_out, 0.33);
   assert.deepEqual(senderView(null, at(0, undefined, undefined, { rtt: null, bwOut: null, qlr: null })),
-    { t: 0, rtt: null, loss_out: null, bw_out: null, qlr: null });
+    { t: 0, rtt: null, loss_out: null, bw_out: null, send_kbps: null, qlr: null });
 });
