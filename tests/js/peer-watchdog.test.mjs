@@ -100,3 +100,25 @@ test("every connection carries the negotiated media-control channel (id 0) from 
   assert.equal(p.sendControl("{}"), false, "not open yet: nothing sent");
   p.close();
 });
+
+test("stats() reads the sender's side: packets and bytes sent, what the peer reports lost, the available bitrate", async () => {
+  const { Peer } = await import("../../static/js/peer.js");
+  const p = new Peer({ selfId: "a", remoteId: "b", ice: null, send() {}, onStream() {}, onState() {} });
+  const report = new Map([
+    ["o1", { type: "outbound-rtp", kind: "video", packetsSent: 900, bytesSent: 800_000, qualityLimitationReason: "bandwidth" }],
+    ["o2", { type: "outbound-rtp", kind: "audio", packetsSent: 200, bytesSent: 20_000 }],
+    ["r1", { type: "remote-inbound-rtp", kind: "video", packetsLost: 30, fractionLost: 0.33 }],
+    ["r2", { type: "remote-inbound-rtp", kind: "audio", packetsLost: 5, fractionLost: 0 }],
+    ["t", { type: "transport", selectedCandidatePairId: "cp" }],
+    ["cp", { type: "candidate-pair", currentRoundTripTime: 0.15, availableOutgoingBitrate: 348_000, localCandidateId: "lc" }],
+    ["lc", { type: "local-candidate", candidateType: "relay" }],
+  ]);
+  p.pc.getStats = async () => report;
+  const out = await p.stats();
+  assert.deepEqual(out.sent, {
+    video: { packetsSent: 900, bytesSent: 800_000, packetsLost: 30, fractionLost: 0.33 },
+    audio: { packetsSent: 200, bytesSent: 20_000, packetsLost: 5, fractionLost: 0 },
+  });
+  assert.deepEqual([out.bwOut, out.qlr, out.rtt, out.relay], [348_000, "bandwidth", 0.15, true]);
+  p.close();
+});
