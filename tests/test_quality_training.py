@@ -165,3 +165,12 @@ def test_the_shipped_model_was_trained_on_the_shipped_recordings():
     runs = runs_find([root / "quality/recordings"])
     assert set(model["trained"]["runs"]) <= {r.id for r in runs}
     assert all(len(link_series(r)) == 2 for r in runs)
+
+
+def test_a_run_whose_page_could_not_take_its_mode_is_filed_as_old_policy(tmp_path):
+    folder = write_lab_run(tmp_path / "s", run_simulate("m", seed=4))
+    meta = json.loads((folder / "run.json").read_text())
+    (folder / "run.json").write_text(json.dumps(meta | {"mode": "off", "mode_applied": False}))
+    assert runs_find([folder])[0].mode == "old-policy"
+    (folder / "run.json").write_text(json.dumps(meta | {"mode": "off", "mode_applied": True}))
+    assert runs_find([folder])[0].mode == "off"
