@@ -34,8 +34,10 @@ from pymongo import ASCENDING, DESCENDING
 from pymongo.collection import Collection
 from pymongo.errors import PyMongoError
 
+from videochat.mongo import indexed_collection
+
 from . import enqueue
-from .connections import mongo_client, sync_redis
+from .connections import sync_redis
 
 log = structlog.get_logger(__name__)
 
@@ -48,19 +50,13 @@ FLUSHER_KEY = "deadletters:spool:flusher"
 FLUSHER_LEASE_S = 120
 STATUSES = ("dead", "replayed", "discarded")
 KINDS = ("webhook", "email")
-_indexes_ready: set[tuple[str, str]] = set()
 
 
 def collection() -> Collection:
-    col = mongo_client()[settings.MONGODB_DB][COLLECTION]
-    key = (settings.MONGODB_URI, settings.MONGODB_DB)
-    if key not in _indexes_ready:
-        indexes_ensure(col=col)
-        _indexes_ready.add(key)
-    return col
+    return indexed_collection(COLLECTION, indexes_ensure)
 
 
-def indexes_ensure(*, col: Collection) -> None:
+def indexes_ensure(col: Collection) -> None:
     # Retention: each document carries its own expiry, so a changed
     # DEADLETTER_TTL_DAYS applies to new dead letters without collMod; the
     # prune command applies it to old ones.

@@ -46,7 +46,7 @@ from pymongo.errors import PyMongoError
 
 from videochat import metrics
 from videochat.errors import AppError
-from videochat.mongo import mongo_client
+from videochat.mongo import indexed_collection
 from videochat.redis import get_redis
 
 from . import keys, presence
@@ -265,19 +265,12 @@ async def samples_accept(
 
 # --- the collection ---------------------------------------------------------------
 
-_indexes_ready: set[tuple[str, str]] = set()
-
 
 def collection() -> Collection:
-    col = mongo_client()[settings.MONGODB_DB][COLLECTION]
-    key = (settings.MONGODB_URI, settings.MONGODB_DB)
-    if key not in _indexes_ready:
-        indexes_ensure(col=col)
-        _indexes_ready.add(key)
-    return col
+    return indexed_collection(COLLECTION, indexes_ensure)
 
 
-def indexes_ensure(*, col: Collection) -> None:
+def indexes_ensure(col: Collection) -> None:
     # Each document carries its own expiry: a changed CALL_STATS_TTL_DAYS
     # applies to new samples without collMod.
     col.create_index("expire_at", expireAfterSeconds=0, name="cs_expire_at")

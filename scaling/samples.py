@@ -15,27 +15,24 @@ replaces it. A TTL index on ``expire_at`` keeps SCALING_SAMPLE_TTL_DAYS of histo
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.conf import settings
 from pymongo import ASCENDING, DESCENDING
 from pymongo.collection import Collection
 
-from deliveries.connections import mongo_client
+from videochat.mongo import indexed_collection
 
 from . import conf
 
 COLLECTION = "load_samples"
-_indexes_ready: set[tuple[str, str]] = set()
 
 
 def collection() -> Collection:
-    col = mongo_client()[settings.MONGODB_DB][COLLECTION]
-    key = (settings.MONGODB_URI, settings.MONGODB_DB)
-    if key not in _indexes_ready:
-        col.create_index("expire_at", expireAfterSeconds=0, name="ls_expire_at")
-        col.create_index([("minute", ASCENDING)], name="ls_minute")
-        col.create_index([("node", ASCENDING), ("minute", DESCENDING)], name="ls_node_minute")
-        _indexes_ready.add(key)
-    return col
+    return indexed_collection(COLLECTION, indexes_ensure)
+
+
+def indexes_ensure(col: Collection) -> None:
+    col.create_index("expire_at", expireAfterSeconds=0, name="ls_expire_at")
+    col.create_index([("minute", ASCENDING)], name="ls_minute")
+    col.create_index([("node", ASCENDING), ("minute", DESCENDING)], name="ls_node_minute")
 
 
 def sample_id(*, node: str, minute: datetime) -> str:

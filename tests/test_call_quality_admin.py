@@ -12,6 +12,7 @@ from django.test import Client
 from rooms import telemetry
 from rooms.permissions import MODERATORS_GROUP
 from tests.conftest import make_user
+from videochat import mongo
 from videochat.devstack import free_port
 
 pytestmark = pytest.mark.django_db
@@ -54,7 +55,7 @@ def store(call: str, from_peer: str, to_peer: str, n: int, start, events=None) -
 
 @pytest.fixture
 def stats_db(deadletter_db):
-    telemetry._indexes_ready.clear()
+    mongo._indexed.clear()
     return deadletter_db
 
 

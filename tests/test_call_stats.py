@@ -12,7 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from rooms import telemetry
 from tests.fixtures.sockets import joined, receive_until
-from videochat import metricsview
+from videochat import metricsview, mongo
 from videochat.devstack import free_port, scaled
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -89,7 +89,7 @@ async def flushed():
 
 @pytest.fixture
 def stats_db(deadletter_db):
-    telemetry._indexes_ready.clear()
+    mongo._indexed.clear()
     return deadletter_db
 
 

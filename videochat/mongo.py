@@ -8,12 +8,16 @@ the fork.
 
 import os
 import threading
+from collections.abc import Callable
 
 from django.conf import settings
 from pymongo import MongoClient
+from pymongo.collection import Collection
 
 _lock = threading.Lock()
 _mongo: dict[tuple[int, str], MongoClient] = {}
+# (server, database, collection) whose indexes this process has ensured.
+_indexed: set[tuple[str, str, str]] = set()
 
 
 def mongo_client() -> MongoClient:
@@ -35,3 +39,15 @@ def mongo_client() -> MongoClient:
                 )
                 _mongo[key] = client
     return client
+
+
+def indexed_collection(name: str, ensure: Callable[[Collection], None]) -> Collection:
+    """The collection ``name`` of MONGODB_DB, with ``ensure(col)`` run the first time
+    this process uses it on that server and database (create_index is idempotent, but
+    a round trip per write is not free)."""
+    col = mongo_client()[settings.MONGODB_DB][name]
+    key = (settings.MONGODB_URI, settings.MONGODB_DB, name)
+    if key not in _indexed:
+        ensure(col)
+        _indexed.add(key)
+    return col
