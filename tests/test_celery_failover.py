@@ -23,9 +23,6 @@ from videochat.devstack import (
     Service,
     celery_worker_argv,
     scaled,
-    sentinel_group,
-    stop_all,
-    wait_sentinel_group,
 )
 
 pytestmark = [pytest.mark.live, pytest.mark.fault]
@@ -36,9 +33,8 @@ def _log(service: Service) -> str:
     return path.read_text(errors="replace") if path and path.exists() else ""
 
 
-def test_a_worker_running_a_late_ack_task_survives_the_brokers_failover():
-    group = sentinel_group(run_dir(), run_dir() / f"sentinel-{uuid.uuid4().hex[:8]}")
-    env = django_env(**group.env, REDIS_URL="")
+def test_a_worker_running_a_late_ack_task_survives_the_brokers_failover(redis_group):
+    env = django_env(**redis_group.env, REDIS_URL="")
     name = f"w{uuid.uuid4().hex[:6]}"
     worker = Service(
         "celery",
@@ -53,14 +49,11 @@ def test_a_worker_running_a_late_ack_task_survives_the_brokers_failover():
         cwd=BASE_DIR,
     )
     try:
-        for service in group.services:
-            service.start()
-        wait_sentinel_group(group)
         worker.start()
         wait_until(lambda: " ready." in _log(worker), timeout=30, what="the worker")
 
         def mark(key: str) -> bytes | None:
-            return redis.Redis(port=group.primary_port(), socket_timeout=2).get(key)
+            return redis.Redis(port=redis_group.primary_port(), socket_timeout=2).get(key)
 
         def call(key: str, seconds: float, *options: str) -> None:
             subprocess.run(
@@ -88,9 +81,11 @@ def test_a_worker_running_a_late_ack_task_survives_the_brokers_failover():
         wait_until(
             lambda: _log(worker).count("Task tests.slow") >= 2, timeout=20, what="both tasks"
         )
-        group.primary.kill()
+        redis_group.primary.kill()
         wait_until(
-            lambda: group.primary_port() == group.replica.port, timeout=20, what="the promotion"
+            lambda: redis_group.primary_port() == redis_group.replica.port,
+            timeout=20,
+            what="the promotion",
         )
         # The task ends after the failover and is acknowledged (or the worker dies trying).
         wait_until(
@@ -106,29 +101,17 @@ def test_a_worker_running_a_late_ack_task_survives_the_brokers_failover():
         # The held task's message stays unacknowledged on the new primary until the
         # unacked sweep restores it (CELERY_VISIBILITY_TIMEOUT; docs/operations.md).
     finally:
-        stop_all([worker, *reversed(group.services)])
+        worker.stop()
 
 
-@pytest.fixture
-def group():
-    made = sentinel_group(run_dir(), run_dir() / f"sentinel-{uuid.uuid4().hex[:8]}")
-    try:
-        for service in made.services:
-            service.start()
-        wait_sentinel_group(made)
-        yield made
-    finally:
-        stop_all(list(reversed(made.services)))
-
-
-def test_the_app_uses_the_patched_sentinel_transport_with_sentinels(group, settings):
+def test_the_app_uses_the_patched_sentinel_transport_with_sentinels(redis_group, settings):
     assert settings.CELERY_BROKER_TRANSPORT is None  # the suite's plain Redis
-    url = ";".join(f"sentinel://127.0.0.1:{s.port}/0" for s in group.sentinels)
+    url = ";".join(f"sentinel://127.0.0.1:{s.port}/0" for s in redis_group.sentinels)
     code = (
         "from videochat.celery import app; "
         "print(type(app.connection_for_write().transport).__module__)"
     )
-    env = django_env(**group.env, REDIS_URL="")
+    env = django_env(**redis_group.env, REDIS_URL="")
     out = subprocess.run(
         [str(BASE_DIR / ".venv/bin/python"), "-c", code],
         env=env,
@@ -146,14 +129,14 @@ def test_the_app_uses_the_patched_sentinel_transport_with_sentinels(group, setti
     [(None, False), ("videochat.kombusentinel:Transport", True)],
 )
 def test_closing_a_channel_with_unacked_tasks_after_its_connection_forgot_its_settings(
-    group, transport, survives
+    redis_group, transport, survives
 ):
     """The state the worker died in: the primary dead, the transport's client gone
     (what kombu's Connection close does), a channel still holding an unacknowledged
     message. kombu's own transport (None) raises AttributeError, which Celery treats
     as fatal; the app's raises a connection error, which the close ignores."""
-    url = ";".join(f"sentinel://127.0.0.1:{s.port}/0" for s in group.sentinels)
-    options = {"master_name": group.master}
+    url = ";".join(f"sentinel://127.0.0.1:{s.port}/0" for s in redis_group.sentinels)
+    options = {"master_name": redis_group.master}
     queue = Queue("t", Exchange("t"), "t")
     with Connection(url, transport_options=options, transport=transport) as producer:
         producer.Producer().publish(
@@ -165,7 +148,7 @@ def test_closing_a_channel_with_unacked_tasks_after_its_connection_forgot_its_se
     connection.Consumer(queue, callbacks=[lambda body, m: got.append(m)], channel=channel).consume()
     connection.drain_events(timeout=scaled(5))
     assert len(got) == 1 and not got[0].acknowledged
-    group.primary.kill()
+    redis_group.primary.kill()
     connection.transport.client = None  # as Connection._do_close_transport leaves it
     if survives:
         connection.maybe_close_channel(channel)

@@ -36,9 +36,7 @@ from videochat.devstack import (
     Service,
     celery_worker_argv,
     scaled,
-    sentinel_group,
     stop_all,
-    wait_sentinel_group,
 )
 from videochat.redisconfig import redis_config
 
@@ -55,19 +53,6 @@ PROMOTED_WITHIN_S = 15.0
 # 18-89 s in others (bench/RESULTS.md, "Redis Sentinel failover": an open redis-py issue).
 # Nothing acknowledged is lost either way; this bound only says the service returns.
 BACK_WITHIN_S = 120.0
-
-
-@pytest.fixture
-def group():
-    """A started Sentinel group whose sentinels know each other and the replica."""
-    made = sentinel_group(run_dir(), run_dir() / f"sentinel-{uuid.uuid4().hex[:8]}")
-    try:
-        for service in made.services:
-            service.start()
-        wait_sentinel_group(made)
-        yield made
-    finally:
-        stop_all(list(reversed(made.services)))
 
 
 @pytest.fixture
@@ -103,17 +88,17 @@ def _tail(service: Service) -> str:
     return path.read_text(errors="replace")[-3000:] if path and path.exists() else ""
 
 
-def _group_env(group) -> dict[str, str]:
+def _group_env(redis_group) -> dict[str, str]:
     # REDIS_URL empty: the children must not see the suite's server (one or the other).
-    return {**group.env, "REDIS_URL": ""}
+    return {**redis_group.env, "REDIS_URL": ""}
 
 
-def test_sentinel_group_promotes_the_replica_when_the_primary_dies(group):
+def test_sentinel_group_promotes_the_replica_when_the_primary_dies(redis_group):
     """The group alone (no app): the fixture is what the main test relies on."""
-    assert group.primary_port() == group.primary.port
-    group.primary.kill()
+    assert redis_group.primary_port() == redis_group.primary.port
+    redis_group.primary.kill()
     wait_until(
-        lambda: group.primary_port() == group.replica.port,
+        lambda: redis_group.primary_port() == redis_group.replica.port,
         timeout=PROMOTED_WITHIN_S,
         what="the sentinels to promote the replica",
     )
@@ -139,7 +124,7 @@ class Failover:
         return codes
 
 
-def chat_through_failover(people, group, daphne, fault) -> Failover:
+def chat_through_failover(people, redis_group, daphne, fault) -> Failover:
     """Clients chat in three rooms; 1.5 s in, ``fault()`` (in a thread) makes the
     sentinels fail over; the clients go on until every one of them has heard a live
     message from the new primary, then settle (all acknowledged, all caught up)."""
@@ -150,12 +135,12 @@ def chat_through_failover(people, group, daphne, fault) -> Failover:
 
         async def faults():
             await asyncio.sleep(1.5)
-            assert await asyncio.to_thread(group.primary_port) == group.primary.port
+            assert await asyncio.to_thread(redis_group.primary_port) == redis_group.primary.port
             run.in_flight = sum(c.to_send - len(c.acks) for c in run.clients)
             await asyncio.to_thread(fault)
             run.fault_at = time.monotonic()
             deadline = run.fault_at + scaled(PROMOTED_WITHIN_S)
-            while await asyncio.to_thread(group.primary_port) != group.replica.port:
+            while await asyncio.to_thread(redis_group.primary_port) != redis_group.replica.port:
                 assert time.monotonic() < deadline, "the sentinels never promoted"
                 await asyncio.sleep(0.05)
             run.promoted_at = time.monotonic()
@@ -172,9 +157,9 @@ def chat_through_failover(people, group, daphne, fault) -> Failover:
 
 
 def test_primary_killed_under_chat_load_fails_over_and_loses_nothing(
-    people, group, receiver, supervised_celery_worker
+    people, redis_group, receiver, supervised_celery_worker
 ):
-    env = _group_env(group)
+    env = _group_env(redis_group)
     # Webhooks for one room: each message posted there is a Celery delivery.
     hook_room = Room.objects.get(slug="fault-0")
     hook = receiver()
@@ -182,7 +167,8 @@ def test_primary_killed_under_chat_load_fails_over_and_loses_nothing(
     worker = supervised_celery_worker(env)
     daphne = daphne_service(**WEB_ENV, **env).start()
     try:
-        run = chat_through_failover(people, group, daphne, group.primary.kill)  # SIGKILL
+        # SIGKILL
+        run = chat_through_failover(people, redis_group, daphne, redis_group.primary.kill)
     finally:
         daphne.stop()
     clients, killed_at, promoted_at = run.clients, [run.fault_at], [run.promoted_at]
@@ -237,11 +223,11 @@ def test_primary_killed_under_chat_load_fails_over_and_loses_nothing(
 
     from deliveries import jobs
 
-    config = redis_config(group.env)
+    config = redis_config(redis_group.env)
     connection = django_rq.connection_utils.get_redis_connection(config.rq_queue())
     queue = Queue("default", connection=connection)
     job = queue.enqueue(jobs.expire_presence, dry_run=True)
-    assert connection.connection_pool.get_master_address()[1] == group.replica.port
+    assert connection.connection_pool.get_master_address()[1] == redis_group.replica.port
     done = rq_burst(**env)
     assert done.returncode == 0, done.stderr[-2000:]
     assert Job.fetch(job.id, connection=connection).get_status() == "finished"
@@ -256,28 +242,30 @@ def test_primary_killed_under_chat_load_fails_over_and_loses_nothing(
     )
 
 
-def test_a_manual_failover_under_chat_load_moves_everyone_off_the_demoted_primary(people, group):
+def test_a_manual_failover_under_chat_load_moves_everyone_off_the_demoted_primary(
+    people, redis_group
+):
     """SENTINEL FAILOVER: the old primary stays up as a replica, so connections to it
     stay open and its answers turn to READONLY (and blocked reads to UNBLOCKED): the
     app must drop them and follow the sentinels, not keep writing to a replica."""
     import redis
 
-    env = _group_env(group)
+    env = _group_env(redis_group)
     daphne = daphne_service(**WEB_ENV, **env).start()
 
     def failover() -> None:
-        client = redis.Redis(port=group.sentinels[0].port, socket_timeout=5)
-        assert client.sentinel_failover(group.master)
+        client = redis.Redis(port=redis_group.sentinels[0].port, socket_timeout=5)
+        assert client.sentinel_failover(redis_group.master)
         client.close()
 
     try:
-        run = chat_through_failover(people, group, daphne, failover)
+        run = chat_through_failover(people, redis_group, daphne, failover)
     finally:
         daphne.stop()
     summaries = assert_contract(run.clients)
     assert all(any(t > run.promoted_at for t in c.live_at) for c in run.clients)
     # The old primary is a replica now, and the app's writes go to the new one.
-    old = redis.Redis(port=group.primary.port, socket_timeout=5)
+    old = redis.Redis(port=redis_group.primary.port, socket_timeout=5)
     wait_until(
         lambda: old.info("replication")["role"] == "slave",
         timeout=PROMOTED_WITHIN_S,
