@@ -73,18 +73,6 @@ LOOPBACK_PAIR = """async () => {
 }"""
 
 
-def setup_django(db_path: Path) -> None:
-    os.environ["DATABASE_URL"] = f"sqlite:///{db_path}"
-    os.environ.setdefault("DJANGO_DEBUG", "1")
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "videochat.settings")
-    subprocess.run(
-        [sys.executable, "manage.py", "migrate", "--no-input", "-v", "0"], cwd=BASE, check=True
-    )
-    import django
-
-    django.setup()
-
-
 def machine() -> dict:
     cpu = "unknown"
     for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -108,8 +96,10 @@ def main() -> int:
     args = parser.parse_args()
     if not os.environ.get("REDIS_URL") or not os.environ.get("VIDEOCHAT_RUN_DIR"):
         raise SystemExit("run under: python -m videochat.devstack --fresh exec -- ...")
+    from videochat.devstack import django_on_sqlite
+
     tmp = Path(tempfile.mkdtemp(prefix="bench-call-"))
-    setup_django(tmp / "bench.sqlite3")
+    django_on_sqlite(tmp / "bench.sqlite3")
 
     from django.contrib.auth import get_user_model
     from playwright.sync_api import sync_playwright

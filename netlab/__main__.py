@@ -18,7 +18,6 @@ import os
 import platform
 import secrets
 import shlex
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -102,15 +101,9 @@ def main(argv: list[str] | None = None) -> int:
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     out = (args.out or BASE / "var" / "lab" / stamp).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    os.environ["DATABASE_URL"] = f"sqlite:///{out / 'lab.sqlite3'}"
-    os.environ.setdefault("DJANGO_DEBUG", "1")
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "videochat.settings")
-    subprocess.run(
-        [sys.executable, "manage.py", "migrate", "--no-input", "-v", "0"], cwd=BASE, check=True
-    )
-    import django
+    from videochat.devstack import django_on_sqlite
 
-    django.setup()
+    django_on_sqlite(out / "lab.sqlite3")
     from django.contrib.auth import get_user_model
     from django.test import Client
     from playwright.sync_api import sync_playwright

@@ -110,6 +110,22 @@ def child_setup(
     return setup
 
 
+def django_on_sqlite(db_path: Path) -> None:
+    """Set Django up in this process on a fresh, migrated SQLite file: for the
+    product's own tools that run it outside pytest (bin/lab, bench/call_join.py)."""
+    os.environ["DATABASE_URL"] = f"sqlite:///{db_path}"
+    os.environ.setdefault("DJANGO_DEBUG", "1")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "videochat.settings")
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--no-input", "-v", "0"],
+        cwd=BASE_DIR,
+        check=True,
+    )
+    import django
+
+    django.setup()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
