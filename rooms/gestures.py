@@ -11,7 +11,7 @@ docs/protocol.md.
 from datetime import UTC, datetime
 
 from videochat import ratelimit
-from videochat.errors import AppError, BadRequest, Forbidden, NotFound
+from videochat.errors import BadRequest, Forbidden, NotFound, NotInCall
 
 from . import presence, roles
 from .protocol import Frame, handles
@@ -24,11 +24,6 @@ REACTIONS = frozenset(
 )
 # Per peer (one socket, and the sockets resuming it): 5 at once, then 1 per 2 s.
 REACTION_LIMIT = ratelimit.Limit("reaction", rate=0.5, burst=5)
-
-
-class NotInCall(AppError):
-    code = "not_in_call"
-    message = "Join the call first."
 
 
 def _now() -> str:

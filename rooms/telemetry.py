@@ -45,7 +45,7 @@ from pymongo.collection import Collection
 from pymongo.errors import PyMongoError
 
 from videochat import metrics
-from videochat.errors import AppError
+from videochat.errors import AppError, NotInCall
 from videochat.mongo import indexed_collection
 from videochat.redis import get_redis
 
@@ -104,11 +104,6 @@ class BadStats(AppError):
 class StatsPeerUnknown(AppError):
     code = "stats_peer_unknown"
     message = "Samples about peers that are not in the call were dropped."
-
-
-class NotInCall(AppError):
-    code = "not_in_call"
-    message = "Join the call first."
 
 
 def _number(name: str, value: Any, *, index: int) -> float | int | None:

@@ -65,3 +65,8 @@ class InviteInvalid(AppError):
 class RoomFull(AppError):
     code = "room_full"
     message = "The room is full."
+
+
+class NotInCall(AppError):
+    code = "not_in_call"
+    message = "Join the call first."
