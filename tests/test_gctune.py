@@ -23,13 +23,30 @@ def unfrozen() -> Iterator[None]:
     gc.unfreeze()
 
 
-def test_tune_freezes_what_is_alive_so_full_collections_skip_it(unfrozen, monkeypatch):
-    monkeypatch.delenv("GC_FREEZE", raising=False)
-    survivor = [object() for _ in range(1000)]
-    frozen = gctune.tune()
-    assert frozen >= len(survivor)
-    assert gc.get_freeze_count() == frozen
-    assert not any(survivor is obj for obj in gc.get_objects())
+def test_tune_freezes_what_is_alive_so_full_collections_skip_it():
+    # In a fresh interpreter: in the suite's process, background threads (MongoDB
+    # monitors, the telemetry writer) may free frozen objects between the freeze and
+    # the count (seen once: 370,202 counted against 370,205 frozen).
+    script = """
+import gc
+from videochat import gctune
+survivor = [object() for _ in range(1000)]
+frozen = gctune.tune()
+assert frozen >= len(survivor), frozen
+assert gc.get_freeze_count() == frozen, (gc.get_freeze_count(), frozen)
+assert not any(survivor is obj for obj in gc.get_objects())
+print("ok")
+"""
+    env = {k: v for k, v in os.environ.items() if k != "GC_FREEZE"}
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=BASE,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr
 
 
 def test_tune_does_not_freeze_garbage_left_by_the_imports(unfrozen, monkeypatch):
