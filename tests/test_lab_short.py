@@ -67,7 +67,9 @@ def test_loss_and_delay_on_the_relay_reach_the_media(lab, chromium):
     sent = in_phase(record, label, [s for s in record.samples if s["from_peer"] == impaired])
     got = in_phase(record, label, [s for s in record.samples if s["from_peer"] == clean])
     assert len(sent) >= 4 and len(got) >= 4, record.samples
-    loss_out = statistics.mean(s["loss_out"] or 0 for s in sent)
+    # The median: one receiver report can cover a short burst (0.50 in the CI run of
+    # 2026-12-07 21:39, beside five of 0.04-0.10), which would swing a mean of six.
+    loss_out = statistics.median(s["loss_out"] or 0 for s in sent)
     assert 0.02 <= loss_out <= 0.12, [s["loss_out"] for s in sent]
     assert statistics.mean(s["loss_in"] or 0 for s in got) > 0.01, [s["loss_in"] for s in got]
     rtts = [s["rtt"] for s in sent + got if s["rtt"] is not None]
