@@ -33,8 +33,8 @@ export function classifyLink(prev, cur, opts = {}) {
  * why our encoder is limited), never from the loss of what we receive: a peer's bad
  * uplink must not make us degrade what we send it. Levels, best first:
  *   full    the camera as it is (up to 1.2 Mbit/s, 30 fps)
- *   reduced half resolution, 250 kbit/s, 20 fps
- *   low     quarter resolution, 100 kbit/s, 10 fps
+ *   reduced half resolution, 160 kbit/s, 15 fps (with audio under a 300 kbit/s cap)
+ *   low     quarter resolution, 70 kbit/s, 10 fps
  *   audio   video encoding paused (audio always stays on)
  * `need` is the outgoing bitrate (kbit/s, audio and overhead included) a level is
  * worth keeping at: below it the available bitrate cannot carry that level.
@@ -56,9 +56,11 @@ export const SEND_LEVELS = /** @type {const} */ (["full", "reduced", "low", "aud
 export const LEVEL_ENCODINGS = {
   // A need is what the level below can show: Chromium's estimate grows to about 1.5x
   // what is sent, so stepping up does not wait for a probe where the path is fine.
-  full: { maxBitrate: 1_200_000, scaleResolutionDownBy: 1, maxFramerate: 30, need: 450 },
-  reduced: { maxBitrate: 250_000, scaleResolutionDownBy: 2, maxFramerate: 20, need: 200 },
-  low: { maxBitrate: 100_000, scaleResolutionDownBy: 4, maxFramerate: 10, need: 100 },
+  // `reduced` with audio, RTP/TURN headers and RTCP must fit under a 300 kbit/s cap:
+  // at 250 kbit/s it sent ~350 in the lab, over the cap, and lost its way down to low.
+  full: { maxBitrate: 1_200_000, scaleResolutionDownBy: 1, maxFramerate: 30, need: 400 },
+  reduced: { maxBitrate: 160_000, scaleResolutionDownBy: 2, maxFramerate: 15, need: 200 },
+  low: { maxBitrate: 70_000, scaleResolutionDownBy: 4, maxFramerate: 10, need: 100 },
   audio: { need: 0 },
 };
 
@@ -76,8 +78,14 @@ export const LADDER_DEFAULTS = {
   flapMs: 30000,
   calmMs: 60000, // no step down this long: the hold is back to holdMs
   warmupMs: 6000, // the bitrate estimate ramps up at the start: it does not step down yet
+  dropShare: 0.6, // the estimate under this share of what we sent over the interval...
+  dropNeeds: 2, // ...and under this many times the level's need: the path shrank, step now
+  settleMs: 3000, // no loss or drop step this soon after a step down: that sample reports the old level
   headroom: 1.0, // bw_out must reach headroom * need(next level) to step up...
-  probeAfter: 3, // ...unless the hold has passed this many times over (we probe)
+  // ...unless the hold has passed this many times over (we probe): from reduced the
+  // estimate cannot show full's need (it grows to ~1.5x what is sent), so a lifted cap
+  // is found by a probe, and a probe into a cap that stands costs one 2 s sample.
+  probeAfter: 2,
   predictDown: 0.5, // a predicted probability at or above this steps down one level
   predictEveryMs: 4000, // at most one predicted step this often
 };
@@ -137,8 +145,11 @@ export class SendLadder {
     const last = SEND_LEVELS.length - 1;
     const need = LEVEL_ENCODINGS[this.level].need;
     const warm = t - this.startedAt >= o.warmupMs;
+    // Losses reported in the first sample after a step down are of what the old level
+    // sent (a cap's queue drops arrive a report late): they do not step again.
+    const settled = t - this.lastDownAt >= o.settleMs;
     if (this.index < last) {
-      if (loss !== null && (loss >= o.lossSevere || this.lossy >= o.downAfter)) return this.go(this.index + 1, "loss", t);
+      if (settled && loss !== null && (loss >= o.lossSevere || this.lossy >= o.downAfter)) return this.go(this.index + 1, "loss", t);
       if (this.slow >= o.downAfter) return this.go(this.index + 1, "rtt", t);
       // Below the level's need while we send about all of it (or the encoder says the
       // bitrate limits it): a still picture sends little, and the estimate then need
@@ -146,6 +157,14 @@ export class SendLadder {
       const send = v.send_kbps ?? null;
       const squeezed = v.qlr === "bandwidth" || send === null || (v.bw_out !== null && send >= 0.7 * v.bw_out);
       if (warm && squeezed && v.bw_out !== null && v.bw_out < need) return this.go(fitting(v.bw_out, this.index + 1), "bandwidth", t);
+      // The estimate fell far under what we were sending: the path shrank (a cap). It
+      // reads this within ~1 s of an abrupt cap, one sample before it falls under the
+      // level's need and two before loss reports arrive. Chromium never sends far over
+      // its own estimate otherwise, so random loss (which it does not read as
+      // congestion) does not trip it; a high estimate (a cap the level still fits)
+      // neither.
+      const dropped = send !== null && v.bw_out !== null && v.bw_out < o.dropShare * send && v.bw_out < o.dropNeeds * need;
+      if (warm && dropped && settled) return this.go(fitting(/** @type {number} */ (v.bw_out), this.index + 1), "bandwidth", t);
       // A busy CPU is helped by fewer pixels, not by dropping video altogether.
       if (this.cpu >= o.cpuAfter && this.index < last - 1) return this.go(this.index + 1, "cpu", t);
     }
