@@ -1,5 +1,7 @@
 // Link quality from successive getStats samples. No DOM: unit-tested.
 
+import { sentLoss } from "./stats-sample.js";
+
 /**
  * @typedef {{packetsLost: number, packetsReceived: number, rtt: number|null, fps: number|null,
  *            framesDecoded: number}} LinkSample
@@ -217,48 +219,31 @@ function fitting(kbps, atMost) {
 }
 
 /**
- * @typedef {{packetsSent: number, bytesSent: number, packetsLost: number|null, fractionLost: number|null}} SendKind
+ * @typedef {import("./stats-sample.js").SendKind} SendKind
  * @typedef {{t: number, rtt: number|null, bwOut: number|null, qlr: string|null,
- *            sent: {audio?: SendKind, video?: SendKind}}} SendStats
+ *            sent: import("./stats-sample.js").SentByKind}} SendStats
  *   t ms; rtt seconds (selected candidate pair); bwOut bit/s; sent per kind: our outbound
- *   packets and bytes, and what the peer reports losing of them (remote-inbound-rtp:
- *   cumulative packetsLost, and the fractionLost of its last report)
+ *   packets and bytes, and what the peer reports losing of them (stats-sample.js sentByKind)
  */
 
 /**
  * The sender's view of one link over the interval between two stats readings. Loss is
- * the packets the peer reports lost over the packets we sent, summed over the kinds we
- * sent in the interval: a paused video keeps its last report standing, which must not
- * hold the ladder down, and a single report's fractionLost jumps far above the real
- * loss (33-50 % on a 5 % random-loss path in the lab), which must not step it down.
- * Without a previous reading, the worst fractionLost stands in.
+ * stats-sample.js `sentLoss` (packets lost over packets sent, summed over the kinds
+ * that sent), the telemetry's `loss_out` too.
  * @param {SendStats|null} prev @param {SendStats} cur @returns {SenderView}
  */
 export function senderView(prev, cur) {
-  let lost = 0;
-  let sent = 0;
   let bytes = 0;
-  /** @type {number|null} */
-  let fraction = null;
   for (const kind of /** @type {const} */ (["audio", "video"])) {
     const now = cur.sent[kind];
-    if (!now) continue;
     const before = prev?.sent[kind];
-    if (!before) {
-      if (now.fractionLost !== null && now.packetsSent > 0) fraction = Math.max(fraction ?? 0, now.fractionLost);
-      continue;
-    }
-    bytes += Math.max(0, now.bytesSent - before.bytesSent);
-    const n = now.packetsSent - before.packetsSent;
-    if (n <= 0 || now.packetsLost === null || before.packetsLost === null) continue;
-    sent += n;
-    lost += Math.max(0, now.packetsLost - before.packetsLost);
+    if (now && before) bytes += Math.max(0, now.bytesSent - before.bytesSent);
   }
   const dt = prev ? cur.t - prev.t : 0;
   return {
     t: cur.t,
     rtt: cur.rtt === null ? null : cur.rtt * 1000,
-    loss_out: sent > 0 ? Math.min(1, lost / sent) : fraction,
+    loss_out: sentLoss(prev?.sent ?? null, cur.sent),
     bw_out: cur.bwOut === null ? null : Math.round(cur.bwOut / 1000),
     send_kbps: dt > 0 ? Math.round((bytes * 8) / dt) : null,
     qlr: cur.qlr,

@@ -5,6 +5,7 @@ import { STABLE_MS } from "./recovery.js";
 import { signalDescription, signalIce } from "./protocol.js";
 import { LEVEL_ENCODINGS } from "./call-quality.js";
 import { CONTROL_ID, CONTROL_LABEL, parseControl } from "./media-control.js";
+import { sentByKind } from "./stats-sample.js";
 
 /**
  * @typedef {{ice_servers: {urls: string[], username?: string, credential?: string}[],
@@ -281,8 +282,7 @@ export class Peer {
     const report = await this.pc.getStats();
     const out = { framesDecoded: 0, packetsLost: 0, packetsReceived: 0, rtt: null, jitter: null, fps: null, relay: false,
       audioLevel: 0, remoteLoss: null, bwOut: null, qlr: null, t: Date.now(),
-      /** @type {Record<string, import("./call-quality.js").SendKind>} */ sent: {} };
-    const kind = (/** @type {string} */ k) => (out.sent[k] ??= { packetsSent: 0, bytesSent: 0, packetsLost: null, fractionLost: null });
+      sent: sentByKind(report) };
     /** @type {RTCIceCandidatePairStats|null} */
     let selectedPair = null;
     report.forEach((s) => {
@@ -299,17 +299,8 @@ export class Peer {
       // What the other side reports about receiving us: their end of the link.
       if (s.type === "remote-inbound-rtp" && typeof s.fractionLost === "number") {
         out.remoteLoss = Math.max(out.remoteLoss ?? 0, s.fractionLost);
-        kind(s.kind).fractionLost = s.fractionLost;
       }
-      if (s.type === "remote-inbound-rtp" && typeof s.packetsLost === "number") {
-        const k = kind(s.kind);
-        k.packetsLost = (k.packetsLost ?? 0) + s.packetsLost;
-      }
-      if (s.type === "outbound-rtp" && (s.kind === "audio" || s.kind === "video")) {
-        kind(s.kind).packetsSent += s.packetsSent ?? 0;
-        kind(s.kind).bytesSent += s.bytesSent ?? 0;
-        if (s.kind === "video" && s.qualityLimitationReason) out.qlr = s.qualityLimitationReason;
-      }
+      if (s.type === "outbound-rtp" && s.kind === "video" && s.qualityLimitationReason) out.qlr = s.qualityLimitationReason;
       if (s.type === "transport" && s.selectedCandidatePairId) selectedPair = report.get(s.selectedCandidatePairId);
     });
     if (!selectedPair) report.forEach((s) => { if (s.type === "candidate-pair" && s.nominated && s.state === "succeeded") selectedPair = s; });

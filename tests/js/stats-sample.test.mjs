@@ -1,7 +1,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
-import { sampleFrom, selectedPair } from "../../static/js/stats-sample.js";
+import { sampleFrom, selectedPair, sentByKind, sentLoss } from "../../static/js/stats-sample.js";
+import { senderView } from "../../static/js/call-quality.js";
 import { callStats } from "../../static/js/protocol.js";
 
 // Two getStats() reports of one Chromium connection, 2 s apart
@@ -66,10 +67,40 @@ test("loss in is what went missing of what this side should have received, all k
   assert.equal(s.loss_in, 0.1); // 20 lost of 200 over the interval
 });
 
-test("loss out is the worst of what the peer reports losing of ours", () => {
-  const s = sampleFrom(prev(), cur((e) => (e.type !== "remote-inbound-rtp" ? e
-    : { ...e, fractionLost: e.kind === "video" ? 0.25 : 0.05, roundTripTime: 0.3 })), { peer: "bob" });
-  assert.equal(s.loss_out, 0.25);
+test("loss out is the ladder's loss: lost over sent across the interval, not a report's fractionLost", () => {
+  const o0 = (kind) => byType(recorded.first, "outbound-rtp", kind);
+  const r0 = (kind) => byType(recorded.first, "remote-inbound-rtp", kind);
+  // 100 audio and 300 video packets sent in the interval; the peer reports 2 and 18 of
+  // them lost, while its last reports say 0.05 and 0.25 (one report's burst).
+  const sent = { audio: 100, video: 300 };
+  const lost = { audio: 2, video: 18 };
+  const edit = (e) => {
+    if (e.type === "outbound-rtp") return { ...e, packetsSent: o0(e.kind).packetsSent + sent[e.kind] };
+    if (e.type === "remote-inbound-rtp") {
+      return { ...e, packetsLost: r0(e.kind).packetsLost + lost[e.kind], fractionLost: e.kind === "video" ? 0.25 : 0.05 };
+    }
+    return e;
+  };
+  const s = sampleFrom(prev(), cur(edit), { peer: "bob" });
+  assert.equal(s.loss_out, 0.05); // 20 of 400
+  // The same number the send ladder steps on (one function: sentLoss).
+  const reading = (r, t) => ({ t, rtt: null, bwOut: null, qlr: null, sent: sentByKind(r) });
+  assert.equal(senderView(reading(prev(), 0), reading(cur(edit), 2000)).loss_out, s.loss_out);
+  // Video paused (its counters stand still, its last report stays at 0.25): audio alone counts.
+  const paused = (e) => (e.type === "outbound-rtp" && e.kind === "video" ? { ...e, packetsSent: o0("video").packetsSent }
+    : e.type === "remote-inbound-rtp" && e.kind === "video" ? { ...e, packetsLost: r0("video").packetsLost } : edit(e));
+  assert.equal(sampleFrom(prev(), cur(paused), { peer: "bob" }).loss_out, 0.02);
+  // The first sample has no interval: the worst last report stands in.
+  assert.equal(sampleFrom(null, cur(edit), { peer: "bob" }).loss_out, 0.25);
+});
+
+test("sentLoss: kinds without a previous reading or without lost counts are left out", () => {
+  const k = (packetsSent, packetsLost, fractionLost = null) => ({ packetsSent, bytesSent: 0, packetsLost, fractionLost });
+  assert.equal(sentLoss(null, {}), null);
+  assert.equal(sentLoss({ audio: k(10, 0) }, { audio: k(10, 0) }), null, "nothing sent in the interval");
+  assert.equal(sentLoss({ video: k(10, null) }, { video: k(110, null, 0.4) }), null, "no lost counts");
+  assert.equal(sentLoss({ audio: k(0, 0) }, { audio: k(50, 5), video: k(100, 0, 0.5) }), 0.1, "the new video stream waits");
+  assert.equal(sentLoss({ audio: k(0, 0) }, { audio: k(10, 30) }), 1, "clamped");
 });
 
 test("a relay candidate on either end marks the link relayed", () => {
