@@ -13,72 +13,61 @@ Definitions (docs/adaptation.md, "Prediction"):
 
 from __future__ import annotations
 
+import json
+import shutil
+import subprocess
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from statistics import median
 from typing import Any
 
 from .dataset import HORIZON_MS, LinkSeries
 from .features import probability
 
-# The reactive ladder (static/js/call-quality.js SendLadder with LADDER_DEFAULTS and
-# LEVEL_ENCODINGS), replayed on the recorded samples: an alarm where it would step
-# down. Its level is replayed too (down on each alarm, up after UP_AFTER fine samples
-# once HOLD_MS have passed since the last step down), so a lasting cap is one or two
-# alarms as in the call, not one per sample.
-LOSS_DOWN = 0.1  # on DOWN_AFTER samples in a row
-LOSS_SEVERE = 0.3  # once
-LOSS_GOOD = 0.03
-RTT_DOWN_MS = 500.0  # on DOWN_AFTER samples in a row
-RTT_GOOD_MS = 300.0
-DOWN_AFTER = 2
-UP_AFTER = 3
-HOLD_MS = 8000
-WARMUP_MS = 6000  # no bandwidth step while the estimate ramps up
-NEED_KBPS = (600, 280, 140, 0)  # full, reduced, low, audio
+# The reactive ladder is replayed by its own code: quality/replay_ladder.mjs runs
+# static/js/call-quality.js SendLadder (LADDER_DEFAULTS, LEVEL_ENCODINGS, the rules as
+# they are) under node on each link's recorded samples, its level moving as in the
+# call (down on each alarm, back up by its own rules), so a lasting cap is one or two
+# alarms as in the call, not one per sample. An alarm is a step down.
+REPLAY_SCRIPT = Path(__file__).with_name("replay_ladder.mjs")
+VIEW_KEYS = ("t", "rtt", "loss_out", "bw_out", "send_kbps", "qlr")
 
 Alarms = list[bool]
 
 
-def _n(v: Any) -> float | None:
-    return None if isinstance(v, bool) or not isinstance(v, int | float) else float(v)
+class LadderReplayError(RuntimeError):
+    """node is missing or the replay failed."""
+
+
+def alarms_reactive_all(series: Sequence[LinkSeries]) -> list[Alarms]:
+    """Where the send ladder steps down, per link and sample (one node process)."""
+    node = shutil.which("node")
+    if node is None:
+        raise LadderReplayError("the reactive ladder is replayed with node, not found on PATH")
+    views = [[{k: s.get(k) for k in VIEW_KEYS} for s in ls.samples] for ls in series]
+    try:
+        proc = subprocess.run(
+            [node, str(REPLAY_SCRIPT)],
+            input=json.dumps(views),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise LadderReplayError("the ladder replay took over 120 s") from exc
+    if proc.returncode != 0:
+        raise LadderReplayError(f"the ladder replay failed: {proc.stderr.strip()[-500:]}")
+    out = json.loads(proc.stdout)
+    if len(out) != len(series) or any(
+        len(a) != len(ls.samples) for a, ls in zip(out, series, strict=True)
+    ):
+        raise LadderReplayError("the ladder replay answered for other series than asked")
+    return [[bool(x) for x in a] for a in out]
 
 
 def alarms_reactive(ls: LinkSeries) -> Alarms:
-    out: Alarms = []
-    index = lossy = slow = cpu = good = 0
-    last_down = -1e18
-    start = ls.samples[0]["t"] if ls.samples else 0
-    for s in ls.samples:
-        t = s["t"]
-        loss, rtt, bw = _n(s.get("loss_out")), _n(s.get("rtt")), _n(s.get("bw_out"))
-        qlr = s.get("qlr")
-        lossy = lossy + 1 if loss is not None and loss >= LOSS_DOWN else 0
-        slow = slow + 1 if rtt is not None and rtt >= RTT_DOWN_MS else 0
-        cpu = cpu + 1 if qlr == "cpu" else 0
-        down = index < 3 and (
-            (loss is not None and (loss >= LOSS_SEVERE or lossy >= DOWN_AFTER))
-            or slow >= DOWN_AFTER
-            or (
-                t - start >= WARMUP_MS
-                and qlr in ("bandwidth", None)
-                and bw is not None
-                and bw < NEED_KBPS[index]
-            )
-            or (cpu >= DOWN_AFTER and index < 2)
-        )
-        out.append(down)
-        if down:
-            index += 1
-            last_down = t
-            lossy = slow = cpu = good = 0
-            continue
-        fine = (loss is None or loss < LOSS_GOOD) and (rtt is None or rtt < RTT_GOOD_MS)
-        good = good + 1 if fine and qlr != "cpu" else 0
-        if index > 0 and good >= UP_AFTER and t - last_down >= HOLD_MS:
-            if bw is None or bw >= NEED_KBPS[index - 1]:
-                index -= 1
-                lossy = slow = cpu = good = 0
-    return out
+    return alarms_reactive_all([ls])[0]
 
 
 def alarms_model(

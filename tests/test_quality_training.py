@@ -90,6 +90,10 @@ def test_train_then_evaluate_on_held_out_runs_prints_both_predictors(lab, tmp_pa
     report = json.loads(table[table.index("{") :])
     assert report["runs"] == ["sim-4", "sim-5"]
     assert {r["mode"] for r in report["freeze_time"]} == {"off", "reactive"}
+    # Per profile too, so an abrupt profile is not hidden behind an average.
+    assert list(report["by_profile"]) == ["sim"]
+    assert report["by_profile"]["sim"]["reactive ladder"] == report["predictors"]["reactive ladder"]
+    assert "-- sim" in table
 
     cv = json.loads(run_cmd("quality_evaluate", "--runs", str(lab), "--cross-validate", "--json"))
     assert len(cv["runs"]) == 6
@@ -174,3 +178,28 @@ def test_a_run_whose_page_could_not_take_its_mode_is_filed_as_old_policy(tmp_pat
     assert runs_find([folder])[0].mode == "old-policy"
     (folder / "run.json").write_text(json.dumps(meta | {"mode": "off", "mode_applied": True}))
     assert runs_find([folder])[0].mode == "off"
+
+
+def _replayed(samples):
+    from quality.dataset import LinkSeries
+
+    return alarms_reactive(LinkSeries("r", "p", "off", ("A", "B"), samples, []))
+
+
+def test_the_reactive_replay_is_the_browser_ladder():
+    # quality/replay_ladder.mjs runs static/js/call-quality.js SendLadder: a bitrate far
+    # under full's need steps down, far over it does not; loss twice at 10 % steps down.
+    def view(t, **kw):
+        return {"t": t, "rtt": 40.0, "loss_out": 0.0, "bw_out": 2000.0, "send_kbps": 400.0,
+                "qlr": "bandwidth"} | kw  # fmt: skip
+
+    calm = [view(i * 2000) for i in range(5)]
+    assert _replayed(calm + [view(10_000, bw_out=1500.0)]) == [False] * 6
+    assert _replayed(calm + [view(10_000, bw_out=150.0)])[-1] is True
+    lossy = [view(i * 2000) for i in range(2)] + [
+        view(4000, loss_out=0.12),
+        view(6000, loss_out=0.1),
+    ]
+    assert _replayed(lossy) == [False, False, False, True]
+    # The warm-up: no bandwidth step in the first 6 s.
+    assert _replayed([view(0, bw_out=100.0), view(2000, bw_out=100.0)]) == [False, False]

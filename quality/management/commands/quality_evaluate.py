@@ -6,7 +6,13 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from quality.commands import add_run_arguments, model_read, runs_load, series_load
 from quality.dataset import LinkSeries
-from quality.evaluation import alarms_model, alarms_reactive, freeze_totals, score
+from quality.evaluation import (
+    LadderReplayError,
+    alarms_model,
+    alarms_reactive_all,
+    freeze_totals,
+    score,
+)
 from quality.training import NotEnoughData, model_fit
 
 COLUMNS = (
@@ -79,6 +85,10 @@ class Command(BaseCommand):
             model_alarms = [alarms_model(ls, model) for ls in held]
             thresholds = [model["threshold"]]
             name = f"model (p >= {model['threshold']})"
+        try:
+            reactive_alarms = alarms_reactive_all(held)
+        except LadderReplayError as exc:
+            raise CommandError(str(exc)) from exc
         report: dict[str, Any] = {
             "runs": sorted({ls.run for ls in held}),
             "links": len(held),
@@ -86,9 +96,22 @@ class Command(BaseCommand):
             "thresholds": sorted(set(thresholds)),
             "predictors": {
                 name: score(held, model_alarms, horizon_ms=horizon),
-                "reactive ladder": score(
-                    held, [alarms_reactive(ls) for ls in held], horizon_ms=horizon
-                ),
+                "reactive ladder": score(held, reactive_alarms, horizon_ms=horizon),
+            },
+            # An average hides the abrupt profiles (no precursor by construction).
+            "by_profile": {
+                profile: {
+                    name: score(
+                        [held[i] for i in idx], [model_alarms[i] for i in idx], horizon_ms=horizon
+                    ),
+                    "reactive ladder": score(
+                        [held[i] for i in idx],
+                        [reactive_alarms[i] for i in idx],
+                        horizon_ms=horizon,
+                    ),
+                }
+                for profile in sorted({ls.profile for ls in held})
+                for idx in [[i for i, ls in enumerate(held) if ls.profile == profile]]
             },
             "freeze_time": freeze_totals(held),
         }
@@ -106,13 +129,10 @@ class Command(BaseCommand):
         head = f"{'predictor':<28}" + "".join(f"{h:>11}" for _, h in COLUMNS)
         head += "  lead s min/med/max"
         self.stdout.write(head)
-        for name, sc in report["predictors"].items():
-            cells = "".join(f"{_cell(sc[k]):>11}" for k, _ in COLUMNS)
-            lead = sc["lead_s"]
-            self.stdout.write(
-                f"{name:<28}{cells}  {_cell(lead['min'])}/{_cell(lead['median'])}/"
-                f"{_cell(lead['max'])}"
-            )
+        self._rows(report["predictors"])
+        for profile, predictors in report["by_profile"].items():
+            self.stdout.write(f"-- {profile}")
+            self._rows(predictors)
         self.stdout.write(
             f"{'profile':<20}{'mode':<12}{'browser freeze s':>18}{'lab stall s':>13}"
             f"{'episodes':>10}{'episode s':>11}{'link min':>10}"
@@ -122,6 +142,15 @@ class Command(BaseCommand):
                 f"{row['profile']:<20}{row['mode']:<12}{row['browser_freeze_s']:>18}"
                 f"{_cell(row['lab_stall_s']):>13}{row['episodes']:>10}{row['episode_s']:>11}"
                 f"{row['link_minutes']:>10}"
+            )
+
+    def _rows(self, predictors: dict[str, dict[str, Any]]) -> None:
+        for name, sc in predictors.items():
+            cells = "".join(f"{_cell(sc[k]):>11}" for k, _ in COLUMNS)
+            lead = sc["lead_s"]
+            self.stdout.write(
+                f"{name:<28}{cells}  {_cell(lead['min'])}/{_cell(lead['median'])}/"
+                f"{_cell(lead['max'])}"
             )
 
 
