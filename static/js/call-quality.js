@@ -90,6 +90,9 @@ export const LADDER_DEFAULTS = {
   probeAfter: 2,
   predictDown: 0.5, // a predicted probability at or above this steps down one level
   predictEveryMs: 4000, // at most one predicted step this often
+  predictFloor: /** @type {SendLevel} */ ("low"), // a prediction alone never goes below this
+  predictFreshMs: 3000, // a prediction older than this holds nothing (one sample is 2 s)
+  predictHoldMs: 16000, // a prediction standing this long without trouble no longer holds the level
 };
 
 export class SendLadder {
@@ -108,6 +111,9 @@ export class SendLadder {
     this.lastPredictAt = -Infinity;
     /** @type {number} last prediction (0 when none): a high one blocks stepping up */
     this.pred = 0;
+    this.predAt = -Infinity;
+    /** @type {number|null} since when predictions have stood at or above predictDown */
+    this.predSince = null;
     /** @type {SendLevel|null} a level forced by hand (tests, the lab): the ladder holds it */
     this.pinned = null;
   }
@@ -121,6 +127,7 @@ export class SendLadder {
     if (index > this.index) {
       if (t - this.lastUpAt < this.o.flapMs) this.hold = Math.min(this.hold * 2, this.o.holdMaxMs);
       this.lastDownAt = t;
+      if (reason !== "predicted") this.predSince = null; // trouble seen: a prediction may hold again
     } else {
       this.lastUpAt = t;
     }
@@ -171,7 +178,7 @@ export class SendLadder {
       if (this.cpu >= o.cpuAfter && this.index < last - 1) return this.go(this.index + 1, "cpu", t);
     }
     const fine = (loss === null || loss < o.lossGood) && (rtt === null || rtt < o.rttGood)
-      && v.qlr !== "cpu" && this.pred < o.predictDown;
+      && v.qlr !== "cpu" && !this.predictionHolds(t);
     this.good = fine ? this.good + 1 : 0;
     if (this.index === 0 || this.good < o.upAfter) return null;
     const since = t - this.lastDownAt;
@@ -184,14 +191,36 @@ export class SendLadder {
   }
 
   /**
+   * Whether a prediction holds the level (no step up): the last one is fresh
+   * (predictFreshMs), at or above predictDown, and its run of high predictions
+   * began less than predictHoldMs ago. Past that bound the trouble it foresaw did
+   * not come (the reactive rules would have stepped down and restarted the run):
+   * the prediction alone no longer costs the link its video.
+   * @param {number} t ms
+   */
+  predictionHolds(t) {
+    const o = this.o;
+    return this.predSince !== null && this.pred >= o.predictDown && t - this.predAt <= o.predictFreshMs
+      && t - this.predSince < o.predictHoldMs;
+  }
+
+  /**
    * A predictor's probability of trouble on this link in the next few seconds:
-   * step down one level before it comes (at most one step per predictEveryMs).
+   * step down one level before it comes (at most one step per predictEveryMs, never
+   * below predictFloor: audio only is for trouble seen, not foreseen), while the
+   * prediction holds (predictionHolds).
    * @param {number|null} p @param {number} t ms @returns {Step|null}
    */
   observePrediction(p, t) {
     this.pred = p ?? 0;
-    if (this.pinned || p === null || p < this.o.predictDown) return null;
-    if (this.index >= SEND_LEVELS.length - 1 || t - this.lastPredictAt < this.o.predictEveryMs) return null;
+    this.predAt = t;
+    if (p === null || p < this.o.predictDown) {
+      this.predSince = null;
+      return null;
+    }
+    this.predSince ??= t;
+    if (this.pinned || !this.predictionHolds(t)) return null;
+    if (this.index >= SEND_LEVELS.indexOf(this.o.predictFloor) || t - this.lastPredictAt < this.o.predictEveryMs) return null;
     this.lastPredictAt = t;
     return this.go(this.index + 1, "predicted", t);
   }

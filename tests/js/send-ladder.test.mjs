@@ -201,15 +201,63 @@ test("stepping up wants bitrate headroom for the next level, and probes after a 
   assert.equal(l.hold, 16000);
 });
 
-test("a prediction of trouble steps down before it comes, at most once per 4 s, and blocks stepping up", () => {
+test("a prediction of trouble steps down before it comes, at most once per 4 s, never below low", () => {
   const l = new SendLadder();
   assert.equal(l.observePrediction(0.2, 0), null);
   assert.deepEqual(l.observePrediction(0.8, 1000), { level: "reduced", reason: "predicted", from: "full", t: 1000 });
   assert.equal(l.observePrediction(0.9, 3000), null, "too soon for another");
   assert.equal(l.observePrediction(0.9, 5000)?.level, "low");
-  assert.deepEqual(run(l, times(10, GOOD), 6000), [], "a standing prediction keeps it down");
-  l.observePrediction(0.1, 26000);
-  assert.deepEqual(run(l, [GOOD, GOOD, GOOD], 26000), ["reduced:recovered"]);
+  assert.equal(l.observePrediction(0.95, 9000), null, "audio only is for trouble seen, not foreseen");
+  assert.equal(l.observePrediction(0.95, 13000), null);
+  assert.equal(l.level, "low");
+  // Seen trouble still goes to audio.
+  assert.deepEqual(run(l, [{ loss_out: 0.4 }], 14000), ["audio:loss"]);
+});
+
+/** Samples 2 s apart from t0, each with a prediction p(i) first (as the controller does); the steps taken. */
+function runPredicted(l, n, p, t0, sample = GOOD) {
+  const steps = [];
+  for (let i = 0; i < n; i++) {
+    const t = t0 + i * 2000;
+    const step = l.observe({ ...GOOD, ...sample, t }) ?? l.observePrediction(p(i), t);
+    if (step) steps.push(`${step.level}:${step.reason}@${t}`);
+  }
+  return steps;
+}
+
+test("a standing prediction holds the level only for a bounded time without trouble", () => {
+  const l = new SendLadder();
+  // p stays at 0.9 on a link that stays fine: down to low in 4 s, held while the run of
+  // predictions is younger than predictHoldMs, then the ladder steps back up on its own rules.
+  const steps = runPredicted(l, 30, () => 0.9, 0);
+  assert.deepEqual(steps.slice(0, 2), ["reduced:predicted@0", "low:predicted@4000"]);
+  const up = steps.filter((s) => s.includes("recovered"));
+  assert.ok(up.length >= 2, steps.join(" "));
+  const firstUp = Number(up[0].split("@")[1]);
+  assert.ok(firstUp >= LADDER_DEFAULTS.predictHoldMs && firstUp <= LADDER_DEFAULTS.predictHoldMs + 8000, steps.join(" "));
+  assert.equal(steps.filter((s) => s.includes("predicted")).length, 2, "no new predicted steps from the same standing run");
+  assert.equal(l.level, "full");
+});
+
+test("a stale or falling prediction does not block stepping up", () => {
+  const l = new SendLadder();
+  assert.equal(l.observePrediction(0.9, 0)?.level, "reduced");
+  // No prediction since (a reactive sample each time): after the hold it steps up.
+  assert.deepEqual(run(l, times(6, GOOD), 2000), ["full:recovered"]);
+  const m = new SendLadder();
+  m.observePrediction(0.9, 0);
+  // The prediction falls under the threshold: it holds nothing.
+  assert.deepEqual(runPredicted(m, 6, () => 0.3, 2000), ["full:recovered@8000"]);
+});
+
+test("trouble seen restarts the bound: a prediction after a reactive step may hold again", () => {
+  const l = new SendLadder();
+  runPredicted(l, 10, () => 0.9, 0); // the run of predictions is 18 s old: past its bound
+  assert.equal(l.predictionHolds(18000), false);
+  assert.deepEqual(run(l, [{ loss_out: 0.4 }], 20000), ["audio:loss"]);
+  l.observePrediction(0.9, 22000);
+  assert.equal(l.predictionHolds(22000), true);
+  assert.equal(l.predictionHolds(22000 + LADDER_DEFAULTS.predictFreshMs + 1), false, "stale");
 });
 
 test("a forced level holds until released; then the ladder goes on from it", () => {
