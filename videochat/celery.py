@@ -3,8 +3,16 @@ from typing import Any
 
 from celery import Celery
 from celery.signals import before_task_publish, task_postrun, task_prerun, worker_ready
+from kombu.transport import TRANSPORT_ALIASES
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "videochat.settings")
+
+# CELERY_BROKER_TRANSPORT picks the app's Sentinel transport for the first
+# connection only: on a failed connect kombu moves to the next Sentinel URL
+# (Connection.switch), which takes the transport from the URL's scheme again. The
+# scheme itself must name it, or a worker runs on kombu's own after its first
+# failover (videochat/kombusentinel.py says what that costs).
+TRANSPORT_ALIASES["sentinel"] = "videochat.kombusentinel:Transport"
 
 app = Celery("videochat")
 app.config_from_object("django.conf:settings", namespace="CELERY")
