@@ -35,8 +35,8 @@ export function classifyLink(prev, cur, opts = {}) {
  * why our encoder is limited), never from the loss of what we receive: a peer's bad
  * uplink must not make us degrade what we send it. Levels, best first:
  *   full    the camera as it is (up to 1.2 Mbit/s, 30 fps)
- *   reduced half resolution, 160 kbit/s, 15 fps (with audio under a 300 kbit/s cap)
- *   low     quarter resolution, 70 kbit/s, 10 fps
+ *   reduced half resolution, 110 kbit/s, 15 fps (with audio and FEC under a 300 kbit/s cap)
+ *   low     quarter resolution, 50 kbit/s, 10 fps
  *   audio   video encoding paused (audio always stays on)
  * `need` is the outgoing bitrate (kbit/s, audio and overhead included) a level is
  * worth keeping at: below it the available bitrate cannot carry that level.
@@ -58,11 +58,13 @@ export const SEND_LEVELS = /** @type {const} */ (["full", "reduced", "low", "aud
 export const LEVEL_ENCODINGS = {
   // A need is what the level below can show: Chromium's estimate grows to about 1.5x
   // what is sent, so stepping up does not wait for a probe where the path is fine.
-  // `reduced` with audio, RTP/TURN headers and RTCP must fit under a 300 kbit/s cap:
-  // at 250 kbit/s it sent ~350 in the lab, over the cap, and lost its way down to low.
+  // `reduced` must fit under a 300 kbit/s cap with audio, headers, and the FEC and
+  // retransmissions Chromium adds on top of maxBitrate while the cap's first losses
+  // last: in the lab 250 kbit/s sent ~350, 160 kbit/s still 300-357 (200 once the
+  // loss had stopped), over the cap, and the loss stepped it on down to low.
   full: { maxBitrate: 1_200_000, scaleResolutionDownBy: 1, maxFramerate: 30, need: 400 },
-  reduced: { maxBitrate: 160_000, scaleResolutionDownBy: 2, maxFramerate: 15, need: 200 },
-  low: { maxBitrate: 70_000, scaleResolutionDownBy: 4, maxFramerate: 10, need: 100 },
+  reduced: { maxBitrate: 110_000, scaleResolutionDownBy: 2, maxFramerate: 15, need: 170 },
+  low: { maxBitrate: 50_000, scaleResolutionDownBy: 4, maxFramerate: 10, need: 100 },
   audio: { need: 0 },
 };
 

@@ -103,9 +103,11 @@ test("5 % random loss at 150 ms RTT: Chrome's estimate falls, but not under what
 
 test("reduced with audio and headers fits under a 300 kbit/s cap; each level under the need of the one above", () => {
   const audioKbps = 60; // Opus ~32-40 kbit/s plus RTP/UDP/TURN headers at 50 packets/s
-  const total = (level) => (LEVEL_ENCODINGS[level].maxBitrate ?? 0) / 1000 * 1.05 + audioKbps; // + RTP/RTCP
-  assert.ok(total("reduced") <= 0.85 * 300, `reduced sends ~${total("reduced")} kbit/s`);
-  assert.ok(total("reduced") >= LEVEL_ENCODINGS.reduced.need, "a level's need is within what it sends");
+  // + RTP/RTCP; under loss Chromium adds FEC and retransmissions on top of maxBitrate
+  // (the lab: reduced at 160 kbit/s sent 300-357 kbit/s while the cap's loss lasted).
+  const total = (level, protection = 0) => (LEVEL_ENCODINGS[level].maxBitrate ?? 0) / 1000 * (1.05 + protection) + audioKbps;
+  assert.ok(total("reduced", 1) <= 300, `reduced sends up to ~${total("reduced", 1)} kbit/s`);
+  assert.ok(total("reduced") >= 0.8 * LEVEL_ENCODINGS.reduced.need, "a level's need is about what it sends");
   // A capped sender at reduced must not read the cap's estimate (~250-340 kbit/s) as room for full.
   assert.ok(LEVEL_ENCODINGS.full.need > 340);
   assert.ok(total("low") < LEVEL_ENCODINGS.reduced.need);
