@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .features import features, window_of
+from .features import MAX_AGE_MS, features, window_of
 from .labels import Episode, freeze_episodes
 from .recordings import Link, Run
 
@@ -25,6 +25,9 @@ class LinkSeries:
     x: list[list[float]] = field(default_factory=list)
     y: list[int] = field(default_factory=list)
     use: list[bool] = field(default_factory=list)
+    # Counted samples of a clean path (the lab's unimpaired phases, the whole window
+    # inside one, no freeze coming): an alarm there costs video for nothing.
+    calm: list[bool] = field(default_factory=list)
     # Freeze time the receiver's browser reported over the whole recording.
     freeze_ms: float = 0.0
     # The lab's stall time of this link (summary.json, frames >= 1 s apart), if known.
@@ -51,13 +54,31 @@ def link_series(
         ls.freeze_ms = sum(
             float(f) for r in received if isinstance(f := r.get("freeze_ms"), int | float) and f > 0
         )
+        spans = _calm_spans(run, horizon_ms)
         for i, s in enumerate(sent):
             t = s["t"]
             ls.x.append(features(window_of(sent[: i + 1])))
             ls.y.append(int(any(t < e.onset <= t + horizon_ms for e in eps)))
             ls.use.append(s.get("level") != "audio" and not any(e.covers(t) for e in eps))
+            ls.calm.append(ls.use[-1] and not ls.y[-1] and any(lo <= t <= hi for lo, hi in spans))
         out.append(ls)
     return out
+
+
+def _calm_spans(run: Run, horizon_ms: float) -> list[tuple[float, float]]:
+    """Times (ms) whose feature window lies inside an unimpaired phase of the run
+    (no ``paths``) and that end at least the horizon before the phase does."""
+    spans = []
+    for ph in run.phases:
+        if not isinstance(ph, dict) or ph.get("paths"):
+            continue
+        start, end = ph.get("start_ms"), ph.get("end_ms")
+        if not isinstance(start, int | float) or not isinstance(end, int | float):
+            continue
+        lo, hi = start + MAX_AGE_MS, end - horizon_ms
+        if hi > lo:
+            spans.append((float(lo), float(hi)))
+    return spans
 
 
 def _lab_stall_ms(run: Run, sender: str, receiver: str) -> float | None:

@@ -131,22 +131,46 @@ def threshold_choose(
     prob: Callable[[LinkSeries], list[float]],
     *,
     max_false_share: float = 0.2,
+    calm_margin: float = 0.05,
     horizon_ms: float = HORIZON_MS,
 ) -> tuple[float, dict[str, Any]]:
     """The threshold that catches the most freezes 2 s ahead with at most
-    ``max_false_share`` false alarms (ties: fewer false alarms, then higher)."""
+    ``max_false_share`` false alarms (ties: fewer false alarms, then higher). When no
+    threshold keeps false alarms that low, the one with the best recall >= 2 s times
+    precision (ties: higher): the highest recall alone would be an alarm that never
+    stops, and in the call every alarm costs the link its picture quality. Either way
+    at least ``calm_margin`` above the highest probability on a calm sample (a clean
+    path, ``LinkSeries.calm``): a predictor that fires on a clean link costs video for
+    nothing."""
     probs = [prob(ls) for ls in series]
-    best: tuple[tuple[float, float, float], float, dict[str, Any]] | None = None
+    calm = [
+        p
+        for ls, ps in zip(series, probs, strict=True)
+        for c, p in zip(ls.calm, ps, strict=True)
+        if c
+    ]
+    floor = max(calm) + calm_margin if calm else 0.0
+    scored = []
     for k in range(5, 100, 5):
         th = k / 100
+        if th < floor and k < 95:
+            continue
         sc = score(series, [[p >= th for p in ps] for ps in probs], horizon_ms=horizon_ms)
-        share = sc["false_alarm_share"] or 0.0
-        ok = share <= max_false_share
-        key = (float(ok), sc["recall_2s"] or 0.0, -share)
-        if best is None or key > best[0] or (key == best[0] and th > best[1]):
-            best = (key, th, sc)
-    assert best is not None
-    return best[1], best[2]
+        scored.append((th, sc))
+    within = [(th, sc) for th, sc in scored if (sc["false_alarm_share"] or 0.0) <= max_false_share]
+    if within:
+
+        def key(item: tuple[float, dict[str, Any]]) -> tuple[float, float, float]:
+            th, sc = item
+            return (sc["recall_2s"] or 0.0, -(sc["false_alarm_share"] or 0.0), th)
+
+        return max(within, key=key)
+
+    def balanced(item: tuple[float, dict[str, Any]]) -> tuple[float, float]:
+        th, sc = item
+        return ((sc["recall_2s"] or 0.0) * (sc["precision"] or 0.0), th)
+
+    return max(scored, key=balanced)
 
 
 def freeze_totals(series: Sequence[LinkSeries]) -> list[dict[str, Any]]:

@@ -203,3 +203,42 @@ def test_the_reactive_replay_is_the_browser_ladder():
     assert _replayed(lossy) == [False, False, False, True]
     # The warm-up: no bandwidth step in the first 6 s.
     assert _replayed([view(0, bw_out=100.0), view(2000, bw_out=100.0)]) == [False, False]
+
+
+def test_when_no_threshold_keeps_false_alarms_low_it_balances_recall_and_precision(lab):
+    from quality.evaluation import threshold_choose
+    from quality.features import probability
+
+    series = [ls for r in runs_find([lab]) for ls in link_series(r)]
+    model = model_fit(series)
+
+    def prob(ls):
+        return [probability(model, x) for x in ls.x]
+
+    th, sc = threshold_choose(series, prob, max_false_share=0.0)
+    for k in range(5, 100, 5):
+        other = score(series, [[p >= k / 100 for p in prob(ls)] for ls in series])
+        assert (other["recall_2s"] or 0) * (other["precision"] or 0) <= sc["recall_2s"] * sc[
+            "precision"
+        ]
+    assert sc == score(series, [[p >= th for p in prob(ls)] for ls in series])
+
+
+def test_the_threshold_stays_above_what_the_predictor_says_on_a_clean_path(lab):
+    from quality.evaluation import threshold_choose
+
+    series = [ls for r in runs_find([lab]) for ls in link_series(r)]
+
+    def prob(ls):  # 0.5 before a freeze, 0.1 otherwise, 0.6 on a calm sample
+        return [0.6 if c else 0.5 if y else 0.1 for c, y in zip(ls.calm, ls.y, strict=True)]
+
+    for ls in series:
+        ls.calm = [False] * len(ls.y)
+    assert threshold_choose(series, prob)[0] == 0.5
+    # Some samples no freeze follows are of a clean path, where it says 0.6.
+    for ls in series:
+        ls.calm = [
+            u and not y and i % 3 == 0 for i, (u, y) in enumerate(zip(ls.use, ls.y, strict=True))
+        ]
+    assert any(any(ls.calm) for ls in series)
+    assert threshold_choose(series, prob, calm_margin=0.05)[0] >= 0.65
