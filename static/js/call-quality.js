@@ -84,6 +84,7 @@ export const LADDER_DEFAULTS = {
   warmupMs: 6000, // the bitrate estimate ramps up at the start: it does not step down yet
   dropShare: 0.6, // the estimate under this share of what we sent over the interval...
   dropNeeds: 2, // ...and under this many times the level's need: the path shrank, step now
+  rampMs: 5000, // after a step up, this long before "under the level's need" steps down again
   settleMs: 3000, // no loss or drop step this soon after a step down: that sample reports the old level
   headroom: 1.0, // bw_out must reach headroom * need(next level) to step up...
   // ...unless the hold has passed this many times over (we probe): from reduced the
@@ -167,7 +168,11 @@ export class SendLadder {
       // not grow past ~1.5x what is sent, which is no congestion.
       const send = v.send_kbps ?? null;
       const squeezed = v.qlr === "bandwidth" || send === null || (v.bw_out !== null && send >= 0.7 * v.bw_out);
-      if (warm && squeezed && v.bw_out !== null && v.bw_out < need) return this.go(fitting(v.bw_out, this.index + 1), "bandwidth", t);
+      // Not in the first samples after a step up: the estimate grows only once we send
+      // more (~8 %/s), and the encoder says `bandwidth` while it ramps up, so a probe
+      // would be judged before it could show anything. Loss and a drop still count.
+      const ramping = t - this.lastUpAt < o.rampMs;
+      if (warm && !ramping && squeezed && v.bw_out !== null && v.bw_out < need) return this.go(fitting(v.bw_out, this.index + 1), "bandwidth", t);
       // The estimate fell far under what we were sending: the path shrank (a cap). It
       // reads this within ~1 s of an abrupt cap, one sample before it falls under the
       // level's need and two before loss reports arrive. Chromium never sends far over

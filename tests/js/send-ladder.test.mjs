@@ -198,9 +198,24 @@ test("stepping up wants bitrate headroom for the next level, and probes after a 
     const s = l.observe({ ...GOOD, ...tight, t });
     if (s) steps.push(`${s.level}:${s.reason}@${t}`);
   }
-  // 2 holds of 8 s: a probe; the path cannot carry full, so down again, and the hold doubles.
-  assert.deepEqual(steps, ["full:recovered@16000", "reduced:bandwidth@18000"]);
+  // 2 holds of 8 s: a probe; the path cannot carry full (the estimate does not grow in
+  // the 5 s it is given), so down again, and the hold doubles.
+  assert.deepEqual(steps, ["full:recovered@16000", "reduced:bandwidth@22000"]);
   assert.equal(l.hold, 16000);
+});
+
+test("a probe after a cap was lifted is given time: the estimate ramps while the encoder says bandwidth", () => {
+  const l = new SendLadder();
+  run(l, times(10, { bw_out: 3500, send_kbps: 1300 }));
+  run(l, [{ bw_out: 600, send_kbps: 1300 }], 20000); // the cap: reduced
+  const capped = { bw_out: 298, send_kbps: 148, qlr: "bandwidth" }; // the lab's cap300, run 2
+  assert.deepEqual(run(l, times(8, capped), 22000), ["full:recovered"], "a probe 2 holds after the step");
+  // The cap is gone; Chrome's estimate grows ~8 %/s from where it was, the encoder
+  // reports "bandwidth" while it ramps up. (The first retune stepped down here at once.)
+  const ramp = [{ bw_out: 347, send_kbps: 128 }, { bw_out: 405, send_kbps: 300 }, { bw_out: 480, send_kbps: 420 }, { bw_out: 900, send_kbps: 700 }]
+    .map((s) => ({ ...s, qlr: "bandwidth" }));
+  assert.deepEqual(run(l, ramp, 38000), []);
+  assert.equal(l.level, "full");
 });
 
 test("a prediction of trouble steps down before it comes, at most once per 4 s, never below low", () => {
