@@ -1,7 +1,9 @@
 """Celery tasks: the delivery pipeline's retry loop and the dead-letter spool.
 
 acks_late + reject_on_worker_lost: a task whose worker dies is redelivered,
-and the pipeline's lock and terminal status make the rerun idempotent.
+and the pipeline's lock and terminal status make the rerun idempotent. A
+delivery's retry is published through videochat.celery.task_retry, so one
+retrying during a broker failover is not dropped.
 """
 
 from typing import Any
@@ -12,6 +14,7 @@ from django.conf import settings
 from pymongo.errors import PyMongoError
 
 from videochat import metrics
+from videochat.celery import task_retry
 
 from . import deadletters, enqueue, pipeline
 
@@ -55,10 +58,12 @@ def deliver(
         countdown = pipeline.backoff_s(attempt=self.request.retries + 1)
         metrics.delivery_outcome(kind=kind, outcome="error")
         log.exception("delivery.pipeline_error", delivery=delivery_id, countdown=countdown)
-        raise self.retry(countdown=countdown, exc=exc, kwargsrepr=_repr(kind, delivery_id)) from exc
+        raise task_retry(
+            self, countdown=countdown, exc=exc, kwargsrepr=_repr(kind, delivery_id)
+        ) from exc
     metrics.delivery_outcome(kind=kind, outcome=outcome["status"])
     if outcome["status"] in ("retry", "waiting", "busy"):
-        raise self.retry(countdown=outcome["countdown"], kwargsrepr=_repr(kind, delivery_id))
+        raise task_retry(self, countdown=outcome["countdown"], kwargsrepr=_repr(kind, delivery_id))
     return outcome["status"]
 
 

@@ -125,6 +125,67 @@ def test_a_worker_running_a_late_ack_task_survives_the_brokers_failover(redis_gr
         worker.stop()
 
 
+def test_a_retry_published_while_the_broker_has_no_primary_is_not_dropped(redis_group):
+    """A task retrying (as deliveries.deliver does, videochat.celery.task_retry) right
+    after the primary died: its new message waits for the promotion. With Celery's
+    default publish retry (about 0.6 s) the publish failed and the task was rejected
+    without requeue: gone."""
+    env = django_env(**redis_group.env, REDIS_URL="")
+    name = f"w{uuid.uuid4().hex[:6]}"
+    worker = Service(
+        "celery",
+        None,
+        [
+            *celery_worker_argv(concurrency=1, loglevel="INFO", name=name),
+            "-I",
+            "tests.fixtures.slowtask",
+        ],
+        run_dir() / f"celery-{name}.log",
+        env=env,
+        cwd=BASE_DIR,
+    )
+    try:
+        worker.start()
+        wait_until(lambda: " ready." in _log(worker), timeout=30, what="the worker")
+        subprocess.run(
+            [
+                str(BASE_DIR / ".venv/bin/celery"),
+                "-A",
+                "videochat",
+                "call",
+                "tests.retry_once",
+                "--kwargs",
+                '{"seconds": 1.5, "mark": "retried"}',
+            ],
+            env=env,
+            cwd=BASE_DIR,
+            check=True,
+            capture_output=True,
+            timeout=scaled(30),
+        )
+        wait_until(lambda: "Task tests.retry_once" in _log(worker), timeout=20, what="the task")
+        redis_group.primary.kill()  # the task retries 1.5 s after it started: no primary yet
+
+        def mark(key: str) -> bytes | None:
+            return redis.Redis(port=redis_group.primary_port(), socket_timeout=2).get(key)
+
+        wait_until(
+            lambda: redis_group.primary_port() == redis_group.replica.port,
+            timeout=20,
+            what="the promotion",
+        )
+        wait_until(
+            lambda: mark("retried") or worker.proc.poll() is not None,
+            timeout=HELD_DEADLINE_S,
+            what="the retry",
+        )
+        log = _log(worker)
+        assert worker.proc.poll() is None and "Unrecoverable error" not in log, log[-4000:]
+        assert mark("retried:runs") == b"1", log[-4000:]
+    finally:
+        worker.stop()
+
+
 def test_the_app_uses_the_patched_sentinel_transport_with_sentinels(redis_group, settings):
     assert settings.CELERY_BROKER_TRANSPORT is None  # the suite's plain Redis
     url = ";".join(f"sentinel://127.0.0.1:{s.port}/0" for s in redis_group.sentinels)

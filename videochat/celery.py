@@ -1,7 +1,8 @@
 import os
 from typing import Any
 
-from celery import Celery
+from celery import Celery, Task
+from celery.exceptions import Reject, Retry
 from celery.signals import before_task_publish, task_postrun, task_prerun, worker_ready
 from kombu.transport import TRANSPORT_ALIASES
 
@@ -17,6 +18,32 @@ TRANSPORT_ALIASES["sentinel"] = "videochat.kombusentinel:Transport"
 app = Celery("videochat")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+
+# A retry is a new message the worker publishes. Celery's default publish retry
+# gives up after about 0.6 s, and a retry it could not publish rejects its task
+# without requeue: a task retrying while the broker had no primary (a Sentinel
+# failover: 2-7 s) was dropped. This waits about 50 s.
+RETRY_PUBLISH_POLICY = {
+    "max_retries": 30,
+    "interval_start": 0,
+    "interval_step": 0.5,
+    "interval_max": 2,
+}
+
+
+def task_retry(task: Task, **options: Any) -> Retry:
+    """``task.retry(**options)`` (raises Retry) whose new message outlives a broker failover.
+
+    The publish waits for a primary (RETRY_PUBLISH_POLICY); if it still fails, the
+    task (acks_late) goes back on its queue, to run again now, instead of being dropped.
+    """
+    try:
+        return task.retry(retry_policy=RETRY_PUBLISH_POLICY, **options)
+    except Reject as exc:
+        if exc.requeue:
+            raise
+        raise Reject(exc.reason, requeue=True) from exc
 
 
 @before_task_publish.connect
