@@ -7,7 +7,7 @@ import pytest
 from playwright.sync_api import expect
 
 from rooms import services
-from tests.call_helpers import frames, join_call, open_room, self_id, wait_decoding
+from tests.call_helpers import frames, join_call, open_room, self_id, two_in_call, wait_decoding
 from tests.conftest import make_user
 
 pytestmark = [pytest.mark.browser, pytest.mark.live]
@@ -37,10 +37,7 @@ def carol(django_user_model, room, invite):
 
 
 def test_two_participants_decode_each_others_video(live_url, new_context, room, owner, member):
-    alice = open_room(new_context, live_url, owner)
-    bob = open_room(new_context, live_url, member.user)
-    join_call(alice)
-    join_call(bob)
+    alice, bob = two_in_call(new_context, live_url, owner, member.user)
     first = {page: wait_decoding(page, 1) for page in (alice, bob)}
     # Rising, not just started: media keeps flowing.
     for page in (alice, bob):
@@ -79,11 +76,7 @@ def test_three_participants_mesh_and_a_leave_updates_the_grids(
 
 
 def test_mute_and_camera_off_reach_the_others(live_url, new_context, room, owner, member):
-    alice = open_room(new_context, live_url, owner)
-    bob = open_room(new_context, live_url, member.user)
-    join_call(alice)
-    join_call(bob)
-    wait_decoding(alice, 1)
+    alice, bob = two_in_call(new_context, live_url, owner, member.user)
     bob.click("#toggle-mic")
     bob.click("#toggle-cam")
     tile = alice.locator(f'#video-grid [data-peer-id="{self_id(bob)}"]')
@@ -226,11 +219,7 @@ def test_degrading_to_audio_only_stops_video_and_recovery_restores_it(
     live_url, new_context, room, owner, member
 ):
     """The send levels graceful degradation uses really change what the other decodes."""
-    alice = open_room(new_context, live_url, owner)
-    bob = open_room(new_context, live_url, member.user)
-    join_call(alice)
-    join_call(bob)
-    wait_decoding(alice, 1)
+    alice, bob = two_in_call(new_context, live_url, owner, member.user)
     set_level = (
         "async (l) => { for (const p of window.huddleCall.state.peers.values())"
         " await p.setSendLevel(l); }"
@@ -319,11 +308,7 @@ def test_prejoin_preview_lists_devices_and_switches_camera(live_url, new_context
 
 
 def test_screen_share_replaces_video_and_is_announced(live_url, new_context, room, owner, member):
-    alice = open_room(new_context, live_url, owner)
-    bob = open_room(new_context, live_url, member.user)
-    join_call(alice)
-    join_call(bob)
-    wait_decoding(alice, 1)
+    alice, bob = two_in_call(new_context, live_url, owner, member.user)
     bob.click("#toggle-screen")
     expect(bob.locator("#toggle-screen")).to_have_attribute("aria-pressed", "true")
     tile = alice.locator(f'#video-grid [data-peer-id="{self_id(bob)}"]')
@@ -364,12 +349,7 @@ def test_glare_both_renegotiate_at_once_and_the_call_converges(
     live_url, new_context, room, owner, member
 ):
     """Perfect negotiation in the real browser: both sides offer at the same moment."""
-    alice = open_room(new_context, live_url, owner)
-    bob = open_room(new_context, live_url, member.user)
-    join_call(alice)
-    join_call(bob)
-    wait_decoding(alice, 1)
-    wait_decoding(bob, 1)
+    alice, bob = two_in_call(new_context, live_url, owner, member.user)
     restart = "for (const p of window.huddleCall.state.peers.values()) p.negotiator.restartIce()"
     for _ in range(3):
         alice.evaluate(restart)

@@ -17,6 +17,7 @@ from tests.call_helpers import (
     join_call,
     open_room,
     self_id,
+    two_in_call,
     wait_decoding,
 )
 from tests.fixtures.live import daphne_service
@@ -31,16 +32,6 @@ HOLD_TRACKS = "window.heldTracks = window.huddleCall.state.local.getTracks()"
 ALL_STOPPED = "window.heldTracks.every(t => t.readyState === 'ended')"
 
 
-def in_call_pair(new_context, live_url, owner, member, **kw):
-    alice = open_room(new_context, live_url, owner, **kw)
-    bob = open_room(new_context, live_url, member.user, **kw)
-    join_call(alice)
-    join_call(bob)
-    wait_decoding(alice, 1)
-    wait_decoding(bob, 1)
-    return alice, bob
-
-
 def person_row(page, member):
     page.click("#toggle-people")
     return page.locator(f"#mod-people li[data-member-id='{member.pk}']")
@@ -49,7 +40,7 @@ def person_row(page, member):
 def test_removed_person_call_ends_media_stops_and_they_read_who_why_and_when(
     live_url, new_context, room, owner, member
 ):
-    alice, bob = in_call_pair(new_context, live_url, owner, member)
+    alice, bob = two_in_call(new_context, live_url, owner, member.user)
     bob.evaluate(HOLD_TRACKS)
     row = person_row(alice, member)
     alice.fill("#mod-reason", "shouting")
@@ -72,7 +63,7 @@ def test_removed_person_call_ends_media_stops_and_they_read_who_why_and_when(
 
 
 def test_banned_person_is_told_they_cannot_come_back(live_url, new_context, room, owner, member):
-    alice, bob = in_call_pair(new_context, live_url, owner, member)
+    alice, bob = two_in_call(new_context, live_url, owner, member.user)
     bob.evaluate(HOLD_TRACKS)
     person_row(alice, member).get_by_role("button", name="Ban marco").click()
     expect(bob.locator("#end-text")).to_have_text(
@@ -86,7 +77,7 @@ def test_banned_person_is_told_they_cannot_come_back(live_url, new_context, room
 def test_leave_keeps_the_chat_and_rejoin_needs_no_reload(
     live_url, new_context, room, owner, member
 ):
-    alice, bob = in_call_pair(new_context, live_url, owner, member)
+    alice, bob = two_in_call(new_context, live_url, owner, member.user)
     bob_id = self_id(bob)
     bob.evaluate(HOLD_TRACKS)
     bob.evaluate("window.loads = performance.getEntriesByType('navigation').length")
@@ -120,7 +111,7 @@ def _net_log(page) -> None:
 def test_offline_is_said_at_once_and_back_online_reconnects_within_2_s(
     live_url, new_context, room, owner, member
 ):
-    alice, bob = in_call_pair(new_context, live_url, owner, member)
+    alice, bob = two_in_call(new_context, live_url, owner, member.user)
     before = frames(alice)
     _net_log(bob)
     bob.context.set_offline(True)
@@ -256,7 +247,7 @@ def test_lobby_guest_waits_with_join_disabled_and_the_owner_admits_from_a_toast(
 def test_switching_microphone_and_camera_mid_call_keeps_media_flowing(
     live_url, new_context, room, owner, member
 ):
-    alice, bob = in_call_pair(new_context, live_url, owner, member)
+    alice, bob = two_in_call(new_context, live_url, owner, member.user)
     bob.click("#toggle-more")
     sent = "[...window.huddleCall.state.peers.values()][0].senders.get('{kind}').track.id"
     for select, kind in (("#mic-select", "audio"), ("#camera-select", "video")):
@@ -279,7 +270,7 @@ def test_switching_microphone_and_camera_mid_call_keeps_media_flowing(
 def test_raised_hand_and_reactions_are_seen_by_the_others(
     live_url, new_context, room, owner, member
 ):
-    alice, bob = in_call_pair(new_context, live_url, owner, member)
+    alice, bob = two_in_call(new_context, live_url, owner, member.user)
     # Keyboard shortcuts: M microphone, V camera, H hand.
     bob.keyboard.press("m")
     expect(bob.locator("#toggle-mic")).to_have_attribute("aria-pressed", "true")
@@ -308,7 +299,7 @@ def test_raised_hand_and_reactions_are_seen_by_the_others(
 def test_own_screen_share_is_not_mirrored_and_others_see_it_whole(
     live_url, new_context, room, owner, member
 ):
-    alice, bob = in_call_pair(new_context, live_url, owner, member)
+    alice, bob = two_in_call(new_context, live_url, owner, member.user)
     bob.click("#toggle-screen")
     own = bob.locator(f'#video-grid [data-peer-id="{self_id(bob)}"]')
     expect(own).to_have_attribute("data-screen", "true")

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 
 from rooms import telemetry
-from tests.call_helpers import join_call, open_room, self_id, wait_decoding
+from tests.call_helpers import self_id, two_in_call
 from tests.fixtures.workers import wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.live]
@@ -15,12 +15,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.live]
 
 def test_both_peers_report_their_link_and_it_is_stored(live_url, new_context, room, owner, member):
     since = telemetry.now() - timedelta(seconds=1)
-    alice = open_room(new_context, live_url, owner)
-    bob = open_room(new_context, live_url, member.user)
-    join_call(alice)
-    join_call(bob)
-    for page in (alice, bob):
-        wait_decoding(page, 1)
+    alice, bob = two_in_call(new_context, live_url, owner, member.user)
     a, b = self_id(alice), self_id(bob)
 
     def stored_with_video():
