@@ -128,3 +128,23 @@ def member(room, member_user, invite):
     from rooms import services
 
     return services.membership_join(invite=invite, user=member_user)
+
+
+def pytest_collection_modifyitems(config, items):
+    """On PostgreSQL (bin/test's second stage), only the tests that use the database:
+    the rest ran already in the first stage, and on PostgreSQL they would prove nothing
+    new (a quarter of that stage's time went to them)."""
+    from django.conf import settings
+
+    if "postgresql" not in settings.DATABASES["default"]["ENGINE"]:
+        return
+    uses_db = {"db", "transactional_db"}
+    keep, skip = [], []
+    for item in items:
+        needs = item.get_closest_marker("django_db") or uses_db & set(
+            getattr(item, "fixturenames", ())
+        )
+        (keep if needs else skip).append(item)
+    if skip:
+        config.hook.pytest_deselected(items=skip)
+        items[:] = keep
