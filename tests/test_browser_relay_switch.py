@@ -1,0 +1,244 @@
+"""Recovery moves a pair to the TURN relay when its path keeps failing, in a real call:
+two Chromium peers with a real coturn in their ICE configuration (policy "all", so ICE
+picks the direct host pair), and real packet loss from nftables rules on the two
+browsers' own UDP sockets (nothing else on the machine is touched).
+
+The path flaps like a Wi-Fi that roams: all of the browsers' UDP (direct and TURN)
+stops while the link runs, and comes back for each ICE restart, which then finds the
+direct pair again and loses it before it holds 10 s. After RELAY_AFTER (2) such
+restarts the next break makes the client choose `relay` (docs/adaptation.md,
+"Recovery") and log it with its reason; from then on only the direct path stays dead
+(UDP between the two browsers' sockets), and media decodes again over a relay pair.
+
+Why not only the direct path from the start: tried first, Chromium then moves the
+selected pair to the TURN candidates by itself within the ICE agent (the link stayed
+"connected", on a relay/host pair), so no recovery is needed or chosen. The `relay`
+choice is for a link that is lost altogether, more than once, in a short time.
+
+Needs root and nft (nftables); the rules live in their own table, removed afterwards."""
+
+import os
+import shutil
+import subprocess
+import time
+from datetime import timedelta
+
+import pytest
+
+from rooms import telemetry
+from tests.call_helpers import coturn_service, frames, join_call, open_room, self_id, wait_decoding
+from tests.fixtures.live import daphne_service, run_dir
+from tests.fixtures.workers import wait_until
+
+pytestmark = [pytest.mark.browser, pytest.mark.live, pytest.mark.fault]
+
+SECRET = "relay-switch-secret-5d2a"
+TABLE = f"huddle_direct_block_{os.getpid()}"
+
+# Per page: each link's ICE state, the selected pair's candidate types, the ports of
+# the page's own UDP host candidates, and whether the link went relay-only.
+LINKS = """async () => {
+  const out = [];
+  for (const peer of window.huddleCall.state.peers.values()) {
+    const r = await peer.pc.getStats();
+    let pair = null;
+    const hostPorts = [];
+    r.forEach((s) => {
+      if (s.type === "transport" && s.selectedCandidatePairId) {
+        pair = r.get(s.selectedCandidatePairId);
+      }
+      if (s.type === "local-candidate" && s.candidateType === "host" && s.protocol === "udp") {
+        hostPorts.push(s.port);
+      }
+      // A relay candidate's related port is the browser's socket that talks to coturn.
+      if (s.type === "local-candidate" && s.candidateType === "relay" && s.relatedPort) {
+        hostPorts.push(s.relatedPort);
+      }
+    });
+    out.push({
+      ice: peer.pc.iceConnectionState,
+      local: pair ? r.get(pair.localCandidateId)?.candidateType ?? null : null,
+      remote: pair ? r.get(pair.remoteCandidateId)?.candidateType ?? null : null,
+      hostPorts,
+      relayOnly: peer.relayOnly,
+      policy: peer.pc.getConfiguration().iceTransportPolicy,
+      restarts: peer.restarts,
+    });
+  }
+  return out;
+}"""
+RECOVERIES = "window.huddleCall.events().filter(e => e.event.startsWith('recover:'))"
+
+
+def nft(script: str) -> None:
+    subprocess.run(["nft", "-f", "-"], input=script, text=True, check=True, capture_output=True)
+
+
+class PathBlock:
+    """Two sets of UDP ports (our browsers' sockets, the ones their host candidates
+    and TURN allocations use): `outage` drops every UDP packet from or to them, TURN
+    included; `direct` only what one browser sends another (to coturn's port, never
+    in a set, passes)."""
+
+    def __init__(self) -> None:
+        nft(
+            f"table inet {TABLE} {{\n"
+            "  set outage { type inet_service; }\n"
+            "  set direct { type inet_service; }\n"
+            "  chain out { type filter hook output priority 0; policy accept;\n"
+            "    udp sport @outage counter drop\n"
+            "    udp dport @outage counter drop\n"
+            "    udp sport @direct udp dport @direct counter drop\n"
+            "  }\n"
+            "}\n"
+        )
+        self.on = False
+
+    def block(self, which: str, ports) -> None:
+        elements = ", ".join(str(p) for p in sorted(set(ports)))
+        if elements:
+            nft(f"add element inet {TABLE} {which} {{ {elements} }}\n")
+        self.on = True
+
+    def unblock(self, which: str) -> None:
+        nft(f"flush set inet {TABLE} {which}\n")
+        self.on = False
+
+    def dropped(self) -> list[int]:
+        """Packets dropped by each rule (outage from, outage to, direct)."""
+        out = subprocess.run(
+            ["nft", "list", "chain", "inet", TABLE, "out"], text=True, capture_output=True
+        ).stdout.split()
+        return [int(out[i + 1]) for i, word in enumerate(out) if word == "packets"]
+
+    def remove(self) -> None:
+        subprocess.run(["nft", "delete", "table", "inet", TABLE], capture_output=True)
+
+
+@pytest.fixture
+def path_block():
+    if shutil.which("nft") is None or os.geteuid() != 0:
+        pytest.skip("needs nft (nftables) and root")
+    block = PathBlock()
+    yield block
+    block.remove()
+
+
+@pytest.fixture
+def turn():
+    service = coturn_service(run_dir(), SECRET).start()
+    yield service
+    service.stop()
+
+
+def host_ports(links) -> list[int]:
+    return [port for page in links.values() for link in page for port in link["hostPorts"]]
+
+
+def direct(links) -> bool:
+    return bool(links) and all(
+        link["ice"] in ("connected", "completed")
+        and link["local"] == "host"
+        and link["remote"] == "host"
+        for link in links
+    )
+
+
+def test_a_direct_path_that_keeps_failing_moves_the_pair_to_the_turn_relay(
+    live_url, turn, path_block, new_context, room, owner, member
+):
+    since = telemetry.now() - timedelta(seconds=1)
+    block = path_block
+    # TURN in the configuration, but not relay-only: ICE prefers the direct pair.
+    web = daphne_service(
+        TURN_URLS=f"turn:127.0.0.1:{turn.port}?transport=udp", TURN_SECRET=SECRET, TURN_TTL="600"
+    ).start()
+    try:
+        base = f"http://127.0.0.1:{web.port}"
+        alice = open_room(new_context, base, owner)
+        bob = open_room(new_context, base, member.user)
+        join_call(alice)
+        join_call(bob)
+        pages = (alice, bob)
+        for page in pages:
+            wait_decoding(page, 1, timeout=30)
+        links = {p: p.evaluate(LINKS) for p in pages}
+        assert all(direct(v) for v in links.values()), links  # the direct pair first
+
+        # Flap the path: lose all of it while the link runs; let it through again once a
+        # client restarts ICE (so the restart finds the direct pair and takes it again).
+        log = []
+        restarts_at_block = 0
+        deadline = time.monotonic() + 120
+        while True:
+            events = {p: [e["event"] for e in p.evaluate(RECOVERIES)] for p in pages}
+            if any(e.startswith("recover:relay:") for e in sum(events.values(), [])):
+                break
+            links = {p: p.evaluate(LINKS) for p in pages}
+            restarts = sum(e.startswith("recover:ice-restart:") for e in sum(events.values(), []))
+            connected = all(
+                link["ice"] in ("connected", "completed") for v in links.values() for link in v
+            )
+            if not block.on and connected:
+                block.block("outage", host_ports(links))
+                restarts_at_block = restarts
+                log.append((round(time.monotonic(), 1), "outage", restarts, list(links.values())))
+            elif block.on and restarts > restarts_at_block:
+                block.unblock("outage")
+                log.append((round(time.monotonic(), 1), "back", restarts))
+            assert time.monotonic() < deadline, (log, events, links)
+            alice.wait_for_timeout(200)
+
+        # From here TURN works again, and only the direct path stays dead.
+        links = {p: p.evaluate(LINKS) for p in pages}
+        block.unblock("outage")
+        block.block("direct", host_ports(links))
+        chooser = next(p for p in pages if any(e.startswith("recover:relay:") for e in events[p]))
+        mine = events[chooser]
+        relay_at = next(i for i, e in enumerate(mine) if e.startswith("recover:relay:"))
+        # ICE restarts that did not hold, then the relay, with that reason.
+        assert mine[relay_at].startswith("recover:relay:direct-failed-"), (mine, log)
+        assert sum(e.startswith("recover:ice-restart:") for e in mine[:relay_at]) >= 2, (mine, log)
+        # The restarts had found the direct pair again each time.
+        assert sum(1 for entry in log if entry[1] == "outage") >= 3, log
+        outages = [entry[3] for entry in log if entry[1] == "outage"]
+        assert all(direct(v) for links_then in outages for v in links_then), log
+
+        # Media decodes again over a relay pair, on the same connection, direct still dead.
+        for page in pages:
+            wait_decoding(page, 1, above=frames(page), timeout=45, others=pages)
+
+        seen = []
+
+        def on_relay():
+            # Through TURN: a relay candidate at one end or both (the other side, whose
+            # policy stays "all", may reach the chooser's relay from its own socket).
+            seen[:] = [p.evaluate(LINKS)[0] for p in pages]
+            return all(
+                "relay" in (link["local"], link["remote"])
+                and link["ice"] in ("connected", "completed")
+                for link in seen
+            )
+
+        try:
+            wait_until(on_relay, timeout=20, what="a relay pair on both sides")
+        except TimeoutError as err:
+            raise AssertionError(seen) from err
+        (link,) = chooser.evaluate(LINKS)
+        assert link["relayOnly"] and link["policy"] == "relay", link
+        wait_decoding(chooser, 1, above=frames(chooser), timeout=10)
+        assert block.on and block.dropped()[0] > 0, block.dropped()
+        # Still the same two peers, no rejoin.
+        a, b = self_id(alice), self_id(bob)
+        assert set(frames(alice)) == {b} and set(frames(bob)) == {a}
+
+        # The choice and its reason in the telemetry the server stored (MongoDB).
+        who = self_id(chooser)
+
+        def logged():
+            docs = telemetry.samples_for(room=room.slug, since=since)
+            return any(d["from_peer"] == who and mine[relay_at] in d["events"] for d in docs)
+
+        wait_until(logged, timeout=20, what="the relay choice in the chooser's samples")
+    finally:
+        web.stop()
