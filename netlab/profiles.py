@@ -153,7 +153,74 @@ def _profiles(short: bool) -> list[Profile]:
                 clean(tail, "uncapped"),
             ),
         ),
+        # Gradual profiles: trouble with a precursor, which the abrupt ones above have
+        # not by construction (docs/lab.md). Each ramp step is one phase of body / steps.
+        Profile(
+            "wifi-fade",
+            "peer 0 both ways, walking away from the access point: in 8 equal steps the "
+            "cap falls 3000 -> 250 kbit/s, random loss rises 0 -> 12 %, delay 5 -> 100 ms "
+            "(+/- half of it); then back in range at once",
+            (
+                clean(lead),
+                *(
+                    Phase(
+                        body / len(FADE),
+                        f"fade {i + 1}/{len(FADE)}",
+                        both(0, random_loss(loss, delay_ms=ms, jitter_ms=ms / 2, rate_kbps=kbps)),
+                    )
+                    for i, (kbps, loss, ms) in enumerate(FADE)
+                ),
+                clean(tail, "back in range"),
+            ),
+        ),
+        Profile(
+            "cell-congestion",
+            "peer 0 both ways, a cell filling up: a deep queue (600 ms) behind a cap that "
+            "falls in 8 equal steps 2500 -> 250 kbit/s while the base delay rises 20 -> "
+            "150 ms (+/- a quarter); loss comes only from the full queue until the last "
+            "two steps add 2 % and 5 % random loss; then the cell empties at once",
+            (
+                clean(lead),
+                *(
+                    Phase(
+                        body / len(CELL),
+                        f"filling {i + 1}/{len(CELL)}",
+                        both(
+                            0,
+                            random_loss(
+                                loss, delay_ms=ms, jitter_ms=ms / 4, rate_kbps=kbps, queue_ms=600
+                            ),
+                        ),
+                    )
+                    for i, (kbps, loss, ms) in enumerate(CELL)
+                ),
+                clean(tail, "cell emptied"),
+            ),
+        ),
     ]
+
+
+# (cap kbit/s, random loss, one-way delay ms) per ramp step of the gradual profiles.
+FADE = (
+    (3000, 0.0, 5.0),
+    (2000, 0.005, 10.0),
+    (1400, 0.01, 20.0),
+    (1000, 0.02, 30.0),
+    (700, 0.03, 45.0),
+    (500, 0.05, 60.0),
+    (350, 0.08, 80.0),
+    (250, 0.12, 100.0),
+)
+CELL = (
+    (2500, 0.0, 20.0),
+    (1800, 0.0, 30.0),
+    (1200, 0.0, 45.0),
+    (900, 0.0, 60.0),
+    (650, 0.0, 80.0),
+    (450, 0.0, 100.0),
+    (350, 0.02, 120.0),
+    (250, 0.05, 150.0),
+)
 
 
 def _build() -> dict[str, Profile]:
