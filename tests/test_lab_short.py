@@ -52,6 +52,15 @@ def phase_delta(record: RunRecord, label: str, seat: str, direction: str) -> dic
     return {k: after[k] - before[k] for k in after}
 
 
+def steps(record: RunRecord, peer: str) -> list[dict]:
+    """The send ladder's steps logged by ``peer``'s page ({t, peer, event})."""
+    return [e for e in record.events if e["from_peer"] == peer and e["event"].startswith("step:")]
+
+
+def cap_start(record: RunRecord, label: str) -> int:
+    return next(p["start_ms"] for p in record.phases if p["label"] == label)
+
+
 def test_loss_and_delay_on_the_relay_reach_the_media(lab, chromium):
     record = run(lab, chromium, "loss5-rtt150-short")
     impaired, clean = (p["peer"] for p in record.peers)
@@ -110,6 +119,12 @@ def test_a_cap_makes_the_impaired_sender_step_down(lab, chromium):
     assert any(n == "lower quality" or "audio only (poor connection)" in n for n in notices), (
         notices
     )
+    # It stepped on the bandwidth it saw (Chrome's estimate falling under what it sent),
+    # not only later on the loss the cap caused; and to a level that fits under the cap
+    # with audio: video never went off.
+    first = next(e for e in steps(record, impaired) if e["t"] >= cap_start(record, label))
+    assert first["event"].endswith(":bandwidth"), steps(record, impaired)
+    assert "audio" not in levels, levels
 
 
 def test_after_an_outage_media_decodes_again_under_the_same_peer_ids(lab, chromium):
