@@ -77,12 +77,12 @@ def test_loss_and_delay_on_the_relay_reach_the_media(lab, chromium):
     got = in_phase(record, label, [s for s in record.samples if s["from_peer"] == clean])
     assert len(sent) >= 4 and len(got) >= 4, record.samples
     # loss_out is packets reported lost over packets sent across the 2 s interval
-    # (docs/protocol.md). A receiver report that lands late (the likely cause, not
-    # proven) covers more than the
-    # interval it is counted in: on a loaded machine some samples of this phase read
-    # 0.20-0.50 at 5 % loss (2026-12-07 21:39 and 23:32-23:37 UTC, 3 runs of 10), the
-    # others 0.03-0.10, as every sample of the full profile's 40 s did. The loss reached
-    # the reports (median), and the samples no late report inflated read about 5 %.
+    # (docs/protocol.md). On a loaded machine some samples of this phase read 0.20-0.50
+    # at 5 % loss (2026-12-07 21:39 and 23:32-23:37 UTC, 3 runs of 10), the others
+    # 0.03-0.10, as every sample of the full profile's 40 s did; most likely a receiver
+    # report that lands late covers more than the interval it is counted in (not
+    # proven). So: the loss reached the reports (the median), and the lower quarter of
+    # the samples, which no late report inflated, reads about 5 %.
     values = sorted(s["loss_out"] or 0 for s in sent)
     detail = [(s["loss_out"], s["level"], s["send_kbps"]) for s in sent]
     assert statistics.median(values) >= 0.02, detail
