@@ -83,8 +83,11 @@ def recommendation_compute(
             max_nodes=conf.max_nodes(),
         )
 
-    latest = float(series[-1])
-    peak = max(float(forecast.max()), latest)
+    # Rounded as reported, and the node count from the reported figure: a peak of
+    # 1000.04 shown as 1000.0 must not recommend a third node of 500 (the night's
+    # baseline sat on that boundary: tests/test_scaling_live.py failed at 00:20 UTC).
+    latest = round(float(series[-1]), 1)
+    peak = round(max(float(forecast.max()), latest), 1)
     assert origin is not None  # a fitted series has samples
     start = origin + timedelta(minutes=step * len(series))
     return {
@@ -92,8 +95,8 @@ def recommendation_compute(
         "computed_at": now.isoformat(),
         "horizon_minutes": horizon,
         "history_steps": len(series),
-        "latest": round(latest, 1),
-        "peak_forecast": round(peak, 1),
+        "latest": latest,
+        "peak_forecast": peak,
         "recommended_nodes": need(peak),
         "nodes_for_latest": need(latest),
         "nodes_reporting": selectors.nodes_reporting(now=now),
