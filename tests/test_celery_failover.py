@@ -39,10 +39,10 @@ def _log(service: Service) -> str:
     return path.read_text(errors="replace") if path and path.exists() else ""
 
 
-def test_a_worker_running_a_late_ack_task_survives_the_brokers_failover(redis_group):
-    env = django_env(**redis_group.env, REDIS_URL="")
+def _slowtask_worker(env: dict) -> Service:
+    """A one-process Celery worker of tests.fixtures.slowtask on ``env``'s broker."""
     name = f"w{uuid.uuid4().hex[:6]}"
-    worker = Service(
+    return Service(
         "celery",
         None,
         [
@@ -54,6 +54,11 @@ def test_a_worker_running_a_late_ack_task_survives_the_brokers_failover(redis_gr
         env=env,
         cwd=BASE_DIR,
     )
+
+
+def test_a_worker_running_a_late_ack_task_survives_the_brokers_failover(redis_group):
+    env = django_env(**redis_group.env, REDIS_URL="")
+    worker = _slowtask_worker(env)
     try:
         worker.start()
         wait_until(lambda: " ready." in _log(worker), timeout=30, what="the worker")
@@ -131,19 +136,7 @@ def test_a_retry_published_while_the_broker_has_no_primary_is_not_dropped(redis_
     default publish retry (about 0.6 s) the publish failed and the task was rejected
     without requeue: gone."""
     env = django_env(**redis_group.env, REDIS_URL="")
-    name = f"w{uuid.uuid4().hex[:6]}"
-    worker = Service(
-        "celery",
-        None,
-        [
-            *celery_worker_argv(concurrency=1, loglevel="INFO", name=name),
-            "-I",
-            "tests.fixtures.slowtask",
-        ],
-        run_dir() / f"celery-{name}.log",
-        env=env,
-        cwd=BASE_DIR,
-    )
+    worker = _slowtask_worker(env)
     try:
         worker.start()
         wait_until(lambda: " ready." in _log(worker), timeout=30, what="the worker")
