@@ -42,15 +42,16 @@ def join_call(page) -> None:
     page.wait_for_selector("#prejoin", state="hidden")
 
 
-def two_in_call(new_context, base: str, first_user, second_user, **kw):
+def two_in_call(new_context, base: str, first_user, second_user, *, timeout: float = 20.0, **kw):
     """Two pages in the room (``kw`` as open_room takes it), both in the call, each
-    decoding the other's video; a failure shows both pages' signaling traces."""
+    decoding the other's video within ``timeout``; a failure shows both pages'
+    signaling traces."""
     first = open_room(new_context, base, first_user, **kw)
     second = open_room(new_context, base, second_user, **kw)
     join_call(first)
     join_call(second)
-    wait_decoding(first, 1, others=[second])
-    wait_decoding(second, 1, others=[first])
+    wait_decoding(first, 1, timeout=timeout, others=[second])
+    wait_decoding(second, 1, timeout=timeout, others=[first])
     return first, second
 
 

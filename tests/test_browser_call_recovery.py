@@ -11,7 +11,7 @@ from datetime import timedelta
 import pytest
 
 from rooms import telemetry
-from tests.call_helpers import coturn_service, frames, join_call, open_room, self_id, wait_decoding
+from tests.call_helpers import coturn_service, frames, self_id, two_in_call, wait_decoding
 from tests.fixtures.live import run_dir
 from tests.fixtures.workers import wait_until
 from tests.test_browser_call_relay import SECRET, relay_daphne
@@ -42,12 +42,7 @@ def test_a_broken_relay_path_gets_an_ice_restart_logged_with_its_reason(
     stopped = False
     try:
         base = f"http://127.0.0.1:{web.port}"
-        alice = open_room(new_context, base, owner)
-        bob = open_room(new_context, base, member.user)
-        join_call(alice)
-        join_call(bob)
-        for page in (alice, bob):
-            wait_decoding(page, 1, timeout=30)
+        alice, bob = two_in_call(new_context, base, owner, member.user, timeout=30)
         a, b = self_id(alice), self_id(bob)
         os.kill(turn.proc.pid, signal.SIGSTOP)  # the only path between them stops
         stopped = True

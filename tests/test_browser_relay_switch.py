@@ -26,7 +26,7 @@ from datetime import timedelta
 import pytest
 
 from rooms import telemetry
-from tests.call_helpers import coturn_service, frames, join_call, open_room, self_id, wait_decoding
+from tests.call_helpers import coturn_service, frames, self_id, two_in_call, wait_decoding
 from tests.fixtures.live import daphne_service, run_dir
 from tests.fixtures.workers import wait_until
 
@@ -155,13 +155,8 @@ def test_a_direct_path_that_keeps_failing_moves_the_pair_to_the_turn_relay(
     ).start()
     try:
         base = f"http://127.0.0.1:{web.port}"
-        alice = open_room(new_context, base, owner)
-        bob = open_room(new_context, base, member.user)
-        join_call(alice)
-        join_call(bob)
+        alice, bob = two_in_call(new_context, base, owner, member.user, timeout=30)
         pages = (alice, bob)
-        for page in pages:
-            wait_decoding(page, 1, timeout=30)
         links = {p: p.evaluate(LINKS) for p in pages}
         assert all(direct(v) for v in links.values()), links  # the direct pair first
 
