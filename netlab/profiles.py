@@ -129,7 +129,12 @@ def _profiles(short: bool) -> list[Profile]:
             (
                 clean(lead),
                 Phase(5.0 if not short else 3.0, "1 Mbit/s", both(0, Impairment(rate_kbps=1000))),
-                Phase(body, "300 kbit/s", both(0, Impairment(rate_kbps=300))),
+                # Short: 11 s at 300 kbit/s, so the variant stays at 30 s like the others.
+                Phase(
+                    body if not short else 11.0,
+                    "300 kbit/s",
+                    both(0, Impairment(rate_kbps=300)),
+                ),
                 clean(tail, "uncapped"),
             ),
         ),

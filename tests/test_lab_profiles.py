@@ -12,7 +12,7 @@ DOCS = (Path(__file__).resolve().parent.parent / "docs/lab.md").read_text()
 
 def test_every_full_profile_has_a_short_variant_of_about_30_s_and_a_row_in_the_docs():
     for name in FULL:
-        assert get(f"{name}-short").seconds <= 33, name  # collapse-short: 33 s
+        assert get(f"{name}-short").seconds <= 30, name
         assert f"| `{name}` |" in DOCS, name
 
 

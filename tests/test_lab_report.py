@@ -3,6 +3,8 @@ interruptions, step-down after a cap, media back after an outage; the HTML and t
 combined report are written from run folders."""
 
 import json
+import subprocess
+from pathlib import Path
 
 from netlab.lab import RunRecord, write_run
 from netlab.report import _audio, _stalls, analyse, load_run, write_index
@@ -135,3 +137,17 @@ def test_run_folders_make_a_report(tmp_path):
     page = path.read_text()
     assert page.count("<svg") == 5 and "Bitrate (peer0 with peer1)" in page
     assert json.loads((tmp_path / "summary.json").read_text())[0]["profile"] == "clean"
+
+
+def test_bin_lab_help_and_report_start_no_services(tmp_path):
+    """``bin/lab --help`` and ``--report DIR`` answer without the devstack (which
+    prints a ``devstack:`` line for each service it starts)."""
+    lab = Path(__file__).resolve().parent.parent / "bin/lab"
+    shown = subprocess.run([lab, "--help"], capture_output=True, text=True, timeout=60)
+    assert shown.returncode == 0 and "usage: bin/lab" in shown.stdout, shown.stderr
+    assert "devstack" not in shown.stdout + shown.stderr
+    empty = subprocess.run(
+        [lab, "--report", str(tmp_path)], capture_output=True, text=True, timeout=60
+    )
+    assert empty.returncode != 0 and "no run folders" in empty.stderr, empty.stderr
+    assert "devstack" not in empty.stdout + empty.stderr
