@@ -31,6 +31,14 @@ def wait_stalled(page, *, hold: float = 2.0, timeout: float = 15.0) -> dict:
     return last
 
 
+# maxBitrate/scaleResolutionDownBy/maxFramerate of the first peer's video encoding.
+SENT_ENCODING = (
+    "(([p]) => { const e = p?.senders.get('video')?.getParameters().encodings?.[0];"
+    " return e ? `${e.maxBitrate}/${e.scaleResolutionDownBy}/${e.maxFramerate}` : null; })"
+    "([...window.huddleCall.state.peers.values()])"
+)
+
+
 def pair(new_context, live_url, owner, member, *, viewport=None):
     """Olivia (in ``viewport`` if given) and marco in the call, each decoding the other."""
     olivia = open_room(new_context, live_url, owner, viewport=viewport)
@@ -46,6 +54,12 @@ def test_audio_level_is_shown_on_the_receivers_tile_and_its_frames_stop(
     live_url, new_context, room, owner, member
 ):
     olivia, marco = pair(new_context, live_url, owner, member)
+    # From the first connection, `full` sends with its own encodings (call-quality.js
+    # LEVEL_ENCODINGS), not with whatever Chromium picks until a level changes.
+    deadline = time.monotonic() + 10
+    while (sent := marco.evaluate(SENT_ENCODING)) != "1200000/1/30":
+        assert time.monotonic() < deadline, f"the video encoding stayed {sent}"
+        marco.wait_for_timeout(100)
     tile = olivia.locator(f'#video-grid [data-peer-id="{self_id(marco)}"]')
     notice = tile.locator(".tile-notice")
     expect(notice).to_be_hidden()

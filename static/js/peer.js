@@ -63,6 +63,8 @@ export class Peer {
     /** the peer wants our video (it asks over media-control: low bandwidth, tile not visible) */
     this.remoteWantsVideo = true;
     this.encodingChain = Promise.resolve();
+    /** the level's encodings were set once the link first connected (stateChanged) */
+    this.encodingsApplied = false;
     // Created before any offer on both sides, so the first offer carries it.
     this.control = this.pc.createDataChannel(CONTROL_LABEL, { negotiated: true, id: CONTROL_ID });
     this.control.onmessage = ({ data }) => {
@@ -117,7 +119,15 @@ export class Peer {
   }
 
   stateChanged() {
-    if (this.pc.connectionState === "connected") clearTimeout(this.connectTimer);
+    if (this.pc.connectionState === "connected") {
+      clearTimeout(this.connectTimer);
+      // The level's encodings from the first connection on, not only after a level
+      // change: `full` otherwise sent whatever Chromium chose (~1.8 Mbit/s, not 1.2).
+      if (!this.encodingsApplied) {
+        this.encodingsApplied = true;
+        this.applyEncodings();
+      }
+    }
     this.onState(/** @type {PeerLinkState} */ (this.pc.connectionState));
   }
 
