@@ -16,7 +16,7 @@
     const c = {
       vFrames: 0, vDropped: 0, vFreezes: 0, vFreezeS: 0, vFps: null, vJitter: null, vHeight: null,
       aSamples: 0, aConcealed: 0, aJitter: null, lost: 0, recv: 0, bytesIn: 0, bytesOut: 0,
-      outHeight: null, outFps: null, qlr: null, lossOut: null, rtt: null, bwOut: null, relay: false,
+      outHeight: null, outFps: null, qlr: null, rtt: null, bwOut: null, relay: false,
       remoteRtt: null,
     };
     let pair = null;
@@ -48,7 +48,6 @@
         }
       }
       if (s.type === "remote-inbound-rtp") {
-        if (typeof s.fractionLost === "number") c.lossOut = Math.max(c.lossOut ?? 0, s.fractionLost);
         if (typeof s.roundTripTime === "number") c.remoteRtt = s.roundTripTime;
       }
       if (s.type === "transport" && s.selectedCandidatePairId) pair = report.get(s.selectedCandidatePairId);
@@ -62,6 +61,10 @@
     return c;
   }
 
+  function productLossOut(peer) {
+    try { return num(window.huddleCall.lastSamples()[peer]?.loss_out); } catch { return null; }
+  }
+
   function sample(peer, prev, cur, level) {
     const dt = Math.max(1, cur.t - prev.t);
     const d = (k) => Math.max(0, cur[k] - prev[k]);
@@ -72,7 +75,10 @@
       peer, t: cur.t,
       rtt: rtt === null ? null : rtt * 1000,
       loss_in: lost + recv > 0 ? lost / (lost + recv) : null,
-      loss_out: cur.lossOut,
+      // The product's own measure (stats-sample.js sentLoss, its last telemetry sample),
+      // as the stored call_stats samples carry; not a report's fractionLost,
+      // which read 0.2-0.5 on a 5 % path.
+      loss_out: productLossOut(peer),
       jitter: cur.vJitter !== null ? cur.vJitter * 1000 : (cur.aJitter !== null ? cur.aJitter * 1000 : null),
       bw_out: cur.bwOut === null ? null : cur.bwOut / 1000,
       send_kbps: (d("bytesOut") * 8) / dt, recv_kbps: (d("bytesIn") * 8) / dt,

@@ -76,17 +76,16 @@ def test_loss_and_delay_on_the_relay_reach_the_media(lab, chromium):
     sent = in_phase(record, label, [s for s in record.samples if s["from_peer"] == impaired])
     got = in_phase(record, label, [s for s in record.samples if s["from_peer"] == clean])
     assert len(sent) >= 4 and len(got) >= 4, record.samples
-    # loss_out is packets reported lost over packets sent across the 2 s interval
-    # (docs/protocol.md). On a loaded machine some samples of this phase read 0.20-0.50
-    # at 5 % loss (2026-12-07 21:39 and 23:32-23:37 UTC, 3 runs of 10), the others
-    # 0.03-0.10, as every sample of the full profile's 40 s did; most likely a receiver
-    # report that lands late covers more than the interval it is counted in (not
-    # proven). So: the loss reached the reports (the median), and the lower quarter of
-    # the samples, which no late report inflated, reads about 5 %.
+    # loss_out: packets reported lost between the peer's receiver reports over packets
+    # sent between them (docs/protocol.md). Until 2026-12-08 it was lost over sent within
+    # the 2 s interval, and under load some samples read 0.20-0.50 at 5 % (an audio
+    # report, one every ~5 s, landing in an interval: 3 runs of 10). Now every sample
+    # reads about 5 % (a span reaching back into the clean lead-in reads less).
     values = sorted(s["loss_out"] or 0 for s in sent)
     detail = [(s["loss_out"], s["level"], s["send_kbps"]) for s in sent]
-    assert statistics.median(values) >= 0.02, detail
-    assert 0.01 <= values[len(values) // 4] <= 0.12, detail
+    print("loss_out in the loss phase:", detail)
+    assert 0.02 <= statistics.median(values) <= 0.1, detail
+    assert values[-1] <= 0.15, detail
     assert statistics.mean(s["loss_in"] or 0 for s in got) > 0.01, [s["loss_in"] for s in got]
     rtts = [s["rtt"] for s in sent + got if s["rtt"] is not None]
     assert 120 <= statistics.median(rtts) <= 300, rtts

@@ -8,7 +8,7 @@ import * as media from "./media.js";
 import { LADDER_DEFAULTS, SendLadder, blame, classifyLink, loudest, senderView } from "./call-quality.js";
 import { levelMessage, wantVideoMessage } from "./media-control.js";
 import * as proto from "./protocol.js";
-import { sampleFrom } from "./stats-sample.js";
+import { sampleFrom, sentByKind } from "./stats-sample.js";
 import { chooseRecovery, hasTurn, recoveryEvent } from "./recovery.js";
 
 const { IN } = proto;
@@ -172,6 +172,7 @@ export class CallController {
     /** Call telemetry: the last getStats() report and SAMPLE per peer (sendTelemetry). */
     this.telemetry = {
       /** @type {Map<string, any>} */ reports: new Map(),
+      /** @type {Map<string, import("./stats-sample.js").SentByKind>} the last sample's sentByKind */ sent: new Map(),
       /** @type {Map<string, import("./stats-sample.js").Sample>} */ last: new Map(),
     };
     /** The last signaling events, for diagnosing a stuck negotiation (tests read it). */
@@ -704,15 +705,18 @@ export class CallController {
       if (s.lingering.has(peerId)) continue; // the server no longer has it in the call
       let report;
       try { report = await peer.pc.getStats(); } catch { continue; }
+      const sent = { prev: tel.sent.get(peerId) ?? null, cur: sentByKind(report, tel.sent.get(peerId) ?? null) };
       const sample = sampleFrom(tel.reports.get(peerId) ?? null, report, {
         peer: peerId, level: this.sendLevelOf(peerId), pred: this.predOf(peerId), events: this.eventsFor(peerId), now: this.now(),
+        sent,
       });
       tel.reports.set(peerId, report);
+      tel.sent.set(peerId, sent.cur);
       tel.last.set(peerId, sample);
       samples.push(sample);
     }
     for (const peerId of [...tel.reports.keys()]) {
-      if (!s.peers.has(peerId)) { tel.reports.delete(peerId); tel.last.delete(peerId); }
+      if (!s.peers.has(peerId)) { tel.reports.delete(peerId); tel.sent.delete(peerId); tel.last.delete(peerId); }
     }
     if (samples.length) this.socket.send(proto.callStats(samples));
   }

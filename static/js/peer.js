@@ -63,6 +63,8 @@ export class Peer {
     /** the peer wants our video (it asks over media-control: low bandwidth, tile not visible) */
     this.remoteWantsVideo = true;
     this.encodingChain = Promise.resolve();
+    /** @type {import("./stats-sample.js").SentByKind|null} the last stats() reading's (its loss spans) */
+    this.lastSent = null;
     /** the level's encodings were set once the link first connected (stateChanged) */
     this.encodingsApplied = false;
     // Created before any offer on both sides, so the first offer carries it.
@@ -292,7 +294,8 @@ export class Peer {
     const report = await this.pc.getStats();
     const out = { framesDecoded: 0, packetsLost: 0, packetsReceived: 0, rtt: null, jitter: null, fps: null, relay: false,
       audioLevel: 0, remoteLoss: null, bwOut: null, qlr: null, t: Date.now(),
-      sent: sentByKind(report) };
+      sent: sentByKind(report, this.lastSent) };
+    this.lastSent = out.sent;
     /** @type {RTCIceCandidatePairStats|null} */
     let selectedPair = null;
     report.forEach((s) => {

@@ -78,21 +78,33 @@ function deltas(prev, cur, type, kind, fields) {
 }
 
 /**
- * @typedef {{packetsSent: number, bytesSent: number, packetsLost: number|null, fractionLost: number|null}} SendKind
+ * @typedef {{sent: number, lost: number}} LossSpan packets sent and reported lost
+ * @typedef {{packetsSent: number, bytesSent: number, packetsLost: number|null, fractionLost: number|null,
+ *            rr: string, mark: LossSpan|null, span: LossSpan|null}} SendKind
  * @typedef {{audio?: SendKind, video?: SendKind}} SentByKind
  *   per kind what we sent (outbound-rtp, summed over its streams) and what the peer
  *   reports losing of it (remote-inbound-rtp: cumulative packetsLost, summed, and the
- *   fractionLost of its last report)
+ *   fractionLost of its last report). `rr` tells the peer's receiver reports apart;
+ *   `mark` is what we had sent and the peer had lost at the reading that first showed
+ *   the last report; `span` is the loss between the last two reports' marks.
  */
 
 /**
- * What we sent per kind and what the peer reports losing of it, from one report.
- * @param {StatsReport} report @returns {SentByKind}
+ * What we sent per kind and what the peer reports losing of it, from one report;
+ * ``prev`` (the same link's previous reading) carries the marks and spans on.
+ *
+ * Why spans: a receiver report comes every ~1 s for video and every ~5 s for audio, so
+ * the lost count jumps once per report while what we sent grows every reading. Lost
+ * over sent in one 0.5 s interval read 10x the real loss when an audio report landed
+ * in it (0.50 on a 5 % path, tests/test_lab_short.py); lost over what was sent between
+ * two reports does not.
+ * @param {StatsReport} report @param {SentByKind|null} [prev] @returns {SentByKind}
  */
-export function sentByKind(report) {
+export function sentByKind(report, prev = null) {
   /** @type {Record<string, SendKind>} */
   const out = {};
-  const kind = (/** @type {string} */ k) => (out[k] ??= { packetsSent: 0, bytesSent: 0, packetsLost: null, fractionLost: null });
+  const kind = (/** @type {string} */ k) =>
+    (out[k] ??= { packetsSent: 0, bytesSent: 0, packetsLost: null, fractionLost: null, rr: "", mark: null, span: null });
   report.forEach((s) => {
     if (s.kind !== "audio" && s.kind !== "video") return;
     if (s.type === "outbound-rtp") {
@@ -100,24 +112,43 @@ export function sentByKind(report) {
       kind(s.kind).bytesSent += num(s.bytesSent) ?? 0;
     }
     if (s.type === "remote-inbound-rtp") {
+      const k = kind(s.kind);
       const lost = num(s.packetsLost);
-      if (lost !== null) kind(s.kind).packetsLost = (kind(s.kind).packetsLost ?? 0) + lost;
+      if (lost !== null) k.packetsLost = (k.packetsLost ?? 0) + lost;
       const fraction = num(s.fractionLost);
-      if (fraction !== null) kind(s.kind).fractionLost = Math.max(kind(s.kind).fractionLost ?? 0, fraction);
+      if (fraction !== null) k.fractionLost = Math.max(k.fractionLost ?? 0, fraction);
+      // A new receiver report changes its entry's timestamp (Chromium stamps the report's
+      // arrival) and usually its counts or round trip.
+      k.rr += `${s.timestamp}/${s.roundTripTimeMeasurements}/${s.totalRoundTripTime}/${lost}/${fraction};`;
     }
   });
+  for (const [name, now] of Object.entries(out)) {
+    if (now.packetsLost === null) continue;
+    const before = prev?.[/** @type {"audio"|"video"} */ (name)];
+    const here = { sent: now.packetsSent, lost: now.packetsLost };
+    if (!before || before.rr !== now.rr || !before.mark) {
+      // A report we had not seen: the span since the last one's mark, and a new mark.
+      const from = before?.mark ?? (before?.packetsLost != null ? { sent: before.packetsSent, lost: before.packetsLost } : null);
+      now.span = from ? { sent: here.sent - from.sent, lost: Math.max(0, here.lost - from.lost) } : null;
+      if (now.span && now.span.sent <= 0) now.span = before?.span ?? null;
+      now.mark = here;
+    } else {
+      now.mark = before.mark;
+      now.span = before.span;
+    }
+  }
   return out;
 }
 
 /**
- * The loss of what we send over the interval between two readings: the packets the
- * peer reports lost over the packets we sent, summed over the kinds that sent packets
- * in the interval. A paused video keeps its last report standing, which must not count,
- * and a single report's fractionLost jumps far above the real loss (33-50 % on a 5 %
- * random-loss path in the lab). Without a previous reading of a kind, the worst
- * fractionLost of the kinds sending stands in; null when nothing tells.
- * The send ladder (call-quality.js senderView) and the telemetry's `loss_out` both
- * use this, so the model learns the loss the ladder acts on.
+ * The loss of what we send: over the kinds that sent packets since the previous
+ * reading, the packets the peer reported lost between its last two receiver reports
+ * over the packets we sent between them (`sentByKind` spans). A paused video keeps
+ * its last report standing, which must not count. A single report's fractionLost
+ * jumps far above the real loss (33-50 % on a 5 % random-loss path in the lab): it
+ * stands in only without a previous reading of a kind, the worst of the kinds sending.
+ * Null when nothing tells. The send ladder (call-quality.js senderView) and the
+ * telemetry's `loss_out` both use this, so the model learns the loss the ladder acts on.
  * @param {SentByKind|null} prev @param {SentByKind} cur @returns {number|null}
  */
 export function sentLoss(prev, cur) {
@@ -133,10 +164,9 @@ export function sentLoss(prev, cur) {
       if (now.fractionLost !== null && now.packetsSent > 0) fraction = Math.max(fraction ?? 0, now.fractionLost);
       continue;
     }
-    const n = now.packetsSent - before.packetsSent;
-    if (n <= 0 || now.packetsLost === null || before.packetsLost === null) continue;
-    sent += n;
-    lost += Math.max(0, now.packetsLost - before.packetsLost);
+    if (now.packetsSent - before.packetsSent <= 0 || !now.span || now.span.sent <= 0) continue;
+    sent += now.span.sent;
+    lost += now.span.lost;
   }
   return sent > 0 ? Math.min(1, lost / sent) : fraction;
 }
@@ -154,10 +184,12 @@ function first(report, type, kind) {
  * the instantaneous ones (rtt, jitter, bw_out, qlr, relay) are filled, and loss_out
  * is the worst fractionLost the peer last reported (``sentLoss``).
  * @param {StatsReport|null} prevReport @param {StatsReport} report
- * @param {{peer: string, level?: string|null, pred?: number|null, events?: string[], now?: number}} opts
+ * ``sent``: this link's readings of ``sentByKind`` (the previous sample's and this one's).
+ * @param {{peer: string, level?: string|null, pred?: number|null, events?: string[], now?: number,
+ *          sent?: {prev: SentByKind|null, cur: SentByKind}}} opts
  * @returns {Sample}
  */
-export function sampleFrom(prevReport, report, { peer, level = null, pred = null, events = [], now }) {
+export function sampleFrom(prevReport, report, { peer, level = null, pred = null, events = [], now, sent }) {
   const pair = selectedPair(report);
   let relay = null;
   let rtt = null;
@@ -170,7 +202,10 @@ export function sampleFrom(prevReport, report, { peer, level = null, pred = null
     const bw = num(pair.availableOutgoingBitrate);
     bwOut = bw === null ? null : bw / 1000;
   }
-  const lossOut = sentLoss(prevReport ? sentByKind(prevReport) : null, sentByKind(report));
+  // The link's own readings when the caller keeps them (their spans reach back over
+  // several samples); else the two reports alone (a span only from a report between them).
+  const prevSent = sent ? sent.prev : prevReport ? sentByKind(prevReport) : null;
+  const lossOut = sentLoss(prevSent, sent ? sent.cur : sentByKind(report, prevSent));
   let remoteRtt = null;
   let t = 0; // the report's time: its newest entry's (ms since the epoch)
   report.forEach((s) => {

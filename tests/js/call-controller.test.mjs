@@ -3,6 +3,7 @@
 // hands and reactions, TURN refresh, offline.
 import { test, mock } from "node:test";
 import assert from "node:assert/strict";
+import { sentByKind } from "../../static/js/stats-sample.js";
 
 globalThis.MediaStream = class { constructor(tracks = []) { this.tracks = tracks; } getTracks() { return this.tracks; } };
 const { CallController, endSentence, LINGER_MAX_MS } = await import("../../static/js/call-controller.js");
@@ -60,7 +61,16 @@ class FakePeer {
     this.lostOut += Math.round(100 * this.lossOut);
     return { framesDecoded: this.frames, packetsLost: this.lostIn, packetsReceived: this.frames * 10, rtt: 0.05, audioLevel: 0,
       t: this.opts.now?.() ?? Date.now(), bwOut: 2_000_000, qlr: "none",
-      sent: { video: { packetsSent: this.sentPackets, bytesSent: this.sentPackets * 1000, packetsLost: this.lostOut, fractionLost: this.lossOut } } };
+      sent: this.readSent() };
+  }
+  /** What a Chromium report of our video says (one receiver report per reading), through sentByKind. */
+  readSent() {
+    const report = new Map([
+      ["o", { type: "outbound-rtp", kind: "video", packetsSent: this.sentPackets, bytesSent: this.sentPackets * 1000 }],
+      ["r", { type: "remote-inbound-rtp", kind: "video", packetsLost: this.lostOut, fractionLost: this.lossOut, timestamp: this.sentPackets }],
+    ]);
+    this.lastSent = sentByKind(report, this.lastSent ?? null);
+    return this.lastSent;
   }
   setIceConfig() {}
   recoverIfBroken() { return false; }

@@ -114,11 +114,19 @@ test("stats() reads the sender's side: packets and bytes sent, what the peer rep
     ["lc", { type: "local-candidate", candidateType: "relay" }],
   ]);
   p.pc.getStats = async () => report;
-  const out = await p.stats();
-  assert.deepEqual(out.sent, {
-    video: { packetsSent: 900, bytesSent: 800_000, packetsLost: 30, fractionLost: 0.33 },
-    audio: { packetsSent: 200, bytesSent: 20_000, packetsLost: 5, fractionLost: 0 },
-  });
-  assert.deepEqual([out.bwOut, out.qlr, out.rtt, out.relay], [348_000, "bandwidth", 0.15, true]);
-  p.close();
+  try {
+    const out = await p.stats();
+    const pick = ({ packetsSent, bytesSent, packetsLost, fractionLost, mark }) => ({ packetsSent, bytesSent, packetsLost, fractionLost, mark });
+    assert.deepEqual({ video: pick(out.sent.video), audio: pick(out.sent.audio) }, {
+      video: { packetsSent: 900, bytesSent: 800_000, packetsLost: 30, fractionLost: 0.33, mark: { sent: 900, lost: 30 } },
+      audio: { packetsSent: 200, bytesSent: 20_000, packetsLost: 5, fractionLost: 0, mark: { sent: 200, lost: 5 } },
+    });
+    assert.deepEqual([out.bwOut, out.qlr, out.rtt, out.relay], [348_000, "bandwidth", 0.15, true]);
+    // The next reading goes on from this one: a new video report gives the loss between the two.
+    report.set("o1", { ...report.get("o1"), packetsSent: 1000 });
+    report.set("r1", { ...report.get("r1"), packetsLost: 35, timestamp: 2 });
+    assert.deepEqual((await p.stats()).sent.video.span, { sent: 100, lost: 5 });
+  } finally {
+    p.close();
+  }
 });

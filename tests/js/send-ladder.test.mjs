@@ -287,14 +287,16 @@ test("a forced level holds until released; then the ladder goes on from it", () 
 });
 
 test("the sender's view: packets the peer reports lost over packets sent, of the kinds sent; ms and kbit/s", () => {
-  const kind = (packetsSent, packetsLost, fractionLost = 0, bytesSent = packetsSent * 1000) => ({ packetsSent, bytesSent, packetsLost, fractionLost });
+  // span: sent and lost between the peer's last two reports (stats-sample.js sentByKind).
+  const kind = (packetsSent, packetsLost, fractionLost = 0, span = null) =>
+    ({ packetsSent, bytesSent: packetsSent * 1000, packetsLost, fractionLost, rr: "", mark: null, span });
   const at = (t, audio, video, extra = {}) => ({ t, rtt: 0.12, bwOut: 850_000, qlr: "none", sent: { audio, video }, ...extra });
   const prev = at(0, kind(100, 0), kind(500, 10, 0.3));
   // 100 audio + 400 video packets sent, 5 + 20 reported lost; a report's fractionLost of 0.33 is not the loss.
-  const cur = at(2000, kind(200, 5, 0.33), kind(900, 30, 0.33));
+  const cur = at(2000, kind(200, 5, 0.33, { sent: 100, lost: 5 }), kind(900, 30, 0.33, { sent: 400, lost: 20 }));
   assert.deepEqual(senderView(prev, cur), { t: 2000, rtt: 120, loss_out: 0.05, bw_out: 850, send_kbps: 2000, qlr: "none" });
   // Video paused: its counters stand still; only audio counts.
-  const paused = at(4000, kind(300, 6), kind(900, 30, 0.3));
+  const paused = at(4000, kind(300, 6, 0, { sent: 100, lost: 1 }), kind(900, 30, 0.3, { sent: 400, lost: 20 }));
   assert.equal(senderView(cur, paused).loss_out, 0.01);
   // No previous reading: the worst fractionLost of what was sent stands in.
   assert.equal(senderView(null, cur).loss_out, 0.33);

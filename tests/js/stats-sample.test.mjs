@@ -84,8 +84,9 @@ test("loss out is the ladder's loss: lost over sent across the interval, not a r
   const s = sampleFrom(prev(), cur(edit), { peer: "bob" });
   assert.equal(s.loss_out, 0.05); // 20 of 400
   // The same number the send ladder steps on (one function: sentLoss).
-  const reading = (r, t) => ({ t, rtt: null, bwOut: null, qlr: null, sent: sentByKind(r) });
-  assert.equal(senderView(reading(prev(), 0), reading(cur(edit), 2000)).loss_out, s.loss_out);
+  const reading = (sent, t) => ({ t, rtt: null, bwOut: null, qlr: null, sent });
+  const before = sentByKind(prev());
+  assert.equal(senderView(reading(before, 0), reading(sentByKind(cur(edit), before), 2000)).loss_out, s.loss_out);
   // Video paused (its counters stand still, its last report stays at 0.25): audio alone counts.
   const paused = (e) => (e.type === "outbound-rtp" && e.kind === "video" ? { ...e, packetsSent: o0("video").packetsSent }
     : e.type === "remote-inbound-rtp" && e.kind === "video" ? { ...e, packetsLost: r0("video").packetsLost } : edit(e));
@@ -95,12 +96,41 @@ test("loss out is the ladder's loss: lost over sent across the interval, not a r
 });
 
 test("sentLoss: kinds without a previous reading or without lost counts are left out", () => {
-  const k = (packetsSent, packetsLost, fractionLost = null) => ({ packetsSent, bytesSent: 0, packetsLost, fractionLost });
+  const k = (packetsSent, packetsLost, fractionLost = null, span = null) =>
+    ({ packetsSent, bytesSent: 0, packetsLost, fractionLost, rr: "", mark: null, span });
   assert.equal(sentLoss(null, {}), null);
-  assert.equal(sentLoss({ audio: k(10, 0) }, { audio: k(10, 0) }), null, "nothing sent in the interval");
+  assert.equal(sentLoss({ audio: k(10, 0) }, { audio: k(10, 0, null, { sent: 10, lost: 0 }) }), null, "nothing sent in the interval");
   assert.equal(sentLoss({ video: k(10, null) }, { video: k(110, null, 0.4) }), null, "no lost counts");
-  assert.equal(sentLoss({ audio: k(0, 0) }, { audio: k(50, 5), video: k(100, 0, 0.5) }), 0.1, "the new video stream waits");
-  assert.equal(sentLoss({ audio: k(0, 0) }, { audio: k(10, 30) }), 1, "clamped");
+  assert.equal(sentLoss({ audio: k(0, 0) }, { audio: k(50, 5, null, { sent: 50, lost: 5 }), video: k(100, 0, 0.5) }), 0.1,
+    "the new video stream waits");
+  assert.equal(sentLoss({ audio: k(0, 0) }, { audio: k(10, 30, null, { sent: 10, lost: 30 }) }), 1, "clamped");
+});
+
+test("sentLoss counts the loss between two receiver reports, not one reading's jump", () => {
+  // Audio reports every ~5 s, video every ~1 s; readings every 0.5 s; 5 % lost of each.
+  const entries = (t, audioLost, audioAt, videoLost, videoAt) => new Map([
+    ["oa", { id: "oa", type: "outbound-rtp", kind: "audio", packetsSent: 50 * t, bytesSent: 0 }],
+    ["ov", { id: "ov", type: "outbound-rtp", kind: "video", packetsSent: 100 * t, bytesSent: 0 }],
+    ["ra", { id: "ra", type: "remote-inbound-rtp", kind: "audio", packetsLost: audioLost, timestamp: audioAt }],
+    ["rv", { id: "rv", type: "remote-inbound-rtp", kind: "video", packetsLost: videoLost, timestamp: videoAt }],
+  ]);
+  let sent = null;
+  const losses = [];
+  for (let i = 1; i <= 24; i += 1) {
+    const t = i / 2;
+    const audioAt = Math.floor(t / 5) * 5; // the last audio report's time
+    const videoAt = Math.floor(t);
+    const next = sentByKind(entries(t, Math.round(50 * audioAt * 0.05), audioAt, Math.round(100 * videoAt * 0.05), videoAt), sent);
+    if (sent) losses.push(sentLoss(sent, next));
+    sent = next;
+  }
+  assert.ok(losses.every((x) => x !== null), `${losses}`);
+  // Lost over sent per reading read 0.25-0.5 when the audio report landed; spans read 5 %
+  // once a kind has had two reports (the first mark is the first reading's, after its report).
+  for (const x of losses.slice(2)) assert.ok(Math.abs(x - 0.05) < 0.011, `${losses}`);
+  const naive = (i) => sentLoss(sentByKind(entries(i / 2, 0, 0, 0, 0)), sentByKind(entries(i / 2 + 0.5, 12, 5, 25, 5),
+    sentByKind(entries(i / 2, 0, 0, 0, 0))));
+  assert.ok(naive(9) > 0.2, "two readings alone: one interval's sent against a report's whole loss");
 });
 
 test("a relay candidate on either end marks the link relayed", () => {
