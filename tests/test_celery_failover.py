@@ -92,6 +92,11 @@ def test_a_worker_running_a_late_ack_task_survives_the_brokers_failover(redis_gr
         wait_until(
             lambda: _log(worker).count("Task tests.slow") >= 2, timeout=20, what="both tasks"
         )
+        # Both unacknowledged entries (kombu's "unacked" hash) are on the replica:
+        # what the primary had not yet replicated dies with it (asynchronous
+        # replication), which is not what this test is about.
+        replica = redis.Redis(port=redis_group.replica.port, socket_timeout=2)
+        wait_until(lambda: replica.hlen("unacked") == 2, timeout=10, what="the replication")
         redis_group.primary.kill()
         wait_until(
             lambda: redis_group.primary_port() == redis_group.replica.port,

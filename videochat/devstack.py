@@ -423,7 +423,10 @@ def redis_service(
         # sentinel changes a server's role with REPLICAOF + CONFIG REWRITE.
         name = name or f"redis-{port}"
         config = run_dir / f"{name}.conf"
-        lines = [f"{k} {v}" for k, v in options.items()]
+        # The first full copy to a replica starts at once: by default a primary waits
+        # 5 s for more replicas to share it, and a primary that died in those seconds
+        # was failed over to a replica holding nothing (tests/test_celery_failover.py).
+        lines = [f"{k} {v}" for k, v in options.items()] + ["repl-diskless-sync-delay 0"]
         if replica_of is not None:
             lines.append(f"replicaof 127.0.0.1 {replica_of}")
         config.write_text("\n".join(lines) + "\n")
@@ -514,6 +517,19 @@ class SentinelGroup:
                 return int(host_port[1])
         return None
 
+    def replica_synced(self) -> bool:
+        """The replica holds its full copy of the primary and follows its writes."""
+        import redis
+
+        client = redis.Redis(port=self.replica.port or 0, socket_timeout=1, decode_responses=True)
+        try:
+            info = client.info("replication")
+        except redis.RedisError:
+            return False
+        finally:
+            client.close()
+        return info.get("master_link_status") == "up" and not info.get("master_sync_in_progress")
+
     def agreed(self) -> bool:
         """Every sentinel knows the others and the replica (a failover needs both)."""
         for sentinel in self.sentinels:
@@ -567,8 +583,11 @@ def sentinel_group(
 
 def wait_sentinel_group(group: SentinelGroup, timeout: float = 30) -> None:
     """Until every sentinel has found the others and the replica (hello messages
-    go every 2 s), so that killing the primary right away is failed over."""
+    go every 2 s), so that killing the primary right away is failed over, and the
+    replica has its full copy of the primary, so that what is written from then on
+    reaches it (a replica still syncing is promoted empty: everything lost)."""
     wait_ready(group.agreed, what="the sentinels' agreement", timeout=timeout)
+    wait_ready(group.replica_synced, what="the replica's first sync", timeout=timeout)
 
 
 def mongo_service(
