@@ -20,6 +20,7 @@ from kombu import Connection, Exchange, Queue
 
 from tests.fixtures.live import django_env, run_dir
 from tests.fixtures.workers import wait_until
+from videochat.celery import app
 from videochat.devstack import (
     BASE_DIR,
     Service,
@@ -86,17 +87,25 @@ def test_a_worker_running_a_late_ack_task_survives_the_brokers_failover(redis_gr
             )
 
         # One task running, unacknowledged until it ends (acks_late); one held by
-        # the worker, unacknowledged, until its countdown runs out.
-        call("held", 0, "--countdown", "8")
-        call("first", 5)
-        wait_until(
-            lambda: _log(worker).count("Task tests.slow") >= 2, timeout=20, what="both tasks"
-        )
+        # the worker, unacknowledged, until its countdown runs out. Both sent at once
+        # from here: a `celery call` process each took about 9 s to start on a loaded
+        # machine, and the countdown had run out before the second was sent.
+        url = ";".join(f"sentinel://127.0.0.1:{s.port}/0" for s in redis_group.sentinels)
+        options = {"master_name": redis_group.master}
+        with app.connection_for_write(url, transport_options=options) as connection:
+            slow = "tests.slow"
+            app.send_task(
+                slow, kwargs={"seconds": 0, "mark": "held"}, countdown=8, connection=connection
+            )
+            app.send_task(slow, kwargs={"seconds": 5, "mark": "first"}, connection=connection)
+        wait_until(lambda: _log(worker).count(" received") >= 2, timeout=20, what="both tasks")
         # Both unacknowledged entries (kombu's "unacked" hash) are on the replica:
         # what the primary had not yet replicated dies with it (asynchronous
         # replication), which is not what this test is about.
         replica = redis.Redis(port=redis_group.replica.port, socket_timeout=2)
         wait_until(lambda: replica.hlen("unacked") == 2, timeout=10, what="the replication")
+        log = _log(worker)
+        assert "succeeded" not in log and mark("held") is None, f"no task held: {log[-2000:]}"
         redis_group.primary.kill()
         wait_until(
             lambda: redis_group.primary_port() == redis_group.replica.port,
