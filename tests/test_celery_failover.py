@@ -123,11 +123,14 @@ def test_a_worker_running_a_late_ack_task_survives_the_brokers_failover(redis_gr
         # restores it through its new connection and runs it at its eta, seconds
         # after the failover, where kombu alone left it to the unacked sweep after
         # CELERY_VISIBILITY_TIMEOUT (an hour; the worker's own restore had failed).
-        wait_until(
-            lambda: mark("held") or worker.proc.poll() is not None,
-            timeout=HELD_DEADLINE_S,
-            what="the held task",
-        )
+        try:
+            wait_until(
+                lambda: mark("held") or worker.proc.poll() is not None,
+                timeout=HELD_DEADLINE_S,
+                what="the held task",
+            )
+        except TimeoutError as exc:
+            raise AssertionError(f"{exc}; the worker's log:\n{_log(worker)[-4000:]}") from exc
         held_after = time.monotonic() - promoted
         call("second", 0)  # taken from the new primary by the same worker
         wait_until(lambda: mark("second") or worker.proc.poll() is not None, timeout=60)

@@ -76,6 +76,11 @@ class QoS(kombu_redis.QoS):
         except Exception:
             _acked.add(delivery_tag)
             raise
+        _stranded.discard(delivery_tag)  # settled: nothing left to restore
+
+    def reject(self, delivery_tag: str, requeue: bool = False) -> None:
+        super().reject(delivery_tag, requeue)
+        _stranded.discard(delivery_tag)
 
     def restore_visible(self, *args: Any, **kwargs: Any) -> Any:
         self.restore_stranded()
@@ -93,11 +98,23 @@ class QoS(kombu_redis.QoS):
                 self._remove_from_indices(tag, client.pipeline()).execute()
                 _acked.discard(tag)
                 _stranded.discard(tag)
+            missing = []
             for tag in held:
-                # A no-op for a tag no longer in the unacked hash (acked, restored).
+                # A no-op for a tag no longer in the unacked hash.
+                if not client.hexists(self.unacked_key, tag):
+                    missing.append(tag)
                 self.restore_by_tag(tag, client=client)
                 _stranded.discard(tag)
-        log.info("celery.held_tasks_settled", restored=len(held), acked=len(acked))
+        log.info(
+            "celery.held_tasks_settled",
+            restored=len(held) - len(missing),
+            acked=len(acked),
+            missing=len(missing),
+        )
+        if missing:
+            # Not on this primary: restored or settled by someone else meanwhile, or
+            # lost with the old primary (its unacked entry never reached the replica).
+            log.warning("celery.held_tasks_missing", tags=missing)
 
 
 class Channel(kombu_redis.SentinelChannel):
