@@ -61,15 +61,22 @@ def frames(page) -> dict[str, int]:
     return {peer: s["framesDecoded"] for peer, s in stats.items()}
 
 
-def wait_decoding(
-    page, peers: int, *, timeout: float = 20.0, above: dict | None = None, others=()
-) -> dict:
-    """Until ``peers`` remote videos decode frames (beyond ``above`` if given).
+LAST_TRACE = "window.huddleCall.trace.slice(-40)"
 
-    A failure shows the page's signaling trace and those of the ``others`` pages."""
+
+def wait_decoding(
+    page, peers: int, *, timeout: float = 20.0, above: dict | None = None, others=(), each=None
+) -> dict:
+    """Until ``peers`` remote videos decode frames (beyond ``above`` if given); ``each()``
+    runs before every look (a test that keeps a network fault in step with the pages).
+
+    A failure shows the page's signaling trace and those of the ``others`` pages (the
+    page itself among them is left out: its trace is shown once)."""
     deadline = time.monotonic() + timeout
     seen: dict[str, int] = {}
     while time.monotonic() < deadline:
+        if each is not None:
+            each()
         seen = frames(page)
         base = above or {}
         rising = [p for p, n in seen.items() if n > base.get(p, 0)]
@@ -77,8 +84,8 @@ def wait_decoding(
             return seen
         page.wait_for_timeout(100)
     # The page's last signaling events, to tell a stuck negotiation from stalled media.
-    trace = page.evaluate("window.huddleCall.trace.slice(-40)")
-    theirs = [other.evaluate("window.huddleCall.trace.slice(-40)") for other in others]
+    trace = page.evaluate(LAST_TRACE)
+    theirs = [other.evaluate(LAST_TRACE) for other in others if other is not page]
     raise AssertionError(
         f"not decoding from {peers} peers in {timeout}s: {seen} (before {above}); "
         f"signaling trace: {trace}" + "".join(f"\nother page's trace: {t}" for t in theirs)

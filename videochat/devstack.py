@@ -725,6 +725,9 @@ def daphne_service(
     return service
 
 
+RELAY_PORTS = 50  # coturn_service's relay port range (49152-59151 in 200 slices)
+
+
 def coturn_service(run_dir: Path, secret: str) -> Service:
     """coturn on loopback with TURN REST credentials (``--use-auth-secret``), UDP only,
     relaying between loopback peers; for the relay-only call tests and the network lab."""
@@ -732,7 +735,13 @@ def coturn_service(run_dir: Path, secret: str) -> Service:
     if exe is None:
         raise RuntimeError("turnserver (coturn) is missing: run bin/bootstrap --test")
     port = free_port()
-    relay_min = 49152 + (port % 1000) * 10
+    # One relay port per TURN allocation. Every ICE generation of a browser whose
+    # configuration names TURN allocates one (policy "all" too), and allocations of a
+    # generation left behind during an outage stay until coturn times them out (their
+    # release is dropped with the rest): a run of the relay-switch test made 7-10
+    # allocations, up to 8 alive at once. With 10 ports a relay-only restart can meet
+    # "508 Insufficient Capacity" and get no relay candidate at all (seen with 2), so 50.
+    relay_min = 49152 + (port % 200) * RELAY_PORTS
     argv = [
         exe,
         "-n",
@@ -740,7 +749,7 @@ def coturn_service(run_dir: Path, secret: str) -> Service:
         "--relay-ip=127.0.0.1",
         f"--listening-port={port}",
         f"--min-port={relay_min}",
-        f"--max-port={relay_min + 9}",
+        f"--max-port={relay_min + RELAY_PORTS - 1}",
         "--use-auth-secret",
         f"--static-auth-secret={secret}",
         "--realm=huddle.test",

@@ -189,17 +189,24 @@ export class CallController {
   mark(text) {
     const t = typeof performance !== "undefined" ? performance.now() / 1000 : this.now() / 1000;
     this.trace.push(`${t.toFixed(2)} ${text}`);
-    if (this.trace.length > 100) this.trace.shift();
+    if (this.trace.length > 200) this.trace.shift();
   }
 
   /** @param {string} what @param {Frame} frame */
   note(what, frame) {
-    this.mark(`${what} ${frame.type} ${frame.to ?? frame.from ?? ""}${frame.restart ? " restart" : ""}`);
+    // An offer's or answer's ICE username fragment tells which ICE generation it starts.
+    const ufrag = typeof frame.sdp === "string" ? /a=ice-ufrag:(\S+)/.exec(frame.sdp)?.[1] : undefined;
+    this.mark(`${what} ${frame.type} ${frame.to ?? frame.from ?? ""}${frame.restart ? " restart" : ""}${ufrag ? ` ufrag=${ufrag}` : ""}`);
   }
 
   /** @param {Frame} frame */
   sendSignal(frame) {
     if (frame.type !== IN.ice) this.note("send", frame);
+    else if (frame.candidate?.candidate) {
+      // Our own candidates, by type and port ("candidate:… udp prio 127.0.0.1 40826 typ host …").
+      const c = /(\S+) (\d+) typ (\w+)/.exec(frame.candidate.candidate);
+      if (c) this.mark(`cand ${c[3]} ${c[2]} ${frame.candidate.usernameFragment ?? ""} ${frame.to}`);
+    }
     if (this.socket.send(frame)) return;
     this.note("queued", frame);
     // The socket is reconnecting: keep it for the resumed session (in order).
@@ -301,6 +308,10 @@ export class CallController {
     const pc = peer.pc;
     pc.addEventListener?.("signalingstatechange", () => this.mark(`signaling ${pc.signalingState} ${peerId}`));
     pc.addEventListener?.("iceconnectionstatechange", () => this.mark(`ice ${pc.iceConnectionState} ${peerId}`));
+    pc.addEventListener?.("icegatheringstatechange", () => this.mark(`gathering ${pc.iceGatheringState} ${peerId}`));
+    // A TURN server's refusal (401, 508 no relay port...) or a STUN timeout, with its URL.
+    pc.addEventListener?.("icecandidateerror", (/** @type {any} */ e) =>
+      this.mark(`ice-error ${e.errorCode} ${e.url ?? ""} ${e.errorText ?? ""} ${peerId}`));
     if (s.local) peer.addLocalStream(s.local);
     else peer.receiveOnly();
     if (s.screen) peer.replaceVideo(s.screen);
