@@ -297,13 +297,18 @@ def test_both_sides_choosing_the_relay_at_once_recover_over_it(
 
         wait_until(disconnected, timeout=20, what="both links disconnected")
         # Both choose now (their own 3 s timers would choose about a second apart), and
-        # neither hears of the other's offer before making its own: the server is stopped
-        # in between (well inside the sockets' 2.5 s heartbeat deadline).
+        # neither hears of the other's offer before its own is made: the server is stopped
+        # until both are (at most 1.5 s, inside the sockets' 2.5 s heartbeat deadline).
         choose = f"{PEERS}.forEach(p => {{ clearTimeout(p.disconnectTimer); p.recover(); }})"
+        offering = f"{PEERS}.every(p => p.pc.signalingState === 'have-local-offer')"
         os.kill(web.proc.pid, signal.SIGSTOP)
         try:
             for page in pages:
                 page.evaluate(choose)
+            stop = time.monotonic() + 1.5
+            while not all(page.evaluate(offering) for page in pages):
+                assert time.monotonic() < stop, [p.evaluate(TRACE) for p in pages]
+                alice.wait_for_timeout(20)
         finally:
             os.kill(web.proc.pid, signal.SIGCONT)
 

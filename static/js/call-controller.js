@@ -301,7 +301,7 @@ export class CallController {
       fresh,
       onControl: (/** @type {import("./media-control.js").ControlMessage} */ msg) => this.onControl(peerId, msg),
       onControlOpen: () => this.controlOpened(peerId),
-      onRecover: (/** @type {Peer} */ p) => this.recoveryFor(peerId, p),
+      onRecover: (/** @type {Peer} */ p, /** @type {{stalled: boolean}} */ why) => this.recoveryFor(peerId, p, why),
     });
     s.peers.set(peerId, peer);
     this.mark(`peer ${peerId} ${peer.negotiator.polite ? "polite" : "impolite"}${fresh ? " fresh" : ""}`);
@@ -685,10 +685,13 @@ export class CallController {
     };
   }
 
-  /** A Peer's link broke: choose (and log) its recovery. @param {string} peerId @param {Peer} peer */
-  recoveryFor(peerId, peer) {
+  /**
+   * A Peer's link broke, or its last ICE restart stalled: choose (and log) its recovery.
+   * @param {string} peerId @param {Peer} peer @param {{stalled?: boolean}} [why]
+   */
+  recoveryFor(peerId, peer, { stalled = false } = {}) {
     const choice = chooseRecovery({ ...this.linkSituation(peerId), ice: peer.pc.iceConnectionState, restarts: peer.restarts,
-      relayOnly: peer.relayOnly || this.state.ice?.ice_transport_policy === "relay" });
+      relayOnly: peer.relayOnly || this.state.ice?.ice_transport_policy === "relay", stalled });
     this.logRecovery(peerId, choice);
     return choice;
   }

@@ -23,6 +23,13 @@ const DISCONNECTED_RESTART_MS = 3000;
 // (our first offer was lost), its kick (rollback, ICE restart) offers again.
 export const CONNECT_WATCHDOG_MS = 10000;
 export const POLITE_WATCHDOG_MS = 15000;
+// An ICE restart of ours that has not brought the link back (ICE not connected) this
+// long after it was made is tried again, with recovery's choice at that moment. Without
+// it a restart that ends with no working pair (a relay-only connection whose TURN
+// allocation was refused or lost) leaves ICE "disconnected" with no further state
+// change, and nothing else would ever retry (CI: both sides moved to the relay at once,
+// then no ICE event and no frame for 45 s). A restart here connects in 0.05-0.3 s.
+export const RESTART_WATCHDOG_MS = 10000;
 
 /** @param {IceConfig} ice @returns {RTCConfiguration} */
 export function rtcConfiguration(ice) {
@@ -40,11 +47,12 @@ export class Peer {
    *          onStuck?: () => void, fresh?: boolean,
    *          onControl?: (msg: import("./media-control.js").ControlMessage) => void,
    *          onControlOpen?: () => void,
-   *          onRecover?: (peer: Peer) => import("./recovery.js").Recovery}} opts
+   *          onRecover?: (peer: Peer, why: {stalled: boolean}) => import("./recovery.js").Recovery}} opts
    *   onStuck: the impolite side's watchdog asks for this connection to be replaced;
    *   fresh: this one replaces a stuck one (its first offer says so);
    *   onControl / onControlOpen: the media-control channel (a checked message; open);
-   *   onRecover: the link broke: which recovery (static/js/recovery.js); without it, an ICE restart
+   *   onRecover: the link broke (or our restart stalled): which recovery (static/js/recovery.js);
+   *     without it, an ICE restart
    */
   constructor({ selfId, remoteId, ice, send, onStream, onState, onStuck, fresh = false, onControl, onControlOpen,
     onRecover }) {
@@ -107,6 +115,7 @@ export class Peer {
       clearTimeout(this.disconnectTimer);
       clearTimeout(this.stableTimer);
       if (ice === "connected" || ice === "completed") {
+        clearTimeout(this.restartTimer);
         this.stableTimer = setTimeout(() => { this.restarts = 0; }, STABLE_MS);
       } else if (ice === "failed") this.recover();
       else if (ice === "disconnected") {
@@ -255,29 +264,37 @@ export class Peer {
     const ice = this.pc.iceConnectionState;
     const stuck = this.pc.signalingState !== "stable" && !this.negotiator.makingOffer;
     if (ice === "failed" || ice === "disconnected" || stuck) {
-      this.restarts += 1;
-      this.negotiator.restartIce();
+      this.restartIce();
       return true;
     }
     return false;
+  }
+
+  /** An ICE restart of ours, counted, and watched until the link is back (RESTART_WATCHDOG_MS). */
+  restartIce() {
+    this.restarts += 1;
+    this.negotiator.restartIce();
+    clearTimeout(this.restartTimer);
+    this.restartTimer = setTimeout(() => {
+      const ice = this.pc.iceConnectionState;
+      if (ice !== "connected" && ice !== "completed" && ice !== "closed") this.recover({ stalled: true });
+    }, RESTART_WATCHDOG_MS);
   }
 
   /**
    * The link broke: do what recovery.js chooses (asked through onRecover). An ICE
    * restart, or the relay (this connection only: relay candidates, then an ICE
    * restart). Socket resume and rejoin are the call controller's to carry out.
+   * @param {{stalled?: boolean}} [why] stalled: our last restart did not bring the link back
    * @returns {import("./recovery.js").Recovery}
    */
-  recover() {
-    const choice = this.onRecover?.(this) ?? { choice: "ice-restart", reason: this.pc.iceConnectionState };
+  recover({ stalled = false } = {}) {
+    const choice = this.onRecover?.(this, { stalled }) ?? { choice: "ice-restart", reason: this.pc.iceConnectionState };
     if (choice.choice === "relay") {
       this.relayOnly = true;
       this.setIceConfig(this.ice);
     }
-    if (choice.choice === "relay" || choice.choice === "ice-restart") {
-      this.restarts += 1;
-      this.negotiator.restartIce();
-    }
+    if (choice.choice === "relay" || choice.choice === "ice-restart") this.restartIce();
     return choice;
   }
 
@@ -330,6 +347,7 @@ export class Peer {
     clearTimeout(this.disconnectTimer);
     clearTimeout(this.stableTimer);
     clearTimeout(this.connectTimer);
+    clearTimeout(this.restartTimer);
     this.pc.ontrack = null;
     this.pc.onconnectionstatechange = null;
     this.control.onmessage = null;

@@ -10,8 +10,9 @@
 //                  came back and broke, or never came back): that connection goes
 //                  through the TURN relay only (iceTransportPolicy "relay") and
 //                  restarts ICE. Needs a TURN server in the ICE configuration.
-//   ice-restart    the link is disconnected (for DISCONNECTED_RESTART_MS) or failed:
-//                  new candidates on the same connection.
+//   ice-restart    the link is disconnected (for DISCONNECTED_RESTART_MS) or failed, or
+//                  our last ICE restart has not brought it back within
+//                  RESTART_WATCHDOG_MS (peer.js): new candidates on the same connection.
 //   none           nothing is broken (or nothing more can be tried).
 
 /** ICE restarts without a lasting connection before the pair is moved to the relay. */
@@ -29,6 +30,7 @@ export const STABLE_MS = 10000;
  *   turn: boolean,             // a TURN server is in the ICE configuration
  *   peerPresent?: boolean,     // the other peer is still in the room (default true)
  *   resumeRefused?: boolean,   // our socket came back with a new peer id
+ *   stalled?: boolean,         // our last ICE restart has not brought the link back in time
  * }} LinkSituation
  * @typedef {{choice: RecoveryChoice, reason: string}} Recovery
  */
@@ -43,12 +45,15 @@ export function chooseRecovery(s) {
   if (s.socket === "offline" || s.socket === "reconnecting" || s.socket === "connecting") {
     return { choice: "socket-resume", reason: s.socket === "offline" ? "offline" : "socket-down" };
   }
-  const broken = s.ice === "failed" || s.ice === "disconnected";
+  const up = s.ice === "connected" || s.ice === "completed";
+  // A stalled restart may leave ICE "checking" or "new" (no pair at all), not only broken.
+  const broken = s.ice === "failed" || s.ice === "disconnected" || (Boolean(s.stalled) && !up && s.ice !== "closed");
   if (!broken) return { choice: "none", reason: "connected" };
   if (s.restarts >= RELAY_AFTER && !s.relayOnly && s.turn) {
     return { choice: "relay", reason: `direct-failed-${s.restarts}` };
   }
-  return { choice: "ice-restart", reason: s.relayOnly && s.restarts >= RELAY_AFTER ? "relay-failed" : s.ice };
+  if (s.relayOnly && s.restarts >= RELAY_AFTER) return { choice: "ice-restart", reason: "relay-failed" };
+  return { choice: "ice-restart", reason: s.stalled ? "restart-stalled" : s.ice };
 }
 
 /** The event logged for a choice (docs/protocol.md, a sample's `events`). @param {Recovery} r */
