@@ -149,11 +149,32 @@ def host_ports(links) -> list[int]:
 
 def through_turn(link, turn) -> bool:
     """The selected pair goes through coturn: a relay candidate at our end or theirs, or
-    their address is one of coturn's relay ports (a peer-reflexive candidate)."""
+    their address is one of coturn's relay ports (the side that reaches the other's relay
+    from its own socket may know that address only as a peer-reflexive candidate)."""
     flags = dict(a.split("=", 1) for a in turn.argv if a.startswith(("--min-port=", "--max-port=")))
     relay_ports = range(int(flags["--min-port"]), int(flags["--max-port"]) + 1)
     remote_port = (link["ports"] or [None, None])[1]
     return "relay" in (link["local"], link["remote"]) or remote_port in relay_ports
+
+
+def wait_through_turn(pages, turn, block: PathBlock, shut_direct) -> list[dict]:
+    """Until each page's link is connected on a pair through TURN (the direct path kept
+    dead meanwhile); returns the links."""
+    seen: list[dict] = []
+
+    def on_relay() -> bool:
+        shut_direct()
+        seen[:] = [p.evaluate(LINKS)[0] for p in pages]
+        return all(
+            through_turn(link, turn) and link["ice"] in ("connected", "completed") for link in seen
+        )
+
+    try:
+        wait_until(on_relay, timeout=20, what="a pair through TURN on both sides")
+    except TimeoutError as err:
+        traces = [p.evaluate(TRACE) for p in pages]
+        raise AssertionError((seen, block.dropped(), block.elements("direct"), traces)) from err
+    return seen
 
 
 def direct(links) -> bool:
@@ -230,24 +251,7 @@ def test_a_direct_path_that_keeps_failing_moves_the_pair_to_the_turn_relay(
         for page in pages:
             wait_decoding(page, 1, above=frames(page), timeout=45, others=pages, each=shut_direct)
 
-        seen = []
-
-        def on_relay():
-            # Through TURN: a relay candidate at one end or both (the other side may reach
-            # the chooser's relay from its own socket, and then may know that address only
-            # as a peer-reflexive candidate: a coturn relay port).
-            shut_direct()
-            seen[:] = [p.evaluate(LINKS)[0] for p in pages]
-            return all(
-                through_turn(link, turn) and link["ice"] in ("connected", "completed")
-                for link in seen
-            )
-
-        try:
-            wait_until(on_relay, timeout=20, what="a relay pair on both sides")
-        except TimeoutError as err:
-            traces = [p.evaluate(TRACE) for p in pages]
-            raise AssertionError((seen, block.dropped(), block.elements("direct"), traces)) from err
+        wait_through_turn(pages, turn, block, shut_direct)
         (link,) = chooser.evaluate(LINKS)
         assert link["relayOnly"] and link["policy"] == "relay", link
         wait_decoding(chooser, 1, above=frames(chooser), timeout=10, each=shut_direct)
@@ -325,9 +329,7 @@ def test_both_sides_choosing_the_relay_at_once_recover_over_it(
 
         for page in pages:
             wait_decoding(page, 1, above=frames(page), timeout=45, others=pages, each=shut_direct)
-        for page in pages:
-            (link,) = page.evaluate(LINKS)
-            assert link["relayOnly"] and link["policy"] == "relay", link
-        assert block.dropped()[2] > 0, block.dropped()  # the direct path was tried, and dead
+        links = wait_through_turn(pages, turn, block, shut_direct)
+        assert all(link["relayOnly"] and link["policy"] == "relay" for link in links), links
     finally:
         web.stop()
