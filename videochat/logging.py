@@ -55,6 +55,9 @@ def configure_logging(*, level: str, json: bool) -> None:
                     "()": structlog.stdlib.ProcessorFormatter,
                     "processors": [
                         structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                        # JSON has no traceback renderer of its own: without this a
+                        # line said only "exc_info": true, the traceback was lost.
+                        *([structlog.processors.format_exc_info] if json else []),
                         renderer,
                     ],
                     "foreign_pre_chain": shared,
