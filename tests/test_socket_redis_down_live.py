@@ -58,7 +58,10 @@ async def test_quiet_sockets_are_closed_with_4500_not_1011_when_redis_dies(membe
         for line in daphne.log_path.read_text(errors="replace").splitlines()
         if "room." in line or "WSDISCONNECT" in line
     ]
-    for code, frames in closes:
-        assert code == CloseCode.INTERNAL, (code, frames, events[-20:])
+    for ws, (code, frames) in zip(sockets, closes, strict=True):
+        # The client's side: its port (daphne's WSDISCONNECT lines name it) and the
+        # close it sent (1011 "keepalive ping timeout": it gave up; None: reset).
+        client = (ws.local_address[1], ws.protocol.close_sent)
+        assert code == CloseCode.INTERNAL, (code, frames, client, events[-20:])
         errors = [f["code"] for f in frames if f.get("type") == "error"]
         assert errors == ["internal"], frames
