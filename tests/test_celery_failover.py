@@ -165,7 +165,7 @@ def test_a_retry_published_while_the_broker_has_no_primary_is_not_dropped(redis_
                 "call",
                 "tests.retry_once",
                 "--kwargs",
-                '{"seconds": 1.5, "mark": "retried"}',
+                '{"seconds": 4, "mark": "retried"}',
             ],
             env=env,
             cwd=BASE_DIR,
@@ -174,7 +174,10 @@ def test_a_retry_published_while_the_broker_has_no_primary_is_not_dropped(redis_
             timeout=scaled(30),
         )
         wait_until(lambda: "Task tests.retry_once" in _log(worker), timeout=20, what="the task")
-        redis_group.primary.kill()  # the task retries 1.5 s after it started: no primary yet
+        redis_group.primary.kill()  # the task retries 4 s after it started: no primary yet
+        # The premise: the kill came before the retry was published (Celery logs
+        # "Task tests.retry_once[...] retry: Retry in 1s" when it is).
+        assert " retry: " not in _log(worker), "the retry was published before the kill"
 
         def mark(key: str) -> bytes | None:
             return redis.Redis(port=redis_group.primary_port(), socket_timeout=2).get(key)
@@ -191,6 +194,7 @@ def test_a_retry_published_while_the_broker_has_no_primary_is_not_dropped(redis_
         )
         log = _log(worker)
         assert worker.proc.poll() is None and "Unrecoverable error" not in log, log[-4000:]
+        assert " retry: " in log, log[-4000:]  # it did go through a retry
         assert mark("retried:runs") == b"1", log[-4000:]
     finally:
         worker.stop()
