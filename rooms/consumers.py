@@ -10,9 +10,11 @@ with 4500 through the normal close path, so its peer is cleaned up.
 import asyncio
 import json
 import secrets
+import sys
 import time
 from typing import Any
 
+import redis
 import structlog
 from autobahn.exception import Disconnected
 from channels.consumer import get_handler_name
@@ -342,7 +344,18 @@ class RoomConsumer(AsyncJsonWebsocketConsumer):
         until the heartbeat reaper finds it. Closing here makes daphne report
         the close, and disconnect() starts the resume grace like any drop.
         """
-        log.exception("room.socket_failed", message_type=message.get("type"))
+        exc = sys.exc_info()[1]
+        if isinstance(exc, redis.ConnectionError | redis.TimeoutError):
+            # Redis away: every socket fails the same way at once; one line each, no
+            # traceback (each costs the event loop CPU that the other sockets wait for).
+            log.warning(
+                "room.socket_failed",
+                message_type=message.get("type"),
+                store="redis",
+                error=f"{type(exc).__name__}: {exc}"[:200],
+            )
+        else:
+            log.exception("room.socket_failed", message_type=message.get("type"))
         if message.get("type") == "websocket.disconnect":
             return  # already gone
         await self.close_internal()
