@@ -62,6 +62,14 @@ def frames(page) -> dict[str, int]:
 
 
 LAST_TRACE = "window.huddleCall.trace.slice(-40)"
+# What else tells stalled media apart: the last recovery and ladder events, what the page
+# sends each peer, and its inbound numbers per peer.
+MEDIA_STATE = """async () => ({
+  events: window.huddleCall.events().slice(-12).map((e) => `${e.peer} ${e.event}`),
+  levels: window.huddleCall.sendLevels(),
+  theyWantVideo: [...window.huddleCall.state.peers.values()].map((p) => p.remoteWantsVideo),
+  stats: await window.huddleCall.stats(),
+})"""
 
 
 def wait_decoding(
@@ -85,10 +93,12 @@ def wait_decoding(
         page.wait_for_timeout(100)
     # The page's last signaling events, to tell a stuck negotiation from stalled media.
     trace = page.evaluate(LAST_TRACE)
-    theirs = [other.evaluate(LAST_TRACE) for other in others if other is not page]
+    others = [other for other in others if other is not page]
+    theirs = [(other.evaluate(LAST_TRACE), other.evaluate(MEDIA_STATE)) for other in others]
     raise AssertionError(
         f"not decoding from {peers} peers in {timeout}s: {seen} (before {above}); "
-        f"signaling trace: {trace}" + "".join(f"\nother page's trace: {t}" for t in theirs)
+        f"signaling trace: {trace}\nmedia: {page.evaluate(MEDIA_STATE)}"
+        + "".join(f"\nother page's trace: {t}\nits media: {m}" for t, m in theirs)
     )
 
 
