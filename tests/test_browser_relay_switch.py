@@ -224,7 +224,11 @@ def test_a_direct_path_that_keeps_failing_moves_the_pair_to_the_turn_relay(
             if not block.on and on_direct:
                 block.block("outage", host_ports(links))
                 restarts_at_block = restarts
-                log.append((round(time.monotonic(), 1), "outage", restarts, list(links.values())))
+                # With the frames each page had decoded: whether video came back between flaps.
+                decoded = [frames(p) for p in pages]
+                log.append(
+                    (round(time.monotonic(), 1), "outage", restarts, list(links.values()), decoded)
+                )
             elif block.on and restarts > restarts_at_block:
                 block.unblock("outage")
                 log.append((round(time.monotonic(), 1), "back", restarts))
@@ -254,7 +258,14 @@ def test_a_direct_path_that_keeps_failing_moves_the_pair_to_the_turn_relay(
 
         # Media decodes again over a relay pair, on the same connection, direct still dead.
         for page in pages:
-            wait_decoding(page, 1, above=frames(page), timeout=45, others=pages, each=shut_direct)
+            try:
+                wait_decoding(
+                    page, 1, above=frames(page), timeout=45, others=pages, each=shut_direct
+                )
+            except AssertionError as err:
+                raise AssertionError(
+                    f"{err}\nflaps (time, what, restarts, links, frames): {log}"
+                ) from err
 
         wait_through_turn(pages, turn, block, shut_direct)
         (link,) = chooser.evaluate(LINKS)
