@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Awaitable, Callable
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -62,6 +65,36 @@ async def wait_all_welcomed(
     while missing := out():
         assert time.monotonic() < deadline, f"not connected after {timeout_s}s: {missing}"
         await asyncio.sleep(0.05)
+
+
+def describe(clients: list[ChatClient], t0: float) -> str:
+    """One line per client: its sockets (seconds from ``t0``) and how they ended."""
+
+    def at(times: list[float]) -> list[float]:
+        return [round(t - t0, 2) for t in times]
+
+    return "\n".join(
+        f"{c.name}: welcomed {at(c.welcomed_at)} dropped {at(c.dropped_at)} "
+        f"last live {at(c.live_at[-1:])} acks {len(c.acks)}/{c.to_send} "
+        f"closes {dict(Counter(c.close_codes))} errors {[e.get('code') for e in c.errors][:5]}"
+        for c in clients
+    )
+
+
+@contextlib.contextmanager
+def explained(clients: list[ChatClient], t0: float, log_path: Path | None) -> Iterator[None]:
+    """An AssertionError inside gets ``describe(clients, t0)`` and the server's
+    last warnings (the log's lines that are not access lines) appended."""
+    try:
+        yield
+    except AssertionError as exc:
+        lines = log_path.read_text(errors="replace").splitlines() if log_path else []
+        warnings = [line for line in lines if "warning" in line or "error" in line]
+        exc.args = (
+            f"{exc}\n{describe(clients, t0)}\nserver warnings ({len(warnings)}), last 15:\n"
+            + "\n".join(w[:300] for w in warnings[-15:]),
+        )
+        raise
 
 
 def by_room(clients: list[ChatClient]) -> dict[str, list[ChatClient]]:
