@@ -202,8 +202,18 @@ def test_a_direct_path_that_keeps_failing_moves_the_pair_to_the_turn_relay(
         base = f"http://127.0.0.1:{web.port}"
         alice, bob = two_in_call(new_context, base, owner, member.user, timeout=30)
         pages = (alice, bob)
-        links = {p: p.evaluate(LINKS) for p in pages}
-        assert all(direct(v, turn) for v in links.values()), links  # the direct pair first
+        # The direct pair first (ICE may select a pair to the other's relay a moment before
+        # the host pair: seen right after the call came up, under load).
+        links = {}
+
+        def on_direct() -> bool:
+            links.update({p: p.evaluate(LINKS) for p in pages})
+            return all(direct(v, turn) for v in links.values())
+
+        try:
+            wait_until(on_direct, timeout=10, what="the direct pair on both sides")
+        except TimeoutError as err:
+            raise AssertionError(links) from err
 
         # Flap the path: lose all of it while the link runs on the direct pair; let it
         # through again once a client restarts ICE (so the restart finds the direct pair
