@@ -253,6 +253,7 @@ def test_a_direct_path_that_keeps_failing_moves_the_pair_to_the_turn_relay(
         def shut_direct() -> None:
             block.block("direct", host_ports({p: p.evaluate(LINKS) for p in pages}))
 
+        print("frames decoded at each outage:", [e[4] for e in log if e[1] == "outage"])
         block.unblock("outage")
         shut_direct()
         chooser = next(p for p in pages if any(e.startswith("recover:relay:") for e in events[p]))

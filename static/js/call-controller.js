@@ -765,7 +765,10 @@ export class CallController {
     history.push(sendView);
     if (history.length > PREDICT_HISTORY) history.shift();
     s.views.set(peerId, history);
-    if (s.adaptMode === "off") return;
+    // A link that is down says nothing of congestion (its losses are the outage's, and
+    // recovery.js deals with it): the ladder neither steps nor predicts meanwhile. A call
+    // whose path flapped went full -> reduced -> low -> audio, one step per outage.
+    if (s.adaptMode === "off" || !peer.linkUp()) return;
     const ladder = this.ladderOf(peerId);
     let step = ladder.observe(sendView);
     // A predictor reads the telemetry's SAMPLEs of this link (docs/protocol.md), oldest first.

@@ -129,6 +129,12 @@ export class Peer {
     this.armWatchdog();
   }
 
+  /** ICE has a working pair (media can flow). */
+  linkUp() {
+    const ice = this.pc.iceConnectionState;
+    return ice === "connected" || ice === "completed";
+  }
+
   stateChanged() {
     if (this.pc.connectionState === "connected") {
       clearTimeout(this.connectTimer);
@@ -311,7 +317,7 @@ export class Peer {
     const report = await this.pc.getStats();
     const out = { framesDecoded: 0, packetsLost: 0, packetsReceived: 0, rtt: null, jitter: null, fps: null, relay: false,
       audioLevel: 0, remoteLoss: null, bwOut: null, qlr: null, t: Date.now(),
-      sent: sentByKind(report, this.lastSent) };
+      sent: sentByKind(report, this.lastSent, { outage: !this.linkUp() }) };
     this.lastSent = out.sent;
     /** @type {RTCIceCandidatePairStats|null} */
     let selectedPair = null;

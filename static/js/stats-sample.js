@@ -80,13 +80,14 @@ function deltas(prev, cur, type, kind, fields) {
 /**
  * @typedef {{sent: number, lost: number}} LossSpan packets sent and reported lost
  * @typedef {{packetsSent: number, bytesSent: number, packetsLost: number|null, fractionLost: number|null,
- *            rr: string, mark: LossSpan|null, span: LossSpan|null}} SendKind
+ *            rr: string, mark: LossSpan|null, span: LossSpan|null, skip?: boolean}} SendKind
  * @typedef {{audio?: SendKind, video?: SendKind}} SentByKind
  *   per kind what we sent (outbound-rtp, summed over its streams) and what the peer
  *   reports losing of it (remote-inbound-rtp: cumulative packetsLost, summed, and the
  *   fractionLost of its last report). `rr` tells the peer's receiver reports apart;
  *   `mark` is what we had sent and the peer had lost at the reading that first showed
- *   the last report; `span` is the loss between the last two reports' marks.
+ *   the last report; `span` is the loss between the last two reports' marks. `skip`:
+ *   the link went down since; the next report only marks (its losses are the outage's).
  */
 
 /**
@@ -98,9 +99,14 @@ function deltas(prev, cur, type, kind, fields) {
  * over sent in one 0.5 s interval read 10x the real loss when an audio report landed
  * in it (0.50 on a 5 % path, tests/test_lab_short.py); lost over what was sent between
  * two reports does not.
- * @param {StatsReport} report @param {SentByKind|null} [prev] @returns {SentByKind}
+ *
+ * ``outage``: the link is down now (ICE neither connected nor completed). What is lost
+ * while it is down is the outage's, not congestion: no span stands while it lasts, and
+ * the first report after it only marks (docs/adaptation.md, "Inputs").
+ * @param {StatsReport} report @param {SentByKind|null} [prev] @param {{outage?: boolean}} [opts]
+ * @returns {SentByKind}
  */
-export function sentByKind(report, prev = null) {
+export function sentByKind(report, prev = null, { outage = false } = {}) {
   /** @type {Record<string, SendKind>} */
   const out = {};
   const kind = (/** @type {string} */ k) =>
@@ -126,7 +132,13 @@ export function sentByKind(report, prev = null) {
     if (now.packetsLost === null) continue;
     const before = prev?.[/** @type {"audio"|"video"} */ (name)];
     const here = { sent: now.packetsSent, lost: now.packetsLost };
-    if (!before || before.rr !== now.rr || !before.mark) {
+    const skip = outage || Boolean(before?.skip);
+    if (skip) {
+      // Down, or the first report since it came back: a mark at most, no span.
+      const fresh = !before || before.rr !== now.rr;
+      now.mark = fresh ? here : before.mark;
+      now.skip = outage || !fresh;
+    } else if (!before || before.rr !== now.rr || !before.mark) {
       // A report we had not seen: the span since the last one's mark, and a new mark.
       const from = before?.mark ?? (before?.packetsLost != null ? { sent: before.packetsSent, lost: before.packetsLost } : null);
       now.span = from ? { sent: here.sent - from.sent, lost: Math.max(0, here.lost - from.lost) } : null;

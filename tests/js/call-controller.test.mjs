@@ -34,7 +34,7 @@ class FakePeer {
   constructor(opts) {
     this.opts = opts;
     this.remoteId = opts.remoteId;
-    this.pc = { connectionState: "connected", signalingState: "stable", addEventListener() {} };
+    this.pc = { connectionState: "connected", iceConnectionState: "connected", signalingState: "stable", addEventListener() {} };
     this.negotiator = { polite: opts.selfId < opts.remoteId };
     this.closed = false;
     this.frames = 0;
@@ -72,6 +72,7 @@ class FakePeer {
     this.lastSent = sentByKind(report, this.lastSent ?? null);
     return this.lastSent;
   }
+  linkUp() { return ["connected", "completed"].includes(this.pc.iceConnectionState); }
   setIceConfig() {}
   recoverIfBroken() { return false; }
   async setSendLevel(level) { this.sendLevel = level; this.levels.push(level); }
@@ -297,6 +298,18 @@ test("what we send steps down from the loss the peer reports of OUR stream, tell
   assert.ok(calls.some((x) => x[0] === "showStatus" && /Weak link to ann: sending lower-quality video/.test(x[1])));
   assert.deepEqual(c.takeEvents("a"), ["step:reduced:loss"]);
   assert.deepEqual(c.takeEvents("a"), [], "taken once");
+});
+
+test("a link that is down does not step the ladder: its losses are the outage's", async () => {
+  const { peer, tick } = await inCallWithAnn();
+  peer.pc.iceConnectionState = "disconnected";
+  peer.lossOut = 1;
+  await tick(4);
+  assert.deepEqual(peer.levels, [], "no step while down");
+  peer.pc.iceConnectionState = "connected";
+  peer.lossOut = 0.2;
+  await tick(3);
+  assert.deepEqual(peer.levels, ["reduced"], "congestion loss once it is back still steps");
 });
 
 test("losing what we RECEIVE does not change what we send", async () => {

@@ -114,6 +114,7 @@ test("stats() reads the sender's side: packets and bytes sent, what the peer rep
     ["lc", { type: "local-candidate", candidateType: "relay" }],
   ]);
   p.pc.getStats = async () => report;
+  p.pc.iceConnectionState = "connected";
   try {
     const out = await p.stats();
     const pick = ({ packetsSent, bytesSent, packetsLost, fractionLost, mark }) => ({ packetsSent, bytesSent, packetsLost, fractionLost, mark });

@@ -186,3 +186,21 @@ test("the frame carries at most 16 samples", () => {
   assert.equal(frame.type, "call.stats");
   assert.equal(frame.samples.length, 16);
 });
+
+test("sentByKind: what is lost while the link is down is not a span; the first report after it only marks", () => {
+  const at = (sent, lost, t) => new Map([
+    ["ov", { id: "ov", type: "outbound-rtp", kind: "video", packetsSent: sent, bytesSent: 0 }],
+    ["rv", { id: "rv", type: "remote-inbound-rtp", kind: "video", packetsLost: lost, timestamp: t }],
+  ]);
+  let s = sentByKind(at(100, 0, 1));
+  s = sentByKind(at(200, 5, 2), s);
+  assert.deepEqual(s.video.span, { sent: 100, lost: 5 });
+  s = sentByKind(at(300, 5, 2), s, { outage: true }); // down: the last report stands, no span
+  assert.equal(s.video.span, null);
+  s = sentByKind(at(900, 5, 2), s, { outage: true });
+  s = sentByKind(at(1000, 600, 10), s); // back: the first report holds the outage's losses
+  assert.equal(s.video.span, null);
+  assert.deepEqual(s.video.mark, { sent: 1000, lost: 600 });
+  s = sentByKind(at(1100, 605, 11), s);
+  assert.deepEqual(s.video.span, { sent: 100, lost: 5 }, "then spans again");
+});
