@@ -13,7 +13,6 @@ import pytest
 
 from messaging.models import Message
 from rooms import services as room_services
-from videochat.devstack import scaled
 
 from .check import check_logs
 from .client import ChatClient, room_heads, stop_clients
@@ -45,26 +44,6 @@ async def run_clients(
     finally:
         await stop_clients(clients, tasks)
     return time.monotonic() - started
-
-
-async def wait_all_welcomed(
-    clients: list[ChatClient], since: float, *, timeout_s: float = 20
-) -> None:
-    """Until every client holds a socket welcomed at or after ``since`` (monotonic):
-    a fault that follows then hits every client connected. AssertionError, naming
-    the clients still out, after ``timeout_s`` (scaled by TEST_TIMEOUT_FACTOR)."""
-    deadline = time.monotonic() + scaled(timeout_s)
-
-    def out() -> list[str]:
-        return [
-            c.name
-            for c in clients
-            if c._ws is None or not c.welcomed_at or c.welcomed_at[-1] < since
-        ]
-
-    while missing := out():
-        assert time.monotonic() < deadline, f"not connected after {timeout_s}s: {missing}"
-        await asyncio.sleep(0.05)
 
 
 def describe(clients: list[ChatClient], t0: float) -> str:
