@@ -146,6 +146,16 @@ def turn():
     service.stop()
 
 
+@pytest.fixture
+def web(turn, transactional_db):
+    """daphne with TURN in the configuration, but not relay-only: ICE prefers the direct pair."""
+    service = daphne_service(
+        TURN_URLS=f"turn:127.0.0.1:{turn.port}?transport=udp", TURN_SECRET=SECRET, TURN_TTL="600"
+    ).start()
+    yield service
+    service.stop()
+
+
 def host_ports(links) -> list[int]:
     return [port for page in links.values() for link in page for port in link["hostPorts"]]
 
@@ -193,120 +203,111 @@ def direct(links, turn) -> bool:
 
 
 def test_a_direct_path_that_keeps_failing_moves_the_pair_to_the_turn_relay(
-    live_url, turn, path_block, new_context, room, owner, member
+    turn, web, path_block, new_context, room, owner, member
 ):
     since = telemetry.now() - timedelta(seconds=1)
     block = path_block
-    # TURN in the configuration, but not relay-only: ICE prefers the direct pair.
-    web = daphne_service(
-        TURN_URLS=f"turn:127.0.0.1:{turn.port}?transport=udp", TURN_SECRET=SECRET, TURN_TTL="600"
-    ).start()
+    base = f"http://127.0.0.1:{web.port}"
+    alice, bob = two_in_call(new_context, base, owner, member.user, timeout=30)
+    pages = (alice, bob)
+    # The direct pair first (ICE may select a pair to the other's relay a moment before
+    # the host pair: seen right after the call came up, under load).
+    links = {}
+
+    def on_direct() -> bool:
+        links.update({p: p.evaluate(LINKS) for p in pages})
+        return all(direct(v, turn) for v in links.values())
+
     try:
-        base = f"http://127.0.0.1:{web.port}"
-        alice, bob = two_in_call(new_context, base, owner, member.user, timeout=30)
-        pages = (alice, bob)
-        # The direct pair first (ICE may select a pair to the other's relay a moment before
-        # the host pair: seen right after the call came up, under load).
-        links = {}
+        wait_until(on_direct, timeout=10, what="the direct pair on both sides")
+    except TimeoutError as err:
+        raise AssertionError(links) from err
 
-        def on_direct() -> bool:
-            links.update({p: p.evaluate(LINKS) for p in pages})
-            return all(direct(v, turn) for v in links.values())
+    # Flap the path: lose all of it while the link runs on the direct pair; let it
+    # through again once a client restarts ICE (so the restart finds the direct pair
+    # and takes it again).
+    log = []
+    restarts_at_block = 0
+    deadline = time.monotonic() + 120
+    while True:
+        events = {p: [e["event"] for e in p.evaluate(RECOVERIES)] for p in pages}
+        if any(e.startswith("recover:relay:") for e in sum(events.values(), [])):
+            break
+        links = {p: p.evaluate(LINKS) for p in pages}
+        restarts = sum(e.startswith("recover:ice-restart:") for e in sum(events.values(), []))
+        # On the direct pair, not only connected: with TURN in the configuration ICE can
+        # select a pair to the other's relay first and move to the host pair a moment
+        # later (an outage begun in between caught a host-relay pair, under load).
+        on_direct = all(direct(v, turn) for v in links.values())
+        if not block.on and on_direct:
+            block.block("outage", host_ports(links))
+            restarts_at_block = restarts
+            # With the frames each page had decoded: whether video came back between flaps.
+            decoded = [frames(p) for p in pages]
+            log.append(
+                (round(time.monotonic(), 1), "outage", restarts, list(links.values()), decoded)
+            )
+        elif block.on and restarts > restarts_at_block:
+            block.unblock("outage")
+            log.append((round(time.monotonic(), 1), "back", restarts))
+        assert time.monotonic() < deadline, (log, events, links)
+        alice.wait_for_timeout(200)
 
+    # From here TURN works again, and only the direct path stays dead, for sockets
+    # opened after this moment too: the side whose policy stays "all" gathers new host
+    # candidates at each ICE restart, and Chromium pairs them with the chooser's host
+    # socket of the generation before the relay choice (seen under load: a host pair
+    # 60138 <-> 40474 kept the call direct, 40474 opened after a one-time block).
+    def shut_direct() -> None:
+        block.block("direct", host_ports({p: p.evaluate(LINKS) for p in pages}))
+
+    print("frames decoded at each outage:", [e[4] for e in log if e[1] == "outage"])
+    block.unblock("outage")
+    shut_direct()
+    chooser = next(p for p in pages if any(e.startswith("recover:relay:") for e in events[p]))
+    mine = events[chooser]
+    relay_at = next(i for i, e in enumerate(mine) if e.startswith("recover:relay:"))
+    # ICE restarts that did not hold, then the relay, with that reason.
+    assert mine[relay_at].startswith("recover:relay:direct-failed-"), (mine, log)
+    assert sum(e.startswith("recover:ice-restart:") for e in mine[:relay_at]) >= 2, (mine, log)
+    # The restarts had found the direct pair again each time.
+    assert sum(1 for entry in log if entry[1] == "outage") >= 3, log
+    outages = [entry[3] for entry in log if entry[1] == "outage"]
+    assert all(direct(v, turn) for links_then in outages for v in links_then), log
+
+    # Media decodes again over a relay pair, on the same connection, direct still dead.
+    for page in pages:
         try:
-            wait_until(on_direct, timeout=10, what="the direct pair on both sides")
-        except TimeoutError as err:
-            raise AssertionError(links) from err
+            wait_decoding(page, 1, above=frames(page), timeout=45, others=pages, each=shut_direct)
+        except AssertionError as err:
+            raise AssertionError(
+                f"{err}\nflaps (time, what, restarts, links, frames): {log}"
+            ) from err
 
-        # Flap the path: lose all of it while the link runs on the direct pair; let it
-        # through again once a client restarts ICE (so the restart finds the direct pair
-        # and takes it again).
-        log = []
-        restarts_at_block = 0
-        deadline = time.monotonic() + 120
-        while True:
-            events = {p: [e["event"] for e in p.evaluate(RECOVERIES)] for p in pages}
-            if any(e.startswith("recover:relay:") for e in sum(events.values(), [])):
-                break
-            links = {p: p.evaluate(LINKS) for p in pages}
-            restarts = sum(e.startswith("recover:ice-restart:") for e in sum(events.values(), []))
-            # On the direct pair, not only connected: with TURN in the configuration ICE can
-            # select a pair to the other's relay first and move to the host pair a moment
-            # later (an outage begun in between caught a host-relay pair, under load).
-            on_direct = all(direct(v, turn) for v in links.values())
-            if not block.on and on_direct:
-                block.block("outage", host_ports(links))
-                restarts_at_block = restarts
-                # With the frames each page had decoded: whether video came back between flaps.
-                decoded = [frames(p) for p in pages]
-                log.append(
-                    (round(time.monotonic(), 1), "outage", restarts, list(links.values()), decoded)
-                )
-            elif block.on and restarts > restarts_at_block:
-                block.unblock("outage")
-                log.append((round(time.monotonic(), 1), "back", restarts))
-            assert time.monotonic() < deadline, (log, events, links)
-            alice.wait_for_timeout(200)
+    wait_through_turn(pages, turn, block, shut_direct)
+    (link,) = chooser.evaluate(LINKS)
+    assert link["relayOnly"] and link["policy"] == "relay", link
+    wait_decoding(chooser, 1, above=frames(chooser), timeout=10, each=shut_direct)
+    assert block.on and block.dropped()[0] > 0, block.dropped()
+    # Still the same two peers, no rejoin.
+    a, b = self_id(alice), self_id(bob)
+    assert set(frames(alice)) == {b} and set(frames(bob)) == {a}
 
-        # From here TURN works again, and only the direct path stays dead, for sockets
-        # opened after this moment too: the side whose policy stays "all" gathers new host
-        # candidates at each ICE restart, and Chromium pairs them with the chooser's host
-        # socket of the generation before the relay choice (seen under load: a host pair
-        # 60138 <-> 40474 kept the call direct, 40474 opened after a one-time block).
-        def shut_direct() -> None:
-            block.block("direct", host_ports({p: p.evaluate(LINKS) for p in pages}))
+    # The choice and its reason in the telemetry the server stored (MongoDB).
+    who = self_id(chooser)
 
-        print("frames decoded at each outage:", [e[4] for e in log if e[1] == "outage"])
-        block.unblock("outage")
-        shut_direct()
-        chooser = next(p for p in pages if any(e.startswith("recover:relay:") for e in events[p]))
-        mine = events[chooser]
-        relay_at = next(i for i, e in enumerate(mine) if e.startswith("recover:relay:"))
-        # ICE restarts that did not hold, then the relay, with that reason.
-        assert mine[relay_at].startswith("recover:relay:direct-failed-"), (mine, log)
-        assert sum(e.startswith("recover:ice-restart:") for e in mine[:relay_at]) >= 2, (mine, log)
-        # The restarts had found the direct pair again each time.
-        assert sum(1 for entry in log if entry[1] == "outage") >= 3, log
-        outages = [entry[3] for entry in log if entry[1] == "outage"]
-        assert all(direct(v, turn) for links_then in outages for v in links_then), log
+    def logged():
+        docs = telemetry.samples_for(room=room.slug, since=since)
+        return any(d["from_peer"] == who and mine[relay_at] in d["events"] for d in docs)
 
-        # Media decodes again over a relay pair, on the same connection, direct still dead.
-        for page in pages:
-            try:
-                wait_decoding(
-                    page, 1, above=frames(page), timeout=45, others=pages, each=shut_direct
-                )
-            except AssertionError as err:
-                raise AssertionError(
-                    f"{err}\nflaps (time, what, restarts, links, frames): {log}"
-                ) from err
-
-        wait_through_turn(pages, turn, block, shut_direct)
-        (link,) = chooser.evaluate(LINKS)
-        assert link["relayOnly"] and link["policy"] == "relay", link
-        wait_decoding(chooser, 1, above=frames(chooser), timeout=10, each=shut_direct)
-        assert block.on and block.dropped()[0] > 0, block.dropped()
-        # Still the same two peers, no rejoin.
-        a, b = self_id(alice), self_id(bob)
-        assert set(frames(alice)) == {b} and set(frames(bob)) == {a}
-
-        # The choice and its reason in the telemetry the server stored (MongoDB).
-        who = self_id(chooser)
-
-        def logged():
-            docs = telemetry.samples_for(room=room.slug, since=since)
-            return any(d["from_peer"] == who and mine[relay_at] in d["events"] for d in docs)
-
-        wait_until(logged, timeout=20, what="the relay choice in the chooser's samples")
-    finally:
-        web.stop()
+    wait_until(logged, timeout=20, what="the relay choice in the chooser's samples")
 
 
 PEERS = "[...window.huddleCall.state.peers.values()]"
 
 
 def test_both_sides_choosing_the_relay_at_once_recover_over_it(
-    live_url, turn, path_block, new_context, room, owner, member
+    turn, web, path_block, new_context, room, owner, member
 ):
     """The glare CI met: both clients choose `relay` at the same moment, each makes a
     relay-only restart offer, the polite side rolls its own back and answers the other's.
@@ -315,51 +316,45 @@ def test_both_sides_choosing_the_relay_at_once_recover_over_it(
     The flapping that leads there is the first test's; here both links start with
     RELAY_AFTER restarts behind them, and both choose while the whole path is down."""
     block = path_block
-    web = daphne_service(
-        TURN_URLS=f"turn:127.0.0.1:{turn.port}?transport=udp", TURN_SECRET=SECRET, TURN_TTL="600"
-    ).start()
+    base = f"http://127.0.0.1:{web.port}"
+    alice, bob = two_in_call(new_context, base, owner, member.user, timeout=30)
+    pages = (alice, bob)
+    for page in pages:
+        page.evaluate(f"{PEERS}.forEach(peer => {{ peer.restarts = 2; }})")
+    block.block("outage", host_ports({p: p.evaluate(LINKS) for p in pages}))
+
+    def disconnected():
+        return all(link["ice"] == "disconnected" for p in pages for link in p.evaluate(LINKS))
+
+    wait_until(disconnected, timeout=20, what="both links disconnected")
+    # Both choose now (their own 3 s timers would choose about a second apart), and
+    # neither hears of the other's offer before its own is made: the server is stopped
+    # until both are (at most 1.5 s, inside the sockets' 2.5 s heartbeat deadline).
+    choose = f"{PEERS}.forEach(p => {{ clearTimeout(p.disconnectTimer); p.recover(); }})"
+    offering = f"{PEERS}.every(p => p.pc.signalingState === 'have-local-offer')"
+    os.kill(web.proc.pid, signal.SIGSTOP)
     try:
-        base = f"http://127.0.0.1:{web.port}"
-        alice, bob = two_in_call(new_context, base, owner, member.user, timeout=30)
-        pages = (alice, bob)
         for page in pages:
-            page.evaluate(f"{PEERS}.forEach(peer => {{ peer.restarts = 2; }})")
-        block.block("outage", host_ports({p: p.evaluate(LINKS) for p in pages}))
-
-        def disconnected():
-            return all(link["ice"] == "disconnected" for p in pages for link in p.evaluate(LINKS))
-
-        wait_until(disconnected, timeout=20, what="both links disconnected")
-        # Both choose now (their own 3 s timers would choose about a second apart), and
-        # neither hears of the other's offer before its own is made: the server is stopped
-        # until both are (at most 1.5 s, inside the sockets' 2.5 s heartbeat deadline).
-        choose = f"{PEERS}.forEach(p => {{ clearTimeout(p.disconnectTimer); p.recover(); }})"
-        offering = f"{PEERS}.every(p => p.pc.signalingState === 'have-local-offer')"
-        os.kill(web.proc.pid, signal.SIGSTOP)
-        try:
-            for page in pages:
-                page.evaluate(choose)
-            stop = time.monotonic() + 1.5
-            while not all(page.evaluate(offering) for page in pages):
-                assert time.monotonic() < stop, [p.evaluate(TRACE) for p in pages]
-                alice.wait_for_timeout(20)
-        finally:
-            os.kill(web.proc.pid, signal.SIGCONT)
-
-        def shut_direct() -> None:
-            block.block("direct", host_ports({p: p.evaluate(LINKS) for p in pages}))
-
-        block.unblock("outage")
-        shut_direct()
-        for page in pages:
-            events = [e["event"] for e in page.evaluate(RECOVERIES)]
-            assert events[:1] == ["recover:relay:direct-failed-2"], events
-        collisions = sum(p.evaluate(f"{PEERS}[0].negotiator.collisions") for p in pages)
-        assert collisions >= 1, [p.evaluate(TRACE) for p in pages]  # it was a glare
-
-        for page in pages:
-            wait_decoding(page, 1, above=frames(page), timeout=45, others=pages, each=shut_direct)
-        links = wait_through_turn(pages, turn, block, shut_direct)
-        assert all(link["relayOnly"] and link["policy"] == "relay" for link in links), links
+            page.evaluate(choose)
+        stop = time.monotonic() + 1.5
+        while not all(page.evaluate(offering) for page in pages):
+            assert time.monotonic() < stop, [p.evaluate(TRACE) for p in pages]
+            alice.wait_for_timeout(20)
     finally:
-        web.stop()
+        os.kill(web.proc.pid, signal.SIGCONT)
+
+    def shut_direct() -> None:
+        block.block("direct", host_ports({p: p.evaluate(LINKS) for p in pages}))
+
+    block.unblock("outage")
+    shut_direct()
+    for page in pages:
+        events = [e["event"] for e in page.evaluate(RECOVERIES)]
+        assert events[:1] == ["recover:relay:direct-failed-2"], events
+    collisions = sum(p.evaluate(f"{PEERS}[0].negotiator.collisions") for p in pages)
+    assert collisions >= 1, [p.evaluate(TRACE) for p in pages]  # it was a glare
+
+    for page in pages:
+        wait_decoding(page, 1, above=frames(page), timeout=45, others=pages, each=shut_direct)
+    links = wait_through_turn(pages, turn, block, shut_direct)
+    assert all(link["relayOnly"] and link["policy"] == "relay" for link in links), links
