@@ -160,7 +160,8 @@ export function sentByKind(report, prev = null, { outage = false } = {}) {
  * jumps far above the real loss (33-50 % on a 5 % random-loss path in the lab): it
  * stands in only without a previous reading of a kind, the worst of the kinds sending.
  * Null when nothing tells. The send ladder (call-quality.js senderView) and the
- * telemetry's `loss_out` both use this, so the model learns the loss the ladder acts on.
+ * telemetry's `loss_out` both use this, so the model learns the loss the ladder acts on
+ * (only the ladder's readings pass `outage`: the telemetry keeps an outage's losses).
  * @param {SentByKind|null} prev @param {SentByKind} cur @returns {number|null}
  */
 export function sentLoss(prev, cur) {
