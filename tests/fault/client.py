@@ -44,6 +44,9 @@ class ChatClient:
     live_at: list[float] = field(default_factory=list)  # monotonic times of chat.message
     welcomed_at: list[float] = field(default_factory=list)  # monotonic times of each welcome
     dropped_at: list[float] = field(default_factory=list)  # ... and of each welcomed socket's end
+    # When the socket now held (welcomed, not yet known dead) was opened: a socket opened
+    # after a server's death was accepted by its successor, whatever the clocks say.
+    held_opened_at: float | None = None
     # For load reports (bench/load_recovery.py): first send and first ack of each of ours,
     # and (time, client_id) of each message released in order to this client.
     sent_at: dict[str, float] = field(default_factory=dict)
@@ -58,6 +61,9 @@ class ChatClient:
     _stop: bool = False
     _sync_inflight: bool = False
     _resume: dict | None = None
+    # No frame sent and no socket opened before this (monotonic): the server's last
+    # rate_limited said retry_after (docs/protocol.md, Errors).
+    _quiet_until: float = 0.0
 
     # --- what the harness reads -------------------------------------------
     @property
@@ -85,8 +91,11 @@ class ChatClient:
                 if len(self.welcomed_at) > welcomes and not self._stop:
                     self.dropped_at.append(time.monotonic())
                 self._ws = None
+                self.held_opened_at = None
                 if not self._stop:
-                    await asyncio.sleep(random.uniform(0.05, 0.4))
+                    # Sooner than a browser (no growing backoff), never sooner than told.
+                    quiet = self._quiet_until - time.monotonic()
+                    await asyncio.sleep(max(random.uniform(0.05, 0.4), quiet))
         finally:
             sender.cancel()
             resender.cancel()
@@ -108,6 +117,7 @@ class ChatClient:
             ping_timeout=1.5,
             close_timeout=0.5,
         ) as ws:
+            opened_at = time.monotonic()
             hello: dict = {"type": "hello", "v": PROTOCOL_VERSION}
             if self._resume:
                 # As the browser does: reclaim our seat, so the stale presence of a
@@ -117,12 +127,14 @@ class ChatClient:
             welcome = json.loads(await asyncio.wait_for(ws.recv(), 5))
             if welcome.get("type") != "welcome":
                 self.errors.append(welcome)
+                self._told_to_wait(welcome)  # rate_limited, then 4429
                 return
             token = (welcome.get("resume") or {}).get("token")
             self._resume = {"peer_id": welcome["peer_id"], "token": token} if token else None
             self.connects += 1
             self.welcomed_at.append(time.monotonic())
             self._ws = ws
+            self.held_opened_at = opened_at
             self._sync_inflight = False
             await self._sync()
             await self._resend_all()
@@ -131,7 +143,14 @@ class ChatClient:
                 if self._stop:
                     return
 
+    def _told_to_wait(self, error: dict) -> None:
+        if error.get("code") == "rate_limited":
+            until = time.monotonic() + float(error.get("retry_after") or 0)
+            self._quiet_until = max(self._quiet_until, until)
+
     async def _send(self, frame: dict) -> bool:
+        if (quiet := self._quiet_until - time.monotonic()) > 0:
+            await asyncio.sleep(quiet)
         ws = self._ws
         if ws is None:
             return False
@@ -188,6 +207,7 @@ class ChatClient:
                 await self._sync()
         elif kind == "error":
             self.errors.append(frame)
+            self._told_to_wait(frame)
         elif kind == "presence.leave":
             self.leaves.append(frame)
 

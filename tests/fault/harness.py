@@ -13,6 +13,7 @@ import pytest
 
 from messaging.models import Message
 from rooms import services as room_services
+from videochat.devstack import scaled
 
 from .check import check_logs
 from .client import ChatClient, room_heads, stop_clients
@@ -46,16 +47,51 @@ async def run_clients(
     return time.monotonic() - started
 
 
+async def wait_all_welcomed(
+    clients: list[ChatClient], since: float, *, timeout_s: float = 20
+) -> None:
+    """Until every client holds a welcomed socket opened at or after ``since``
+    (monotonic). With ``since`` taken after a server's death, such a socket is
+    one its successor accepted, however early the client got in (before the
+    harness saw the successor's /healthz answer, for one). AssertionError,
+    naming the clients still out, after ``timeout_s`` (scaled by
+    TEST_TIMEOUT_FACTOR)."""
+    deadline = time.monotonic() + scaled(timeout_s)
+
+    def out() -> list[str]:
+        return [
+            c.name
+            for c in clients
+            if c._ws is None or c.held_opened_at is None or c.held_opened_at < since
+        ]
+
+    while missing := out():
+        if time.monotonic() > deadline:
+            held = {
+                c.name: None if c.held_opened_at is None else round(c.held_opened_at - since, 2)
+                for c in clients
+                if c.name in missing
+            }
+            raise AssertionError(
+                f"not connected after {timeout_s}s: {missing}; "
+                f"their sockets opened (s from the reference time): {held}"
+            )
+        await asyncio.sleep(0.05)
+
+
 def describe(clients: list[ChatClient], t0: float) -> str:
     """One line per client: its sockets (seconds from ``t0``) and how they ended."""
 
     def at(times: list[float]) -> list[float]:
         return [round(t - t0, 2) for t in times]
 
+    def codes(errors: list[dict]) -> dict:
+        return dict(Counter(e.get("code") for e in errors))
+
     return "\n".join(
         f"{c.name}: welcomed {at(c.welcomed_at)} dropped {at(c.dropped_at)} "
         f"last live {at(c.live_at[-1:])} acks {len(c.acks)}/{c.to_send} "
-        f"closes {dict(Counter(c.close_codes))} errors {[e.get('code') for e in c.errors][:5]}"
+        f"closes {dict(Counter(c.close_codes))} errors {codes(c.errors)}"
         for c in clients
     )
 
