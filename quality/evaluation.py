@@ -9,6 +9,14 @@ Definitions (docs/adaptation.md, "Prediction"):
   lead time is the onset minus the first such alarm;
 - precision = true alarms / alarms; false-alarm share = 1 - precision; false alarms
   per minute of counted link time.
+
+Beside it (never instead of it), alarms counted the way alarm systems are: an alarm
+episode is a run of firing counted samples of one link, two firing samples belonging to
+the same episode when at most one counted sample that does not fire lies between them
+(uncounted samples, audio only or during a freeze, are skipped: they neither fire nor
+end an episode); an episode is true when a freeze of that link starts after its first
+sample, while it lasts or within the horizon after its last sample (so an episode
+holding a true alarm is true), else false.
 """
 
 from __future__ import annotations
@@ -104,6 +112,19 @@ def score(
                 leads.append(e.onset - before[0])
     n_alarms = true_a + false_a
     minutes = counted_ms / 60_000
+    ep_true = ep_false = 0
+    ep_lengths: list[float] = []
+    for ls, al in zip(series, alarms, strict=True):
+        ts = ls.t
+        onsets = [e.onset for e in ls.episodes]
+        for first, last in alarm_episodes(ls, al):
+            t0, t1 = ts[first], ts[last]
+            if any(t0 < o <= t1 + horizon_ms for o in onsets):
+                ep_true += 1
+            else:
+                ep_false += 1
+            ep_lengths.append((t1 - t0) / 1000)
+    n_eps = ep_true + ep_false
     return {
         "freezes": freezes,
         "caught": len(leads),
@@ -116,7 +137,39 @@ def score(
         "false_alarms_per_min": round(false_a / minutes, 2) if minutes else None,
         "lead_s": _dist([d / 1000 for d in leads]),
         "counted_minutes": round(minutes, 1),
+        "episodes": {
+            "alarms": n_eps,
+            "true": ep_true,
+            "precision": round(ep_true / n_eps, 3) if n_eps else None,
+            "false_alarm_share": round(ep_false / n_eps, 3) if n_eps else None,
+            "false_alarms_per_min": round(ep_false / minutes, 2) if minutes else None,
+            "length_s": _dist(ep_lengths),
+        },
     }
+
+
+def alarm_episodes(ls: LinkSeries, al: Alarms) -> list[tuple[int, int]]:
+    """The link's alarm episodes as (first, last) sample indexes: runs of firing
+    counted samples, a gap of one counted sample that does not fire merged,
+    uncounted samples skipped."""
+    out: list[tuple[int, int]] = []
+    first = last = -1
+    quiet = 0  # counted samples that did not fire since the last firing one
+    for i, counted in enumerate(ls.use):
+        if not counted:
+            continue
+        if al[i]:
+            if first < 0 or quiet > 1:
+                if first >= 0:
+                    out.append((first, last))
+                first = i
+            last = i
+            quiet = 0
+        else:
+            quiet += 1
+    if first >= 0:
+        out.append((first, last))
+    return out
 
 
 def _dist(xs: list[float]) -> dict[str, float | None]:

@@ -94,6 +94,10 @@ def test_train_then_evaluate_on_held_out_runs_prints_both_predictors(lab, tmp_pa
     assert list(report["by_profile"]) == ["sim"]
     assert report["by_profile"]["sim"]["reactive ladder"] == report["predictors"]["reactive ladder"]
     assert "-- sim" in table
+    # Alarm episodes beside the per-sample count, in the table and the JSON.
+    assert "episodes" in table and "ep prec" in table
+    for sc in report["predictors"].values():
+        assert 0 <= sc["episodes"]["alarms"] <= sc["alarms"]
 
     cv = json.loads(run_cmd("quality_evaluate", "--runs", str(lab), "--cross-validate", "--json"))
     assert len(cv["runs"]) == 6
@@ -242,3 +246,32 @@ def test_the_threshold_stays_above_what_the_predictor_says_on_a_clean_path(lab):
         ]
     assert any(any(ls.calm) for ls in series)
     assert threshold_choose(series, prob, calm_margin=0.05)[0] >= 0.65
+
+
+def test_alarm_episodes_merge_one_quiet_sample_and_are_true_when_a_freeze_starts_in_them():
+    from quality.dataset import LinkSeries
+    from quality.evaluation import alarm_episodes
+    from quality.labels import Episode
+
+    samples = [{"t": i * 2000} for i in range(20)]
+    ls = LinkSeries("r", "p", "off", ("A", "B"), samples, [Episode(25_000, 27_000, 500.0)])
+    ls.use = [True] * 20
+    ls.use[12] = ls.use[13] = False  # during the freeze: skipped, neither fires nor ends
+    ls.y = [int(t < 25_000 <= t + 6000) for t in ls.t]
+    fire = {1, 2, 4, 5, 8, 9, 10, 11, 14, 17}
+    al = [i in fire for i in range(20)]
+    # 1-5 (one quiet sample merged), 8-14 (across the freeze), 17 alone (two quiet before).
+    assert alarm_episodes(ls, al) == [(1, 5), (8, 14), (17, 17)]
+    sc = score([ls], [al])
+    # Per sample: 10 alarms, true are 10 and 11 (t 20 s and 22 s: the onset 25 s follows
+    # within 6 s); per episode: 3, of which 8-14 is true (the freeze starts in it).
+    assert (sc["alarms"], sc["precision"]) == (10, 0.2)
+    assert sc["episodes"]["alarms"] == 3 and sc["episodes"]["true"] == 1
+    assert sc["episodes"]["precision"] == 0.333
+    assert sc["episodes"]["length_s"] == {"min": 0.0, "median": 8.0, "max": 12.0}
+    # An episode ending before the onset is still true when the onset is within the
+    # horizon after its last sample, as its last alarm is true per sample.
+    al2 = [i in {9, 10} for i in range(20)]
+    assert score([ls], [al2])["episodes"]["true"] == 1
+    al3 = [i in {5, 6} for i in range(20)]  # ends at 12 s: 25 s is more than 6 s later
+    assert score([ls], [al3])["episodes"]["true"] == 0

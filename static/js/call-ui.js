@@ -42,21 +42,23 @@ export function initials(name) {
 }
 
 /**
- * Columns and rows for `count` tiles of ratio 16:9 in a `width` x `height` stage,
- * chosen so that each tile is as large as possible.
- * @param {number} count @param {number} width @param {number} height
- * @returns {{cols: number, rows: number}}
+ * Columns and rows for `count` tiles of ratio 16:9 in a `width` x `height` stage with
+ * `gap` pixels between tiles, chosen so that each tile is as large as possible, and the
+ * tile's width in whole pixels (its height is 9/16 of it): a tile keeps a picture's
+ * shape, so a face is not cropped to a strip when the stage is much wider than tall.
+ * @param {number} count @param {number} width @param {number} height @param {number} [gap]
+ * @returns {{cols: number, rows: number, tileWidth: number}}
  */
-export function gridShape(count, width, height) {
-  let best = { cols: 1, rows: Math.max(1, count), size: 0 };
+export function gridShape(count, width, height, gap = 0) {
+  let best = { cols: 1, rows: Math.max(1, count), tileWidth: 0 };
   for (let cols = 1; cols <= Math.max(1, count); cols++) {
     const rows = Math.ceil(count / cols);
-    const w = width / cols;
-    const h = height / rows;
-    const tileW = Math.min(w, (h * 16) / 9);
-    if (tileW > best.size) best = { cols, rows, size: tileW };
+    const w = (width - gap * (cols - 1)) / cols;
+    const h = (height - gap * (rows - 1)) / rows;
+    const tileWidth = Math.max(0, Math.floor(Math.min(w, (h * 16) / 9)));
+    if (tileWidth > best.tileWidth) best = { cols, rows, tileWidth };
   }
-  return { cols: best.cols, rows: best.rows };
+  return best;
 }
 
 /**
@@ -85,9 +87,12 @@ export function createCallView(actions) {
       return;
     }
     grid.dataset.layout = "grid";
-    const { cols, rows } = gridShape(tiles.length || 1, grid.clientWidth || 1280, grid.clientHeight || 720);
+    const gap = parseFloat(getComputedStyle(grid).columnGap) || 0;
+    const { cols, rows, tileWidth } = gridShape(tiles.length || 1, grid.clientWidth || 1280, grid.clientHeight || 720, gap);
     grid.style.setProperty("--cols", String(cols));
     grid.style.setProperty("--rows", String(rows));
+    grid.style.setProperty("--tile-w", `${tileWidth}px`);
+    grid.style.setProperty("--tile-h", `${Math.floor((tileWidth * 9) / 16)}px`);
   }
   new ResizeObserver(() => layout()).observe(grid);
   // Remote tiles out of view: their video is not needed (the controller asks the peer to pause it).

@@ -45,13 +45,20 @@ test("chat links: http and https only, trailing punctuation stays text", () => {
   assert.deepEqual(splitLinks("plain"), [{ text: "plain" }]);
 });
 
-test("the grid uses the space: wide stages get columns, tall ones rows", () => {
-  assert.deepEqual(gridShape(1, 1200, 700), { cols: 1, rows: 1 });
+test("the grid uses the space: wide stages get columns, tall ones rows, tiles keep 16:9", () => {
+  assert.deepEqual(gridShape(1, 1200, 700), { cols: 1, rows: 1, tileWidth: 1200 });
   // 1280x800 and 390x844 screens, less the header and the control bar.
-  assert.deepEqual(gridShape(2, 1240, 600), { cols: 2, rows: 1 });
-  assert.deepEqual(gridShape(2, 370, 640), { cols: 1, rows: 2 });
-  assert.deepEqual(gridShape(3, 1240, 600), { cols: 2, rows: 2 });
-  assert.deepEqual(gridShape(4, 1240, 600), { cols: 2, rows: 2 });
+  assert.deepEqual(gridShape(2, 1240, 600), { cols: 2, rows: 1, tileWidth: 620 });
+  assert.deepEqual(gridShape(2, 370, 640), { cols: 1, rows: 2, tileWidth: 370 });
+  assert.deepEqual(gridShape(3, 1240, 600), { cols: 2, rows: 2, tileWidth: 533 });
+  assert.deepEqual(gridShape(4, 1240, 600), { cols: 2, rows: 2, tileWidth: 533 });
+  // The gap between tiles is taken from the space: 2 columns of (1240 - 8) / 2.
+  assert.deepEqual(gridShape(2, 1240, 600, 8), { cols: 2, rows: 1, tileWidth: 616 });
+  // A wide, low stage (the chat open beside two people): two tiles side by side would be
+  // 440 wide, stacked 515 (limited by the height), so they stack and keep 16:9.
+  assert.deepEqual(gridShape(2, 880, 580), { cols: 1, rows: 2, tileWidth: 515 });
+  // No room at all is no tile, not a negative one.
+  assert.deepEqual(gridShape(3, 0, 0, 8), { cols: 1, rows: 3, tileWidth: 0 });
   assert.equal(initials("Ada Lovelace"), "AL");
   assert.equal(initials("bob"), "B");
 });

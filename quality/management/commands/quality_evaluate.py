@@ -26,13 +26,20 @@ COLUMNS = (
     ("false_alarm_share", "false%"),
     ("false_alarms_per_min", "false/min"),
 )
+# Alarm episodes (docs/adaptation.md, "How it is scored"), beside the per-sample count.
+EPISODE_COLUMNS = (
+    ("alarms", "episodes"),
+    ("precision", "ep prec"),
+    ("false_alarm_share", "ep false%"),
+    ("false_alarms_per_min", "ep false/m"),
+)
 
 
 class Command(BaseCommand):
     help = (
         "Score the freeze predictor on held-out lab recordings beside the reactive "
         "ladder's own rules: precision, recall, lead time before each freeze, false "
-        "alarms; and the freeze time per profile and mode."
+        "alarms per sample and per alarm episode; and the freeze time per profile and mode."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -127,6 +134,7 @@ class Command(BaseCommand):
             f"{report['horizon_s']:g} s (lead times are lower bounds: docs/adaptation.md)"
         )
         head = f"{'predictor':<28}" + "".join(f"{h:>11}" for _, h in COLUMNS)
+        head += "".join(f"{h:>11}" for _, h in EPISODE_COLUMNS)
         head += "  lead s min/med/max"
         self.stdout.write(head)
         self._rows(report["predictors"])
@@ -147,6 +155,7 @@ class Command(BaseCommand):
     def _rows(self, predictors: dict[str, dict[str, Any]]) -> None:
         for name, sc in predictors.items():
             cells = "".join(f"{_cell(sc[k]):>11}" for k, _ in COLUMNS)
+            cells += "".join(f"{_cell(sc['episodes'][k]):>11}" for k, _ in EPISODE_COLUMNS)
             lead = sc["lead_s"]
             self.stdout.write(
                 f"{name:<28}{cells}  {_cell(lead['min'])}/{_cell(lead['median'])}/"
