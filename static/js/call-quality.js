@@ -82,6 +82,14 @@ export const LADDER_DEFAULTS = {
   flapMs: 30000,
   calmMs: 60000, // no step down this long: the hold is back to holdMs
   warmupMs: 6000, // the bitrate estimate ramps up at the start: it does not step down yet
+  // What audio adds to send_kbps (bytesSent: payload, no headers): ~35 kbit/s at audio
+  // only in the lab. A level's own ceiling is its video maxBitrate plus this.
+  audioKbps: 35,
+  // Sending at or above this share of the level's own ceiling, the level (not the path)
+  // holds what we send: an estimate that has fallen to about that is application-limited
+  // (it follows our own lowered rate), not a squeeze, and "under the level's need" does not
+  // step on it (loss, RTT and a drop still do).
+  ownShare: 0.8,
   dropShare: 0.6, // the estimate under this share of what we sent over the interval...
   dropNeeds: 2, // ...and under this many times the level's need: the path shrank, step now
   rampMs: 5000, // after a step up, this long before "under the level's need" steps down again
@@ -165,9 +173,17 @@ export class SendLadder {
       if (this.slow >= o.downAfter) return this.go(this.index + 1, "rtt", t);
       // Below the level's need while we send about all of it (or the encoder says the
       // bitrate limits it): a still picture sends little, and the estimate then need
-      // not grow past ~1.5x what is sent, which is no congestion.
+      // not grow past ~1.5x what is sent, which is no congestion. And only while the
+      // estimate, not the level, holds what we send (under ownShare of the level's own
+      // ceiling): at `low` we send ~90-120 kbit/s, all the level allows, and Chromium's
+      // estimate of a sender limited by itself falls to about that (76-97 kbit/s on paths
+      // carrying 700-900 in the lab), under `low`'s need: that is our own rate read back,
+      // not a shrunken path, and it sent calls to audio only on fine paths (before
+      // 2026-12-08). A real squeeze under a level's own rate shows as loss, RTT or a drop.
       const send = v.send_kbps ?? null;
-      const squeezed = v.qlr === "bandwidth" || send === null || (v.bw_out !== null && send >= 0.7 * v.bw_out);
+      const own = ((LEVEL_ENCODINGS[this.level].maxBitrate ?? 0) / 1000 + o.audioKbps) * o.ownShare;
+      const squeezed = send === null
+        || ((v.qlr === "bandwidth" || (v.bw_out !== null && send >= 0.7 * v.bw_out)) && send < own);
       // Not in the first samples after a step up: the estimate grows only once we send
       // more (~8 %/s), and the encoder says `bandwidth` while it ramps up, so a probe
       // would be judged before it could show anything. Loss and a drop still count.
