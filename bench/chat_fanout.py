@@ -47,6 +47,7 @@ from videochat.devstack import (  # noqa: E402
     Service,
     daphne_service,
     free_port,
+    http_ok,
     mongo_service,
     redis_service,
 )
@@ -91,6 +92,8 @@ class Client:
     errors: dict = field(default_factory=dict)
     last_rx: int = 0
     ws: object = None
+    # --trace: every delivery's (message key, send time, receive time).
+    trace: list | None = None
 
     async def open(self) -> None:
         # After a saturated step the server may still be working through the
@@ -147,6 +150,8 @@ class Client:
                         self.seen.add(key)
                         self.latencies.append(now - int(t0))
                         self.last_rx = now
+                        if self.trace is not None:
+                            self.trace.append((f"{sender}|{n}", int(t0), now))
                 elif kind == "chat.ack":
                     t0 = self.sent_at.pop(frame["client_id"], None)
                     if t0 is not None:
@@ -194,7 +199,9 @@ def pct(values: list[int], p: float) -> float:
     return values[min(len(values) - 1, int(p * len(values)))] / 1e6
 
 
-async def run_step(target: Target, deliveries_per_s: int, seconds: float) -> dict:
+async def run_step(
+    target: Target, deliveries_per_s: int, seconds: float, trace: Path | None = None
+) -> dict:
     rate = deliveries_per_s / (ROOMS * PER_ROOM * PER_ROOM)  # messages/s per client
     clients = [
         Client(
@@ -203,6 +210,7 @@ async def run_step(target: Target, deliveries_per_s: int, seconds: float) -> dic
             url=f"ws://127.0.0.1:{target.port}/ws/rooms/{target.slugs[i % ROOMS]}/",
             origin=f"http://127.0.0.1:{target.port}",
             cookie=target.cookies[i],
+            trace=[] if trace else None,
         )
         for i in range(ROOMS * PER_ROOM)
     ]
@@ -232,6 +240,8 @@ async def run_step(target: Target, deliveries_per_s: int, seconds: float) -> dic
     for r in readers:
         r.cancel()
     delivered = sum(len(c.seen) for c in clients)
+    if trace:
+        (trace / "clients.json").write_text(json.dumps([d for c in clients for d in c.trace or ()]))
     last = max((c.last_rx for c in clients), default=t0)
     lat = [x for c in clients for x in c.latencies]
     ack_lat = [x for c in clients for x in c.ack_latencies]
@@ -376,10 +386,12 @@ def _huddle_setup(
 DEFAULT_RATES = [2000, 4000, 8000, 16000, 24000, 32000, 48000, 64000, 96000, 128000]
 
 
-async def run_target(target: Target, rates: list[int], seconds: float) -> list[dict]:
+async def run_target(
+    target: Target, rates: list[int], seconds: float, trace: Path | None = None
+) -> list[dict]:
     rows = []
     for offered in rates:
-        row = await run_step(target, offered, seconds)
+        row = await run_step(target, offered, seconds, trace)
         rows.append(row)
         print(json.dumps(row), flush=True)
         if row["achieved"] < 0.5 * offered:
@@ -404,8 +416,18 @@ def main() -> int:
     )
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument("--keep", action="store_true", help="keep the run folder (logs)")
+    parser.add_argument(
+        "--trace",
+        type=Path,
+        default=None,
+        help="an empty folder: Huddle runs with bench/chat_stages.py's stage timestamps, "
+        "the clients note each delivery; then `python bench/chat_stages.py FOLDER` "
+        "(one rate, target huddle)",
+    )
     args = parser.parse_args()
     rates = [int(x) for x in args.rates.split(",")]
+    if args.trace and (len(rates) != 1 or args.targets != "huddle"):
+        parser.error("--trace takes one rate and --targets huddle")
     global DATABASE_URL
     dropdb = None
     if args.database:
@@ -450,7 +472,15 @@ def main() -> int:
                 # huddle2: two daphne processes on one port (videochat.webpool,
                 # WEB_WORKERS=2), sharing the database and Redis.
                 workers = 2 if name == "huddle2" else 1
-                svc = daphne("videochat.asgi:application", port, run, env, workers)
+                app = "videochat.asgi:application"
+                if args.trace:
+                    args.trace.mkdir(parents=True, exist_ok=True)
+                    env = {**env, "CHAT_TRACE_DIR": str(args.trace.resolve())}
+                    env["PYTHONPATH"] = str(BASE)
+                    app = "bench.chat_stages:application"
+                svc = daphne(app, port, run, env, workers)
+                if args.trace:  # ready when the product's /healthz answers, as for the product
+                    svc.ready = lambda port=port: http_ok(f"http://127.0.0.1:{port}/healthz")
                 target = Target(name, port, cookies, slugs)
             else:
                 raise SystemExit(f"unknown target {name}")
@@ -460,7 +490,7 @@ def main() -> int:
                 target.pid = svc.proc.pid
             target.server_pids = [svc.proc.pid] + ([] if name == "bare" else [redis.proc.pid])
             try:
-                results += asyncio.run(run_target(target, rates, args.seconds))
+                results += asyncio.run(run_target(target, rates, args.seconds, args.trace))
             finally:
                 svc.stop()
                 subprocess.run(
