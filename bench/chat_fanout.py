@@ -13,6 +13,8 @@ deliveries). Each client uses its own loopback source address (127.0.1.N), as
 
     .venv/bin/python bench/chat_fanout.py [--rates 2000,4000,8000] [--seconds 4]
         [--targets bare,channels,huddle,huddle2] [--database postgres://...]
+    .venv/bin/python bench/chat_fanout.py --targets huddle --rates 8000 --trace DIR
+    .venv/bin/python bench/chat_stages.py DIR   # where each delivery's time went
 
 huddle2 is the product as the Procfile runs it with WEB_WORKERS=2: two daphne
 processes accepting on one port (videochat.webpool), sharing the database
