@@ -767,8 +767,10 @@ export class CallController {
     s.views.set(peerId, history);
     // A link that is down says nothing of congestion (its losses are the outage's, and
     // recovery.js deals with it): the ladder neither steps nor predicts meanwhile. A call
-    // whose path flapped went full -> reduced -> low -> audio, one step per outage.
-    if (s.adaptMode === "off" || !peer.linkUp()) return;
+    // whose path flapped went full -> reduced -> low -> audio, one step per outage. Down
+    // is also a path silent for peer.js SILENT_MS while ICE still says connected (it
+    // notices a blackout ~7.5 s late): those seconds stepped it to audio only too.
+    if (s.adaptMode === "off" || !peer.linkUp() || cur.silent) return;
     const ladder = this.ladderOf(peerId);
     let step = ladder.observe(sendView);
     // A predictor reads the telemetry's SAMPLEs of this link (docs/protocol.md), oldest first.

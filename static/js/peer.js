@@ -5,7 +5,7 @@ import { STABLE_MS } from "./recovery.js";
 import { signalDescription, signalIce } from "./protocol.js";
 import { LEVEL_ENCODINGS } from "./call-quality.js";
 import { CONTROL_ID, CONTROL_LABEL, parseControl } from "./media-control.js";
-import { sentByKind } from "./stats-sample.js";
+import { heardKey, sentByKind } from "./stats-sample.js";
 
 /**
  * @typedef {{ice_servers: {urls: string[], username?: string, credential?: string}[],
@@ -30,6 +30,15 @@ export const POLITE_WATCHDOG_MS = 15000;
 // change, and nothing else would ever retry (CI: both sides moved to the relay at once,
 // then no ICE event and no frame for 45 s). A restart here connects in 0.05-0.3 s.
 export const RESTART_WATCHDOG_MS = 10000;
+
+// Nothing new from the peer this long (no RTP, no RTCP, no ICE check on the selected
+// pair) while ICE still says connected: the path is dead and ICE has not seen it yet.
+// Chromium kept a blocked pair "connected" 7.5-7.8 s into a blackout (the relay-switch
+// test); until then the send ladder read the bitrate estimate, which decays without
+// feedback, as congestion and stepped to low, then audio only, so video came back
+// seconds after the path did. The peer sends audio about every 20 ms, and receiver
+// reports and ICE checks at least every few seconds.
+export const SILENT_MS = 1500;
 
 /** @param {IceConfig} ice @returns {RTCConfiguration} */
 export function rtcConfiguration(ice) {
@@ -73,6 +82,10 @@ export class Peer {
     this.encodingChain = Promise.resolve();
     /** @type {import("./stats-sample.js").SentByKind|null} the last stats() reading's (its loss spans) */
     this.lastSent = null;
+    /** stats-sample.js heardKey of the last reading that saw something new from the peer, and when */
+    this.heard = "";
+    /** @type {number|null} */
+    this.heardAt = null;
     /** the level's encodings were set once the link first connected (stateChanged) */
     this.encodingsApplied = false;
     // Created before any offer on both sides, so the first offer carries it.
@@ -315,9 +328,18 @@ export class Peer {
   /** Inbound video and link numbers from getStats (for the quality badge and tests). */
   async stats() {
     const report = await this.pc.getStats();
+    const t = Date.now();
+    const heard = heardKey(report);
+    if (heard !== this.heard || this.heardAt === null) {
+      this.heard = heard;
+      this.heardAt = t;
+    }
+    // silent: the link is up by ICE's word but nothing came for SILENT_MS (a report
+    // without the counters tells nothing: never silent).
+    const silent = heard !== "" && t - this.heardAt >= SILENT_MS;
     const out = { framesDecoded: 0, packetsLost: 0, packetsReceived: 0, rtt: null, jitter: null, fps: null, relay: false,
-      audioLevel: 0, remoteLoss: null, bwOut: null, qlr: null, t: Date.now(),
-      sent: sentByKind(report, this.lastSent, { outage: !this.linkUp() }) };
+      audioLevel: 0, remoteLoss: null, bwOut: null, qlr: null, t, silent,
+      sent: sentByKind(report, this.lastSent, { outage: !this.linkUp() || silent }) };
     this.lastSent = out.sent;
     /** @type {RTCIceCandidatePairStats|null} */
     let selectedPair = null;

@@ -78,6 +78,30 @@ function deltas(prev, cur, type, kind, fields) {
 }
 
 /**
+ * Everything that has come from the peer so far on this connection, as one key that
+ * changes whenever anything more arrives: RTP (inbound-rtp packetsReceived), anything
+ * over the transport (RTCP, the data channel: transport bytesReceived), and ICE checks
+ * on the selected pair (requests and responses received; not other pairs': a dead
+ * selected pair beside live TURN checks is still dead for media). "" when the report has
+ * none of these counters (nothing tells).
+ * @param {StatsReport} report @returns {string}
+ */
+export function heardKey(report) {
+  let rtp = 0;
+  let bytes = 0;
+  let counters = 0;
+  report.forEach((s) => {
+    if (s.type === "inbound-rtp" && num(s.packetsReceived) !== null) { rtp += s.packetsReceived; counters += 1; }
+    if (s.type === "transport" && num(s.bytesReceived) !== null) { bytes += s.bytesReceived; counters += 1; }
+  });
+  const pair = selectedPair(report);
+  const requests = num(pair?.requestsReceived);
+  const responses = num(pair?.responsesReceived);
+  if (requests !== null || responses !== null) counters += 1;
+  return counters ? `${rtp}/${bytes}/${(requests ?? 0) + (responses ?? 0)}` : "";
+}
+
+/**
  * @typedef {{sent: number, lost: number}} LossSpan packets sent and reported lost
  * @typedef {{packetsSent: number, bytesSent: number, packetsLost: number|null, fractionLost: number|null,
  *            rr: string, mark: LossSpan|null, span: LossSpan|null, skip?: boolean}} SendKind
@@ -100,7 +124,8 @@ function deltas(prev, cur, type, kind, fields) {
  * in it (0.50 on a 5 % path, tests/test_lab_short.py); lost over what was sent between
  * two reports does not.
  *
- * ``outage``: the link is down now (ICE neither connected nor completed). What is lost
+ * ``outage``: the link is down now (ICE neither connected nor completed, or nothing has
+ * come from the peer for peer.js SILENT_MS: a dead path ICE has not noticed yet). What is lost
  * while it is down is the outage's, not congestion: no span stands while it lasts, and
  * the first report after it only marks (docs/adaptation.md, "Inputs").
  * @param {StatsReport} report @param {SentByKind|null} [prev] @param {{outage?: boolean}} [opts]

@@ -42,6 +42,7 @@ class FakePeer {
     this.audio = null;
     this.video = null;
     this.sentPackets = 0;
+    this.silent = false; // nothing came from the peer for peer.js SILENT_MS
     this.lossOut = 0; // what the peer reports losing of what we send
     this.lostOut = 0; // ...cumulative
     this.lostIn = 0; // what we lose of what it sends (cumulative)
@@ -60,7 +61,7 @@ class FakePeer {
     this.sentPackets += 100;
     this.lostOut += Math.round(100 * this.lossOut);
     return { framesDecoded: this.frames, packetsLost: this.lostIn, packetsReceived: this.frames * 10, rtt: 0.05, audioLevel: 0,
-      t: this.opts.now?.() ?? Date.now(), bwOut: 2_000_000, qlr: "none",
+      t: this.opts.now?.() ?? Date.now(), bwOut: 2_000_000, qlr: "none", silent: this.silent,
       sent: this.readSent() };
   }
   /** What a Chromium report of our video says (one receiver report per reading), through sentByKind. */
@@ -310,6 +311,18 @@ test("a link that is down does not step the ladder: its losses are the outage's"
   peer.lossOut = 0.2;
   await tick(3);
   assert.deepEqual(peer.levels, ["reduced"], "congestion loss once it is back still steps");
+});
+
+test("a link silent while ICE still says connected does not step the ladder either", async () => {
+  const { peer, tick } = await inCallWithAnn();
+  peer.silent = true; // a blackout ICE has not noticed yet
+  peer.lossOut = 1;
+  await tick(4);
+  assert.deepEqual(peer.levels, [], "no step while silent");
+  peer.silent = false;
+  peer.lossOut = 0.2;
+  await tick(3);
+  assert.deepEqual(peer.levels, ["reduced"], "congestion loss once it is heard again still steps");
 });
 
 test("losing what we RECEIVE does not change what we send", async () => {

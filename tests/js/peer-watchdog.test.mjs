@@ -131,3 +131,43 @@ test("stats() reads the sender's side: packets and bytes sent, what the peer rep
     p.close();
   }
 });
+
+test("stats(): a link silent for SILENT_MS while ICE says connected is an outage (its loss only marks)", async () => {
+  const { Peer, SILENT_MS } = await import("../../static/js/peer.js");
+  mock.timers.enable({ apis: ["Date"], now: 1_000_000 });
+  const p = new Peer({ selfId: "a", remoteId: "b", ice: null, send() {}, onStream() {}, onState() {} });
+  const report = new Map([
+    ["o", { type: "outbound-rtp", kind: "video", packetsSent: 100, bytesSent: 100_000 }],
+    ["r", { type: "remote-inbound-rtp", kind: "video", packetsLost: 0, fractionLost: 0, timestamp: 1 }],
+    ["i", { type: "inbound-rtp", kind: "audio", packetsReceived: 50 }],
+    ["t", { type: "transport", bytesReceived: 9000, selectedCandidatePairId: "cp" }],
+    ["cp", { id: "cp", type: "candidate-pair", requestsReceived: 3, responsesReceived: 3 }],
+  ]);
+  const set = (id, fields) => report.set(id, { ...report.get(id), ...fields });
+  p.pc.getStats = async () => report;
+  p.pc.iceConnectionState = "connected";
+  try {
+    assert.equal((await p.stats()).silent, false, "first reading");
+    mock.timers.tick(SILENT_MS - 1);
+    set("o", { packetsSent: 150 });
+    assert.equal((await p.stats()).silent, false, "not yet");
+    mock.timers.tick(1);
+    set("o", { packetsSent: 200 }); // we go on sending; nothing comes back
+    assert.equal((await p.stats()).silent, true, "nothing from the peer for SILENT_MS");
+    mock.timers.tick(2000);
+    set("o", { packetsSent: 400 });
+    set("i", { packetsReceived: 51 }); // the path is back: the first report holds the blackout's losses
+    set("r", { packetsLost: 190, timestamp: 2 });
+    const back = await p.stats();
+    assert.equal(back.silent, false);
+    assert.equal(back.sent.video.span, null, "the blackout's losses are not a span");
+    mock.timers.tick(2000);
+    set("o", { packetsSent: 500 });
+    set("i", { packetsReceived: 150 });
+    set("r", { packetsLost: 195, timestamp: 3 });
+    assert.deepEqual((await p.stats()).sent.video.span, { sent: 100, lost: 5 }, "then spans again");
+  } finally {
+    p.close();
+    mock.timers.reset();
+  }
+});

@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
-import { sampleFrom, selectedPair, sentByKind, sentLoss } from "../../static/js/stats-sample.js";
+import { heardKey, sampleFrom, selectedPair, sentByKind, sentLoss } from "../../static/js/stats-sample.js";
 import { senderView } from "../../static/js/call-quality.js";
 import { callStats } from "../../static/js/protocol.js";
 
@@ -203,4 +203,20 @@ test("sentByKind: what is lost while the link is down is not a span; the first r
   assert.deepEqual(s.video.mark, { sent: 1000, lost: 600 });
   s = sentByKind(at(1100, 605, 11), s);
   assert.deepEqual(s.video.span, { sent: 100, lost: 5 }, "then spans again");
+});
+
+test("heardKey changes with anything more from the peer: RTP, transport bytes, checks on the selected pair only", () => {
+  const base = heardKey(cur());
+  assert.notEqual(base, "");
+  assert.equal(heardKey(cur()), base, "the same report: nothing new");
+  const pairId = byType(recorded.second, "transport").selectedCandidatePairId;
+  const bump = (pick, field) => heardKey(cur((s) => (pick(s) ? { ...s, [field]: s[field] + 1 } : s)));
+  assert.notEqual(bump((s) => s.type === "inbound-rtp" && s.kind === "audio", "packetsReceived"), base, "an audio packet");
+  assert.notEqual(bump((s) => s.type === "transport", "bytesReceived"), base, "RTCP or the data channel");
+  assert.notEqual(bump((s) => s.id === pairId, "requestsReceived"), base, "an ICE check on the selected pair");
+  assert.notEqual(bump((s) => s.id === pairId, "responsesReceived"), base, "an answered check on the selected pair");
+  // A dead selected pair beside live checks on another (TURN's, say) is still dead for media.
+  assert.equal(bump((s) => s.type === "candidate-pair" && s.id !== pairId, "requestsReceived"), base);
+  assert.equal(heardKey(new Map([["o", { id: "o", type: "outbound-rtp", kind: "video", packetsSent: 5 }]])), "",
+    "no counter of what comes in: nothing tells");
 });
