@@ -769,9 +769,14 @@ export class CallController {
     // recovery.js deals with it): the ladder neither steps nor predicts meanwhile. A call
     // whose path flapped went full -> reduced -> low -> audio, one step per outage. Down
     // is also a path silent for peer.js SILENT_MS while ICE still says connected (it
-    // notices a blackout ~7.5 s late): those seconds stepped it to audio only too.
-    if (s.adaptMode === "off" || !peer.linkUp() || cur.silent) return;
+    // notices a blackout ~7.5 s late): those seconds stepped it to audio only too. Once
+    // it is back, the estimate climbs from where it decayed (SendLadder.linkDown).
+    if (s.adaptMode === "off") return;
     const ladder = this.ladderOf(peerId);
+    if (!peer.linkUp() || cur.silent) {
+      ladder.linkDown();
+      return;
+    }
     let step = ladder.observe(sendView);
     // A predictor reads the telemetry's SAMPLEs of this link (docs/protocol.md), oldest first.
     const latest = this.telemetry?.last.get(peerId);

@@ -81,7 +81,7 @@ export const LADDER_DEFAULTS = {
   holdMaxMs: 64000, // ...doubling up to this when a step up failed (down again within flapMs)
   flapMs: 30000,
   calmMs: 60000, // no step down this long: the hold is back to holdMs
-  warmupMs: 6000, // the bitrate estimate ramps up at the start: it does not step down yet
+  warmupMs: 6000, // the bitrate estimate ramps up at the start (and after an outage): it does not step down yet
   // What audio adds to send_kbps (bytesSent: payload, no headers): ~35 kbit/s at audio
   // only in the lab. A level's own ceiling is its video maxBitrate plus this.
   audioKbps: 35,
@@ -211,6 +211,19 @@ export class SendLadder {
     const probe = t - Math.max(this.lastDownAt, this.lastUpAt) >= o.probeAfter * this.hold;
     const room = v.bw_out === null || v.bw_out >= o.headroom * next || probe;
     return room ? this.go(this.index - 1, "recovered", t) : null;
+  }
+
+  /**
+   * The link is down or silent (call-controller.js passes no sample then). Chromium's
+   * bitrate estimate decays while no feedback comes (about 20 %/s: 240 kbit/s fell to
+   * 34 in the relay-switch test's blackouts) and climbs back from there, so the first
+   * samples after it read as a collapsed path that is not one: they stepped the ladder
+   * to audio only right after the path came back. From the next sample on the estimate
+   * is read as at the start of a call: no bandwidth step for warmupMs (loss and RTT
+   * still count; sentByKind leaves the outage's own losses out).
+   */
+  linkDown() {
+    this.startedAt = null;
   }
 
   /**

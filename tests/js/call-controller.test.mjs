@@ -43,6 +43,8 @@ class FakePeer {
     this.video = null;
     this.sentPackets = 0;
     this.silent = false; // nothing came from the peer for peer.js SILENT_MS
+    this.bwOut = 2_000_000; // the available outgoing bitrate (bit/s)
+    this.qlr = "none";
     this.lossOut = 0; // what the peer reports losing of what we send
     this.lostOut = 0; // ...cumulative
     this.lostIn = 0; // what we lose of what it sends (cumulative)
@@ -61,7 +63,7 @@ class FakePeer {
     this.sentPackets += 100;
     this.lostOut += Math.round(100 * this.lossOut);
     return { framesDecoded: this.frames, packetsLost: this.lostIn, packetsReceived: this.frames * 10, rtt: 0.05, audioLevel: 0,
-      t: this.opts.now?.() ?? Date.now(), bwOut: 2_000_000, qlr: "none", silent: this.silent,
+      t: this.opts.now?.() ?? Date.now(), bwOut: this.bwOut, qlr: this.qlr, silent: this.silent,
       sent: this.readSent() };
   }
   /** What a Chromium report of our video says (one receiver report per reading), through sentByKind. */
@@ -323,6 +325,21 @@ test("a link silent while ICE still says connected does not step the ladder eith
   peer.lossOut = 0.2;
   await tick(3);
   assert.deepEqual(peer.levels, ["reduced"], "congestion loss once it is heard again still steps");
+});
+
+test("after a silent spell the ladder waits out the warm-up before a bandwidth step", async () => {
+  const { c, peer, tick } = await inCallWithAnn();
+  peer.opts.now = () => c.now(); // the readings on the test's clock
+  await tick(4); // past the start's warm-up
+  peer.silent = true;
+  await tick(2);
+  peer.silent = false;
+  peer.bwOut = 40_000; // the estimate decayed while nothing came back
+  peer.qlr = "bandwidth";
+  await tick(3);
+  assert.deepEqual(peer.levels, [], "not on the decayed estimate");
+  await tick(1);
+  assert.deepEqual(peer.levels, ["audio"], "6 s on: a path that stays that thin steps");
 });
 
 test("losing what we RECEIVE does not change what we send", async () => {

@@ -395,3 +395,16 @@ test("the sender's view: packets the peer reports lost over packets sent, of the
   assert.deepEqual(senderView(null, at(0, undefined, undefined, { rtt: null, bwOut: null, qlr: null })),
     { t: 0, rtt: null, loss_out: null, bw_out: null, send_kbps: null, qlr: null });
 });
+
+test("after the link was down, the decayed bitrate estimate does not step for the warm-up, as at the start", () => {
+  const l = new SendLadder();
+  run(l, times(4, GOOD)); // warm, at full
+  l.linkDown(); // a blackout: no samples; the estimate decays meanwhile
+  const decayed = { bw_out: 34, send_kbps: 40, qlr: "bandwidth" };
+  assert.deepEqual(run(l, times(3, decayed), 20000), [], "the first 6 s after the path is back");
+  assert.deepEqual(run(l, [decayed], 26000), ["audio:bandwidth"], "a path that stays that thin still steps");
+  const m = new SendLadder();
+  run(m, times(4, GOOD));
+  m.linkDown();
+  assert.deepEqual(run(m, [{ loss_out: 0.4 }], 20000), ["reduced:loss"], "loss still counts at once");
+});
