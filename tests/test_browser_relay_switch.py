@@ -10,6 +10,13 @@ restarts the next break makes the client choose `relay` (docs/adaptation.md,
 "Recovery") and log it with its reason; from then on only the direct path stays dead
 (UDP between the two browsers' sockets), and media decodes again over a relay pair.
 
+Between flaps the path is open only until the restart has ICE connected on the direct
+pair again (0.2-0.3 s): a frame or two decode then, no more. ICE goes on calling the
+blocked pair connected for ~7.5 s after (Chromium's consent timeouts), with no packet
+passing either way, audio included. `pytest -s` prints each flap's open time and frames,
+the send levels at the relay choice (a blackout once stepped them to audio only:
+docs/adaptation.md, "While a link is down"), and how soon each page decodes again after it.
+
 Why not only the direct path from the start: tried first, Chromium then moves the
 selected pair to the TURN candidates by itself within the ICE agent (the link stayed
 "connected", on a relay/host pair), so no recovery is needed or chosen. The `relay`
@@ -23,6 +30,7 @@ import signal
 import subprocess
 import time
 from datetime import timedelta
+from itertools import pairwise
 
 import pytest
 
@@ -82,14 +90,18 @@ class PathBlock:
     """Two sets of UDP ports (our browsers' sockets, the ones their host candidates
     and TURN allocations use): `outage` drops every UDP packet from or to them, TURN
     included; `direct` only what one browser sends another (to coturn's port, never
-    in a set, passes)."""
+    in a set, passes).
+
+    The drop is on arrival (the input hook), as on a real dead path: the packet leaves
+    and is never heard of. On the output hook the sender's own sendto() failed with
+    EPERM, which no network does (on loopback both hooks see every packet)."""
 
     def __init__(self) -> None:
         nft(
             f"table inet {TABLE} {{\n"
             "  set outage { type inet_service; }\n"
             "  set direct { type inet_service; }\n"
-            "  chain out { type filter hook output priority 0; policy accept;\n"
+            "  chain arrive { type filter hook input priority 0; policy accept;\n"
             "    udp sport @outage counter drop\n"
             "    udp dport @outage counter drop\n"
             "    udp sport @direct udp dport @direct counter drop\n"
@@ -111,7 +123,7 @@ class PathBlock:
     def dropped(self) -> list[int]:
         """Packets dropped by each rule (outage from, outage to, direct)."""
         out = subprocess.run(
-            ["nft", "list", "chain", "inet", TABLE, "out"], text=True, capture_output=True
+            ["nft", "list", "chain", "inet", TABLE, "arrive"], text=True, capture_output=True
         ).stdout.split()
         return [int(out[i + 1]) for i, word in enumerate(out) if word == "packets"]
 
@@ -190,6 +202,20 @@ def wait_through_turn(pages, turn, block: PathBlock, shut_direct) -> list[dict]:
     return seen
 
 
+def open_windows(log) -> list:
+    """Per flap: how long the path was open ("back" to the next "outage") and the frames
+    each page decoded meanwhile."""
+    out = []
+    for back, outage in pairwise(log):
+        if back[1] == "back" and outage[1] == "outage":
+            decoded = [
+                sum(now.values()) - sum(then.values())
+                for then, now in zip(back[3], outage[4], strict=True)
+            ]
+            out.append((round(outage[0] - back[0], 1), decoded))
+    return out
+
+
 def direct(links, turn) -> bool:
     """Connected on a host pair: both ends the browsers' own sockets. The remote end may
     be peer-reflexive (its checks came before its candidate did: seen under load)."""
@@ -243,13 +269,16 @@ def test_a_direct_path_that_keeps_failing_moves_the_pair_to_the_turn_relay(
             block.block("outage", host_ports(links))
             restarts_at_block = restarts
             # With the frames each page had decoded: whether video came back between flaps.
+            # The path was open since the last "back" only until ICE was connected on the
+            # direct pair again (a fraction of a second; ICE then calls the blocked pair
+            # connected for ~7.5 s more, no packet passing): a frame or two at most.
             decoded = [frames(p) for p in pages]
             log.append(
                 (round(time.monotonic(), 1), "outage", restarts, list(links.values()), decoded)
             )
         elif block.on and restarts > restarts_at_block:
             block.unblock("outage")
-            log.append((round(time.monotonic(), 1), "back", restarts))
+            log.append((round(time.monotonic(), 1), "back", restarts, [frames(p) for p in pages]))
         assert time.monotonic() < deadline, (log, events, links)
         alice.wait_for_timeout(200)
 
@@ -262,7 +291,11 @@ def test_a_direct_path_that_keeps_failing_moves_the_pair_to_the_turn_relay(
         block.block("direct", host_ports({p: p.evaluate(LINKS) for p in pages}))
 
     print("frames decoded at each outage:", [e[4] for e in log if e[1] == "outage"])
+    print("each flap (s the path was open, frames decoded meanwhile):", open_windows(log))
+    levels = [p.evaluate("window.huddleCall.sendLevels()") for p in pages]
+    print("send levels at the relay choice:", levels)
     block.unblock("outage")
+    chosen_at = time.monotonic()
     shut_direct()
     chooser = next(p for p in pages if any(e.startswith("recover:relay:") for e in events[p]))
     mine = events[chooser]
@@ -276,6 +309,7 @@ def test_a_direct_path_that_keeps_failing_moves_the_pair_to_the_turn_relay(
     assert all(direct(v, turn) for links_then in outages for v in links_then), log
 
     # Media decodes again over a relay pair, on the same connection, direct still dead.
+    back_after = []
     for page in pages:
         try:
             wait_decoding(page, 1, above=frames(page), timeout=45, others=pages, each=shut_direct)
@@ -283,6 +317,8 @@ def test_a_direct_path_that_keeps_failing_moves_the_pair_to_the_turn_relay(
             raise AssertionError(
                 f"{err}\nflaps (time, what, restarts, links, frames): {log}"
             ) from err
+        back_after.append(round(time.monotonic() - chosen_at, 1))
+    print("video decoding again on each page, s after the relay choice:", back_after)
 
     wait_through_turn(pages, turn, block, shut_direct)
     (link,) = chooser.evaluate(LINKS)
