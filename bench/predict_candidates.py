@@ -1,6 +1,6 @@
 """Candidate freeze predictors against the shipped recipe, on held-out lab runs.
 
-    DJANGO_DEBUG=1 .venv/bin/python bench/predict_candidates.py \
+    .venv/bin/python bench/predict_candidates.py \
         --train quality/recordings/pred-g--* --held quality/recordings/pred-h--* [--json]
 
 Each candidate is trained on the ``--train`` runs, its alarm threshold chosen on them
@@ -39,6 +39,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "videochat.settings")
+os.environ.setdefault("DJANGO_DEBUG", "1")  # offline: development settings
 
 import django  # noqa: E402
 
@@ -52,7 +53,7 @@ from sklearn.preprocessing import StandardScaler  # noqa: E402
 from quality.dataset import LinkSeries, link_series  # noqa: E402
 from quality.evaluation import score, threshold_choose  # noqa: E402
 from quality.features import _filled, _num, clip, window_of  # noqa: E402
-from quality.recordings import runs_find  # noqa: E402
+from quality.recordings import RecordingError, runs_find  # noqa: E402
 
 HISTORY = 15  # samples the browser's controller keeps per link (call-controller.js)
 HISTORY_MS = 32_000
@@ -173,7 +174,10 @@ def main() -> None:
     ap.add_argument("--held", type=Path, nargs="+", required=True)
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
-    train, held = load(args.train), load(args.held)
+    try:
+        train, held = load(args.train), load(args.held)
+    except RecordingError as exc:
+        sys.exit(f"predict_candidates: {exc}")
     both = [*train, *held]
     runs = sorted({ls.run for ls in both})
     report: dict[str, Any] = {}
