@@ -188,7 +188,10 @@ export class SendLadder {
       // more (~8 %/s), and the encoder says `bandwidth` while it ramps up, so a probe
       // would be judged before it could show anything. Loss and a drop still count.
       const ramping = t - this.lastUpAt < o.rampMs;
-      if (warm && !ramping && squeezed && v.bw_out !== null && v.bw_out < need) return this.go(fitting(v.bw_out, this.index + 1), "bandwidth", t);
+      // Nor in the sample right after a step down (settled): its send rate is still in
+      // the change, and Chromium's estimate dips while the encoder ramps down (the lab's
+      // cell-congestion at 900 kbit/s, 2 s after a predicted step to low: 61 kbit/s).
+      if (warm && !ramping && settled && squeezed && v.bw_out !== null && v.bw_out < need) return this.go(fitting(v.bw_out, this.index + 1), "bandwidth", t);
       // The estimate fell far under what we were sending: the path shrank (a cap). It
       // reads this within ~1 s of an abrupt cap, one sample before it falls under the
       // level's need and two before loss reports arrive. Chromium never sends far over

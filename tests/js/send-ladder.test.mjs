@@ -56,8 +56,9 @@ test("available bitrate below the level's need jumps to the level that fits, aft
   run(m, times(4, GOOD));
   assert.deepEqual(run(m, [{ bw_out: 300, qlr: "bandwidth" }], 8000), ["reduced:bandwidth"]);
   // At reduced the estimate, not the level, holds what we send (70 kbit/s, under the
-  // ~145 reduced sends): a squeeze.
-  assert.deepEqual(run(m, [{ bw_out: 60, send_kbps: 70, qlr: "bandwidth" }], 10000), ["audio:bandwidth"]);
+  // ~145 reduced sends): a squeeze; not in the sample right after the step (settleMs).
+  assert.deepEqual(run(m, [{ bw_out: 60, send_kbps: 70, qlr: "bandwidth" }], 10000), []);
+  assert.deepEqual(run(m, [{ bw_out: 60, send_kbps: 70, qlr: "bandwidth" }], 12000), ["audio:bandwidth"]);
 });
 
 test("a cap is seen from what we send, before the encoder reports being limited (the lab's 300 kbit/s cap)", () => {
@@ -165,12 +166,25 @@ test("an estimate that follows our own lowered rate is no squeeze: low keeps its
   const old = new SendLadder({ ownShare: Infinity });
   run(old, times(10, { bw_out: 2000, send_kbps: 1250 }));
   old.force("low", 20000); old.force(null, 20000);
-  assert.deepEqual(run(old, following.slice(0, 1), 22000), ["audio:bandwidth"]);
+  assert.deepEqual(run(old, following.slice(0, 1), 24000), ["audio:bandwidth"]);
   // The same at reduced (cell-congestion at 1.2 Mbit/s: estimate 1,205 -> 142 with 155 sent).
   const r = new SendLadder();
   run(r, times(10, { bw_out: 2000, send_kbps: 1250 }));
   r.force("reduced", 20000); r.force(null, 20000);
   assert.deepEqual(run(r, times(6, { bw_out: 142, send_kbps: 155, rtt: 62, loss_out: 0 }), 22000), []);
+});
+
+test("the estimate's dip in the sample right after a step down is not read as a squeeze", () => {
+  // The lab's cell-congestion at 900 kbit/s (ladder3-p, 2026-12-08): 2 s after a predicted
+  // step from reduced to low, Chrome's estimate read 61 kbit/s with 70 sent over the
+  // interval (the encoder ramping down from reduced's ~150); it stepped to audio only.
+  const l = new SendLadder();
+  run(l, times(10, { bw_out: 1130, send_kbps: 1250 }));
+  l.force("reduced", 20000); l.force(null, 20000);
+  run(l, times(2, { bw_out: 1130, send_kbps: 150 }), 30000);
+  assert.equal(l.observePrediction(0.8, 34000)?.level, "low");
+  assert.deepEqual(run(l, [{ bw_out: 61, send_kbps: 66, rtt: 139 }, { bw_out: 95, send_kbps: 90, rtt: 139 }], 36000), []);
+  assert.equal(l.level, "low");
 });
 
 test("a real squeeze at low still steps to audio only: loss, RTT, the estimate far under what we send", () => {
