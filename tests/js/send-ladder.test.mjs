@@ -178,6 +178,8 @@ test("the estimate's dip in the sample right after a step down is not read as a 
   // The lab's cell-congestion at 900 kbit/s (ladder3-p, 2026-12-08): 2 s after a predicted
   // step from reduced to low, Chrome's estimate read 61 kbit/s with 70 sent over the
   // interval (the encoder ramping down from reduced's ~150); it stepped to audio only.
+  // The same in pred-s (estimate 63 with 67 sent, 2 s after the step). A replay of those
+  // recordings cannot show it: the replayed ladder steps to low at another sample.
   const l = new SendLadder();
   run(l, times(10, { bw_out: 1130, send_kbps: 1250 }));
   l.force("reduced", 20000); l.force(null, 20000);
