@@ -90,6 +90,8 @@ export const LADDER_DEFAULTS = {
   // (it follows our own lowered rate), not a squeeze, and "under the level's need" does not
   // step on it (loss, RTT and a drop still do).
   ownShare: 0.8,
+  // "Under the level's need" never steps past this level (the drop rule, loss and RTT may).
+  needFloor: /** @type {SendLevel} */ ("low"),
   dropShare: 0.6, // the estimate under this share of what we sent over the interval...
   dropNeeds: 2, // ...and under this many times the level's need: the path shrank, step now
   rampMs: 5000, // after a step up, this long before "under the level's need" steps down again
@@ -191,7 +193,16 @@ export class SendLadder {
       // Nor in the sample right after a step down (settled): its send rate is still in
       // the change, and Chromium's estimate dips while the encoder ramps down (the lab's
       // cell-congestion at 900 kbit/s, 2 s after a predicted step to low: 61 kbit/s).
-      if (warm && !ramping && settled && squeezed && v.bw_out !== null && v.bw_out < need) return this.go(fitting(v.bw_out, this.index + 1), "bandwidth", t);
+      // And never from `low` nor to audio only: send_kbps counts payload only (the
+      // telemetry's adds headers), and at `low` what the level sends of its own accord and
+      // what a squeeze leaves it are too close to tell apart (the lab, 2026-12-08: 2-4 s
+      // after a step to low on a 900-1,200 kbit/s path, 67-77 kbit/s sent by the
+      // telemetry's count, estimate 61-71, and it went to audio only). Audio only is for
+      // trouble seen: loss, RTT, or the drop rule below.
+      const floor = SEND_LEVELS.indexOf(o.needFloor);
+      if (warm && !ramping && settled && squeezed && this.index < floor && v.bw_out !== null && v.bw_out < need) {
+        return this.go(Math.min(fitting(v.bw_out, this.index + 1), floor), "bandwidth", t);
+      }
       // The estimate fell far under what we were sending: the path shrank (a cap). It
       // reads this within ~1 s of an abrupt cap, one sample before it falls under the
       // level's need and two before loss reports arrive. Chromium never sends far over

@@ -58,7 +58,10 @@ test("available bitrate below the level's need jumps to the level that fits, aft
   // At reduced the estimate, not the level, holds what we send (70 kbit/s, under the
   // ~145 reduced sends): a squeeze; not in the sample right after the step (settleMs).
   assert.deepEqual(run(m, [{ bw_out: 60, send_kbps: 70, qlr: "bandwidth" }], 10000), []);
-  assert.deepEqual(run(m, [{ bw_out: 60, send_kbps: 70, qlr: "bandwidth" }], 12000), ["audio:bandwidth"]);
+  // Never past low on this rule: audio only takes trouble seen (loss, RTT, the drop rule).
+  assert.deepEqual(run(m, [{ bw_out: 60, send_kbps: 70, qlr: "bandwidth" }], 12000), ["low:bandwidth"]);
+  assert.deepEqual(run(m, times(4, { bw_out: 60, send_kbps: 50, qlr: "bandwidth" }), 14000), []);
+  assert.equal(m.level, "low");
 });
 
 test("a cap is seen from what we send, before the encoder reports being limited (the lab's 300 kbit/s cap)", () => {
@@ -162,8 +165,9 @@ test("an estimate that follows our own lowered rate is no squeeze: low keeps its
     .map((s, i) => ({ ...s, rtt: 75 + 10 * i, loss_out: 0.02 + 0.01 * (i % 2) }));
   assert.deepEqual(run(l, following, 26000), []);
   assert.equal(l.level, "low");
-  // The old rule (no bound on the level's own rate: ownShare Infinity) stepped to audio on the first.
-  const old = new SendLadder({ ownShare: Infinity });
+  // The old rule (no bound on the level's own rate, down to audio: ownShare Infinity,
+  // needFloor audio) stepped to audio on the first.
+  const old = new SendLadder({ ownShare: Infinity, needFloor: "audio" });
   run(old, times(10, { bw_out: 2000, send_kbps: 1250 }));
   old.force("low", 20000); old.force(null, 20000);
   assert.deepEqual(run(old, following.slice(0, 1), 24000), ["audio:bandwidth"]);
@@ -202,8 +206,8 @@ test("a real squeeze at low still steps to audio only: loss, RTT, the estimate f
   assert.deepEqual(run(atLow(), times(2, { bw_out: 90, send_kbps: 110, loss_out: 0.12 }), 24000), ["audio:loss"]);
   assert.deepEqual(run(atLow(), times(2, { bw_out: 90, send_kbps: 110, rtt: 650 }), 24000), ["audio:rtt"]);
   assert.deepEqual(run(atLow(), [{ bw_out: 55, send_kbps: 110 }], 24000), ["audio:bandwidth"], "the drop rule");
-  // The estimate holds the encoder under low's own rate (it sends 60 of the ~85 it may).
-  assert.deepEqual(run(atLow(), [{ bw_out: 70, send_kbps: 60, qlr: "bandwidth" }], 24000), ["audio:bandwidth"]);
+  // The estimate under low's need with about that sent is not enough on its own.
+  assert.deepEqual(run(atLow(), times(4, { bw_out: 70, send_kbps: 60, qlr: "bandwidth" }), 24000), []);
 });
 
 /** Rows of a recording per sender, oldest first, and its phases. */
@@ -226,7 +230,7 @@ test("replayed on pred-q's predictive runs: no step to audio only while the reco
     for (const rows of recording(name).senders) {
       const video = rows.slice(0, rows.findIndex((r) => r.level === "audio"));
       assert.ok(video.length > 0 && video.at(-1).level === "low", `${name}: it went to audio from low`);
-      for (const opts of [{}, { ownShare: Infinity }]) {
+      for (const opts of [{}, { ownShare: Infinity, needFloor: /** @type {const} */ ("audio") }]) {
         const l = new SendLadder(opts);
         const steps = [];
         for (const r of video) {
@@ -418,7 +422,7 @@ test("after the link was down, the decayed bitrate estimate does not step for th
   l.linkDown(); // a blackout: no samples; the estimate decays meanwhile
   const decayed = { bw_out: 34, send_kbps: 40, qlr: "bandwidth" };
   assert.deepEqual(run(l, times(3, decayed), 20000), [], "the first 6 s after the path is back");
-  assert.deepEqual(run(l, [decayed], 26000), ["audio:bandwidth"], "a path that stays that thin still steps");
+  assert.deepEqual(run(l, [decayed], 26000), ["low:bandwidth"], "a path that stays that thin still steps (this rule: to low at most)");
   const m = new SendLadder();
   run(m, times(4, GOOD));
   m.linkDown();
